@@ -1,0 +1,29 @@
+"""Arguments shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from facelocal.config import PRESETS
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="mobilenet0.25", choices=sorted(PRESETS), help="model configuration")
+    parser.add_argument("--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the config file)")
+
+
+def load_torch_model(args: argparse.Namespace):
+    """Resolve the weights and load the network; user errors become :class:`CommandError`."""
+    from facelocal.cli import CommandError
+    from facelocal.config import get_config
+    from facelocal.models import load_pretrained
+    from facelocal.weights import WeightsNotFoundError, resolve_weights
+
+    try:
+        weights = resolve_weights(args.weights, args.config)
+    except WeightsNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        return load_pretrained(get_config(args.config), weights)
+    except RuntimeError as exc:
+        raise CommandError(f"{weights} does not match the {args.config} network: {exc}") from None

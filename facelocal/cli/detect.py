@@ -1,0 +1,64 @@
+"""``facelocal detect``: find faces in image files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from facelocal.cli.common import add_model_arguments
+from facelocal.config import SERVE_POSTPROCESS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("detect", help="detect faces in images", description=__doc__)
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    add_model_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    parser.add_argument("--draw", type=Path, metavar="OUT.jpg", help="write a picture of the detections")
+    parser.add_argument("--score-threshold", type=float, default=SERVE_POSTPROCESS.score_threshold)
+    parser.add_argument("--nms-threshold", type=float, default=SERVE_POSTPROCESS.nms_threshold)
+    parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
+    parser.set_defaults(func=run)
+
+
+def draw_path(base: Path, index: int, count: int) -> Path:
+    """``--draw out.jpg`` for one image; ``out_0.jpg``, ``out_1.jpg``... for several."""
+    return base if count == 1 else base.with_name(f"{base.stem}_{index}{base.suffix}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from facelocal.cli import CommandError
+    from facelocal.cli.common import load_torch_model
+    from facelocal.detector import Detector
+    from facelocal.draw import draw_detections
+    from facelocal.imageio import ImageDecodeError, load_image
+    from facelocal.preprocess import ResizePolicy
+
+    try:
+        resize = ResizePolicy.parse(args.resize)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    postprocess = replace(SERVE_POSTPROCESS, score_threshold=args.score_threshold, nms_threshold=args.nms_threshold)
+    detector = Detector(load_torch_model(args), postprocess=postprocess, resize=resize)
+    for index, path in enumerate(args.images):
+        try:
+            rgb = load_image(path)
+        except (OSError, ImageDecodeError) as exc:
+            raise CommandError(f"{path}: {exc}") from None
+        result = detector.detect([rgb])[0]
+        if args.json:
+            record = {"image": str(path), "width": result.width, "height": result.height, "faces": result.faces()}
+            print(json.dumps(record))
+        else:
+            print(f"{path}: {len(result)} faces ({result.width}x{result.height})")
+            for face in result.faces():
+                print(f"  score {face['score']:.3f} box {face['box']}")
+        if args.draw:
+            out = draw_path(args.draw, index, len(args.images))
+            draw_detections(rgb, result).save(out)
+            if not args.json:
+                print(f"  drawn to {out}")
+    return 0

@@ -1,0 +1,32 @@
+"""``facelocal export onnx``: write the network with its decode as ONNX."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facelocal.cli.common import add_model_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="export the model", description=__doc__)
+    formats = parser.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    onnx = formats.add_parser("onnx", help="ONNX with dynamic batch, height and width")
+    add_model_arguments(onnx)
+    onnx.add_argument("--out", type=Path, required=True)
+    onnx.add_argument("--canvas", type=int, help="fix the input to CANVAS x CANVAS (for Triton); batch stays dynamic")
+    onnx.add_argument("--top-k", type=int, help="return only the K best anchors, sorted (compact outputs)")
+    onnx.add_argument("--opset", type=int, default=17)
+    onnx.set_defaults(func=run_onnx)
+
+
+def run_onnx(args: argparse.Namespace) -> int:
+    from facelocal.cli.common import load_torch_model
+    from facelocal.export import export_onnx
+
+    canvas = (args.canvas, args.canvas) if args.canvas else (640, 640)
+    out = export_onnx(
+        load_torch_model(args), args.out, dynamic=args.canvas is None, canvas=canvas, top_k=args.top_k, opset=args.opset
+    )
+    print(f"wrote {out}")
+    return 0

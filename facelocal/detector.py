@@ -1,0 +1,67 @@
+"""Batched inference with the torch network: images of any size in, one :class:`FaceDetections` each out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
+from facelocal.models.decoded import DecodedRetinaFace
+from facelocal.models.retinaface import RetinaFace, load_pretrained
+from facelocal.postprocess import select_faces
+from facelocal.preprocess import ResizePolicy, to_network_input
+from facelocal.types import FaceDetections
+
+
+class Detector:
+    """Runs a :class:`RetinaFace` over RGB images.
+
+    Images whose canvases share a shape (always so under a letterbox policy) go through the network as one
+    batch; others are grouped by shape, so no image is padded beyond its own canvas.
+    """
+
+    def __init__(
+        self,
+        model: RetinaFace,
+        postprocess: PostprocessConfig = SERVE_POSTPROCESS,
+        resize: ResizePolicy = ResizePolicy(),
+        max_batch_size: int = 16,
+    ) -> None:
+        self.network = DecodedRetinaFace(model.eval())
+        self.postprocess = postprocess
+        self.resize = resize
+        self.max_batch_size = max_batch_size
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.network.model.config
+
+    @classmethod
+    def from_weights(cls, weights: str | Path, config: str | ModelConfig = "mobilenet0.25", **kwargs) -> Detector:
+        """Load a checkpoint in the public format (``strict=True``) and wrap it."""
+        config = get_config(config) if isinstance(config, str) else config
+        return cls(load_pretrained(config, weights), **kwargs)
+
+    @torch.inference_mode()
+    def detect(self, images: Sequence[np.ndarray]) -> list[FaceDetections]:
+        """Find faces in ``(H, W, 3)`` uint8 RGB images; results come back in input order."""
+        placements = [self.resize.plan(image.shape[1], image.shape[0]) for image in images]
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for index, placement in enumerate(placements):
+            groups[(placement.canvas_h, placement.canvas_w)].append(index)
+        results: list[FaceDetections | None] = [None] * len(images)
+        for indices in groups.values():
+            for start in range(0, len(indices), self.max_batch_size):
+                chunk = indices[start : start + self.max_batch_size]
+                batch = np.stack([to_network_input(images[i], placements[i]) for i in chunk])
+                boxes, scores, landmarks = (t.numpy() for t in self.network(torch.from_numpy(batch)))
+                for row, i in enumerate(chunk):
+                    height, width = images[i].shape[:2]
+                    results[i] = select_faces(
+                        boxes[row], scores[row], landmarks[row], placements[i], width, height, self.postprocess
+                    )
+        return results

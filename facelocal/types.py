@@ -1,0 +1,56 @@
+"""Per-image detection results as plain typed objects (numpy only, so serving needs no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Order of the five landmarks, as in the public annotations and the paper.
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
+
+
+@dataclass
+class FaceDetections:
+    """Faces found in one image, in that image's pixel coordinates.
+
+    Attributes:
+        boxes: ``(N, 4)`` float32 ``(x1, y1, x2, y2)``, clipped to the image.
+        scores: ``(N,)`` float32 face probabilities, descending.
+        landmarks: ``(N, 5, 2)`` float32 ``(x, y)``: left eye, right eye, nose, left and right mouth corner.
+        width, height: size of the image the coordinates refer to.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+    width: int
+    height: int
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @classmethod
+    def empty(cls, width: int, height: int, num_landmarks: int = 5) -> FaceDetections:
+        return cls(
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros((0,), np.float32),
+            landmarks=np.zeros((0, num_landmarks, 2), np.float32),
+            width=width,
+            height=height,
+        )
+
+    def select(self, index: np.ndarray) -> FaceDetections:
+        """The faces at ``index`` (an index array or boolean mask)."""
+        return FaceDetections(self.boxes[index], self.scores[index], self.landmarks[index], self.width, self.height)
+
+    def faces(self, decimals: int = 2) -> list[dict]:
+        """The JSON face schema shared by the CLI and the REST API."""
+        return [
+            {
+                "box": [round(float(v), decimals) for v in box],
+                "score": round(float(score), 5),
+                "landmarks": [[round(float(x), decimals), round(float(y), decimals)] for x, y in points],
+            }
+            for box, score, points in zip(self.boxes, self.scores, self.landmarks)
+        ]
