@@ -1,9 +1,11 @@
 """Typed model configurations.
 
-Three presets ship with the library:
+Four presets ship with the library:
 
 * ``mobilenet0.25`` and ``resnet50`` match the public PyTorch RetinaFace checkpoints
   (P3-P5, strides 8/16/32, two square anchors per location).
+* ``mobilenet0.25-1mb`` is the same network with ReLU activations and anchors [[10,20],[32,64],[128,256]],
+  as trained by biubug6/Face-Detector-1MB-with-landmark.
 * ``paper`` is the layout of Table 2 in the RetinaFace paper: P2-P6, strides 4-64,
   three scales per level at a step of 2^(1/3), aspect ratio 1:1.
 """
@@ -40,6 +42,8 @@ class ModelConfig:
         variances: box-codec variances (centre, size).
         num_landmarks: landmarks per face (5).
         dense: whether the network has the dense 3D-mesh branch.
+        leaky_slope: negative slope of the LeakyReLUs in the MobileNet backbone, FPN and SSH
+            (0 means plain ReLU). The public port uses 0.1 for MobileNet-0.25 and ReLU for ResNet-50.
     """
 
     name: str
@@ -49,6 +53,7 @@ class ModelConfig:
     variances: tuple[float, float] = (0.1, 0.2)
     num_landmarks: int = 5
     dense: bool = False
+    leaky_slope: float = 0.0
     bgr_mean: tuple[float, float, float] = field(default=BGR_MEAN)
 
     @property
@@ -88,6 +93,20 @@ PRESETS: dict[str, ModelConfig] = {
         backbone="mobilenet0.25",
         levels=_PUBLIC_LEVELS,
         out_channels=64,
+        leaky_slope=0.1,
+    ),
+    # The same network as trained in biubug6/Face-Detector-1MB-with-landmark: plain ReLU throughout and
+    # smaller anchors. The checkpoint in shared/data/weights is this training (see README, "Which config").
+    "mobilenet0.25-1mb": ModelConfig(
+        name="mobilenet0.25-1mb",
+        backbone="mobilenet0.25",
+        levels=(
+            LevelConfig("P3", 8, (10.0, 20.0)),
+            LevelConfig("P4", 16, (32.0, 64.0)),
+            LevelConfig("P5", 32, (128.0, 256.0)),
+        ),
+        out_channels=64,
+        leaky_slope=0.0,
     ),
     "resnet50": ModelConfig(
         name="resnet50",
@@ -102,6 +121,10 @@ PRESETS: dict[str, ModelConfig] = {
         out_channels=256,
     ),
 }
+
+
+# The configuration the checkpoint in shared/data/weights was trained with (see README, "Which config").
+DEFAULT_CONFIG = "mobilenet0.25-1mb"
 
 
 def get_config(name: str) -> ModelConfig:

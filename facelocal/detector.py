@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
+from facelocal.config import DEFAULT_CONFIG, SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
 from facelocal.models.decoded import DecodedRetinaFace
 from facelocal.models.retinaface import RetinaFace, load_pretrained
 from facelocal.postprocess import select_faces
@@ -41,7 +41,7 @@ class Detector:
         return self.network.model.config
 
     @classmethod
-    def from_weights(cls, weights: str | Path, config: str | ModelConfig = "mobilenet0.25", **kwargs) -> Detector:
+    def from_weights(cls, weights: str | Path, config: str | ModelConfig = DEFAULT_CONFIG, **kwargs) -> Detector:
         """Load a checkpoint in the public format (``strict=True``) and wrap it."""
         config = get_config(config) if isinstance(config, str) else config
         return cls(load_pretrained(config, weights), **kwargs)

@@ -50,4 +50,18 @@ def export_onnx(
         opset_version=opset,
         dynamo=False,
     )
+    _stamp_metadata(out, model, top_k)
     return out
+
+
+def _stamp_metadata(path: Path, model: RetinaFace, top_k: int | None) -> None:
+    """Record the config in the file, so a server can name the model without torch or side files."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    entries = {"facelocal.config": model.config.name, "facelocal.dense": str(model.config.dense).lower()}
+    if top_k is not None:
+        entries["facelocal.top_k"] = str(top_k)
+    for key, value in entries.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))

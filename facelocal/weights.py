@@ -6,6 +6,8 @@ import os
 import tomllib
 from pathlib import Path
 
+from facelocal.config import DEFAULT_CONFIG
+
 WEIGHTS_ENV = "FACELOCAL_WEIGHTS"
 CONFIG_ENV = "FACELOCAL_CONFIG"
 DEFAULT_CONFIG_FILE = Path("~/.config/facelocal/config.toml")
@@ -19,13 +21,13 @@ def config_file() -> Path:
     return Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)).expanduser()
 
 
-def resolve_weights(explicit: str | os.PathLike | None = None, model: str = "mobilenet0.25") -> Path:
+def resolve_weights(explicit: str | os.PathLike | None = None, model: str = DEFAULT_CONFIG) -> Path:
     """The first of: ``explicit``, ``$FACELOCAL_WEIGHTS``, ``weights.<model>`` in the config file.
 
     The config file (``$FACELOCAL_CONFIG`` or ``~/.config/facelocal/config.toml``) looks like::
 
         [weights]
-        "mobilenet0.25" = "/data/weights/mobilenet0.25_Final.pth"
+        "mobilenet0.25-1mb" = "/data/weights/mobilenet0.25_Final.pth"
     """
     candidates: list[tuple[str, str]] = []
     if explicit:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from facelocal.config import PRESETS
+from facelocal.config import DEFAULT_CONFIG, PRESETS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="mobilenet0.25", choices=sorted(PRESETS), help="model configuration")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, choices=sorted(PRESETS), help="model configuration")
     parser.add_argument("--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the config file)")
 
 

@@ -28,7 +28,7 @@ def conv_bn1x1(inp: int, oup: int, leaky: float = 0.0) -> nn.Sequential:
     )
 
 
-def conv_dw(inp: int, oup: int, stride: int, leaky: float = 0.1) -> nn.Sequential:
+def conv_dw(inp: int, oup: int, stride: int, leaky: float) -> nn.Sequential:
     """Depthwise-separable block of MobileNet v1: 3x3 depthwise then 1x1 pointwise, each with BN and LeakyReLU."""
     return nn.Sequential(
         nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False),
@@ -38,8 +38,3 @@ def conv_dw(inp: int, oup: int, stride: int, leaky: float = 0.1) -> nn.Sequentia
         nn.BatchNorm2d(oup),
         nn.LeakyReLU(negative_slope=leaky, inplace=True),
     )
-
-
-def leaky_slope(channels: int) -> float:
-    """The public port uses LeakyReLU 0.1 in narrow (<= 64 channel) necks and plain ReLU otherwise."""
-    return 0.1 if channels <= 64 else 0.0

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facelocal.models.layers import conv_bn, conv_bn1x1, conv_bn_no_relu, leaky_slope
+from facelocal.models.layers import conv_bn, conv_bn1x1, conv_bn_no_relu
 
 
 class FPN(nn.Module):
@@ -19,9 +19,8 @@ class FPN(nn.Module):
     ``forward`` takes a list of ``(B, C_i, H_i, W_i)`` stages and returns a list of ``(B, out, H_i, W_i)`` maps.
     """
 
-    def __init__(self, in_channels: list[int], out_channels: int, extra_top_level: bool = False) -> None:
+    def __init__(self, in_channels: list[int], out_channels: int, leaky: float, extra_top_level: bool = False) -> None:
         super().__init__()
-        leaky = leaky_slope(out_channels)
         self.num_laterals = len(in_channels)
         for i, channels in enumerate(in_channels, start=1):
             self.add_module(f"output{i}", conv_bn1x1(channels, out_channels, leaky=leaky))
@@ -48,11 +47,10 @@ class SSH(nn.Module):
     from the 5x5 and 7x7 branches.
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, leaky: float) -> None:
         super().__init__()
         if out_channels % 4:
             raise ValueError("SSH output channels must be a multiple of 4")
-        leaky = leaky_slope(out_channels)
         quarter = out_channels // 4
         self.conv3X3 = conv_bn_no_relu(in_channels, out_channels // 2)
         self.conv5X5_1 = conv_bn(in_channels, quarter, leaky=leaky)

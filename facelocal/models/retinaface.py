@@ -29,7 +29,7 @@ class HeadOutputs(NamedTuple):
 
 def _make_backbone(config: ModelConfig) -> nn.Module:
     if config.backbone == "mobilenet0.25":
-        return MobileNetV1()
+        return MobileNetV1(config.leaky_slope)
     if config.backbone == "resnet50":
         return ResNet50()
     raise ValueError(f"unknown backbone {config.backbone!r}")
@@ -51,9 +51,9 @@ class RetinaFace(nn.Module):
         if extra not in (0, 1) or config.pyramid_indices[: len(self.stage_indices)] != tuple(self.stage_indices):
             raise ValueError(f"{config.backbone} cannot provide levels {[lv.name for lv in config.levels]}")
         in_channels = [self.body.stage_channels[p] for p in self.stage_indices]
-        self.fpn = FPN(in_channels, config.out_channels, extra_top_level=extra == 1)
+        self.fpn = FPN(in_channels, config.out_channels, config.leaky_slope, extra_top_level=extra == 1)
         for i in range(1, len(config.levels) + 1):
-            self.add_module(f"ssh{i}", SSH(config.out_channels, config.out_channels))
+            self.add_module(f"ssh{i}", SSH(config.out_channels, config.out_channels, config.leaky_slope))
         levels, channels, anchors = len(config.levels), config.out_channels, config.anchors_per_location
         self.ClassHead = head_list(levels, channels, anchors, 2)
         self.BboxHead = head_list(levels, channels, anchors, 4)
