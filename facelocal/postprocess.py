@@ -74,5 +74,5 @@ def select_faces(
     if config.clip_boxes:
         np.clip(out_boxes[:, 0::2], 0, width, out=out_boxes[:, 0::2])
         np.clip(out_boxes[:, 1::2], 0, height, out=out_boxes[:, 1::2])
-    out_landmarks = placement.to_image(landmarks[kept].astype(np.float32)).reshape(len(kept), -1, 2)
+    out_landmarks = placement.to_image(landmarks[kept].astype(np.float32)).reshape(len(kept), landmarks.shape[-1] // 2, 2)
     return FaceDetections(out_boxes, scores[kept].astype(np.float32), out_landmarks, width, height)

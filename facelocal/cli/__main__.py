@@ -1,0 +1,5 @@
+import sys
+
+from facelocal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,27 @@
+"""Fixtures for the model-library tests: the shared weights, photos and reference detections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.paths import shared_file
+
+
+@pytest.fixture(scope="session")
+def weights_path() -> Path:
+    return shared_file("weights", "mobilenet0.25_Final.pth")
+
+
+@pytest.fixture(scope="session")
+def reference() -> dict[str, list[dict]]:
+    return json.loads(shared_file("reference", "mnet0.25_reference_detections.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, "np.ndarray"]:
+    from facelocal.imageio import load_image
+
+    return {name: load_image(shared_file("images", name)) for name in ("selfie_group.jpg", "crowd.jpg")}

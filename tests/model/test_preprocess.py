@@ -1,0 +1,66 @@
+"""The network input is what the public weights expect, and resize policies map back exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facelocal.config import PostprocessConfig
+from facelocal.postprocess import select_faces
+from facelocal.preprocess import Placement, ResizePolicy, to_network_input
+
+
+def test_input_is_bgr_minus_mean_unscaled():
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50  # R, G, B
+    x = to_network_input(rgb)
+    assert x.shape == (3, 2, 3) and x.dtype == np.float32
+    # channel 0 is blue minus 104, channel 1 green minus 117, channel 2 red minus 123: no /255, no std
+    assert np.all(x[0] == 50 - 104) and np.all(x[1] == 100 - 117) and np.all(x[2] == 200 - 123)
+
+
+def test_letterbox_pads_with_the_mean_colour():
+    rgb = np.full((10, 20, 3), 255, np.uint8)
+    placement = ResizePolicy("letterbox", 32).plan(20, 10)
+    x = to_network_input(rgb, placement)
+    assert x.shape == (3, 32, 32)
+    assert np.all(x[:, :10, :20] > 0) and np.all(x[:, 10:, :] == 0) and np.all(x[:, :, 20:] == 0)
+
+
+@pytest.mark.parametrize(
+    ("policy", "size", "expected"),
+    [
+        ("original", (1024, 624), Placement(1.0, 1024, 624, 1024, 624)),
+        ("long:512", (1024, 624), Placement(0.5, 512, 312, 512, 312)),
+        ("long:2048", (1024, 624), Placement(2.0, 2048, 1248, 2048, 1248)),
+        ("letterbox:640", (1280, 960), Placement(0.5, 640, 480, 640, 640)),
+        ("letterbox:640", (320, 200), Placement(1.0, 320, 200, 640, 640)),
+    ],
+)
+def test_resize_plans(policy, size, expected):
+    assert ResizePolicy.parse(policy).plan(*size) == expected
+
+
+@pytest.mark.parametrize("text", ["long", "letterbox:", "letterbox:-3", "square:640", "original:5"])
+def test_invalid_policies_are_rejected(text):
+    with pytest.raises(ValueError, match="invalid resize policy"):
+        ResizePolicy.parse(text)
+
+
+def test_scaled_mapping_is_exact_on_hand_made_boxes():
+    """A face at known canvas coordinates lands at exactly the scaled-back image coordinates."""
+    placement = ResizePolicy.parse("letterbox:640").plan(1280, 960)  # scale 0.5
+    boxes = np.array([[100, 50, 200, 170], [10, 10, 12, 12]], np.float32)
+    landmarks = np.tile(np.array([[120, 90, 180, 90, 150, 120, 130, 150, 170, 150]], np.float32), (2, 1))
+    scores = np.array([0.9, 0.8], np.float32)
+    result = select_faces(boxes, scores, landmarks, placement, 1280, 960, PostprocessConfig())
+    np.testing.assert_array_equal(result.boxes, [[200, 100, 400, 340], [20, 20, 24, 24]])
+    np.testing.assert_array_equal(result.landmarks[0], [[240, 180], [360, 180], [300, 240], [260, 300], [340, 300]])
+
+
+def test_boxes_are_clipped_to_the_image():
+    placement = Placement(1.0, 100, 80, 128, 128)
+    boxes = np.array([[-5, -3, 120, 90]], np.float32)
+    result = select_faces(boxes, np.array([0.9], np.float32), np.zeros((1, 10), np.float32), placement, 100, 80,
+                          PostprocessConfig())
+    np.testing.assert_array_equal(result.boxes, [[0, 0, 100, 80]])
