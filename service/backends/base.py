@@ -1,0 +1,41 @@
+"""The protocol every inference backend implements (ONNX Runtime in process, Triton)."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class InferenceBackend(Protocol):
+    """Runs the decoded RetinaFace graph on a batch.
+
+    Attributes:
+        name: backend name, ``onnxruntime`` or ``triton``.
+        model_name: the model's name, e.g. ``mobilenet0.25-1mb``.
+        has_dense: whether the model has the dense mesh branch.
+        fixed_canvas: the square canvas side the model requires, or ``None`` if any size works.
+    """
+
+    name: str
+    model_name: str
+    has_dense: bool
+    fixed_canvas: int | None
+
+    async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(B, 3, H, W)`` float32 BGR-minus-mean to ``boxes (B, K, 4)``, ``scores (B, K)`` and
+        ``landmarks (B, K, 10)`` in canvas pixels.
+
+        Must not block the event loop. Raises ``ServiceError`` 503 ``backend_unavailable`` when the
+        backend cannot answer.
+        """
+        ...
+
+    async def ready(self) -> bool:
+        """Whether the backend can serve now."""
+        ...
+
+    async def close(self) -> None:
+        """Release sessions, connections and threads."""
+        ...

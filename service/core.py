@@ -1,0 +1,175 @@
+"""The detection core both front ends share: decode, validate, batch, infer, post-process, shape the result."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from facelocal.config import PostprocessConfig
+from facelocal.postprocess import select_faces
+from facelocal.preprocess import Placement, ResizePolicy, to_network_input
+from facelocal.types import FaceDetections
+from service.alignment import align_face, encode_png_base64
+from service.backends.base import InferenceBackend
+from service.batcher import BatchOutput, MicroBatcher
+from service.errors import ServiceError, unavailable, validation_error
+from service.images import decode
+from service.metrics import ServiceMetrics
+from service.schemas import DetectOptions, Face, ImageResult, ModelInfo, Timings
+from service.settings import Settings
+
+
+@dataclass
+class _Prepared:
+    """A decoded image and its letterboxed ``(3, S, S)`` network input."""
+
+    rgb: np.ndarray
+    placement: Placement
+    tensor: np.ndarray
+    decode_ms: float
+
+
+class DetectionCore:
+    """Turns image bytes into :class:`ImageResult`; REST and gRPC are thin layers over it.
+
+    CPU work (decoding, letterboxing, NMS, crops) runs in a thread pool and inference in the backend's
+    own thread, so the event loop only moves requests around.
+    """
+
+    def __init__(self, settings: Settings, backend: InferenceBackend, metrics: ServiceMetrics | None = None) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.metrics = metrics or ServiceMetrics()
+        canvas = backend.fixed_canvas or settings.canvas_size
+        # Never upscale: small images are padded, large ones shrunk, so every image fits one canvas.
+        self._resize = ResizePolicy("letterbox", canvas)
+        self._batcher = MicroBatcher(
+            backend,
+            self.metrics,
+            max_batch_size=settings.max_batch_size,
+            max_delay_ms=settings.max_delay_ms,
+            max_queue=settings.max_queue,
+        )
+        self._executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="facelocal-cpu")
+        self._ready = False
+
+    @property
+    def canvas_size(self) -> int:
+        return self._resize.size
+
+    @property
+    def ready(self) -> bool:
+        """True once the warm-up inference has passed (and until :meth:`stop`)."""
+        return self._ready
+
+    async def check_ready(self) -> bool:
+        return self._ready and await self.backend.ready()
+
+    async def start(self) -> None:
+        """Start the batcher and run one warm-up inference; ready only if it succeeds."""
+        self._batcher.start()
+        warm_up = np.zeros((1, 3, self.canvas_size, self.canvas_size), np.float32)
+        boxes, scores, landmarks = await self.backend.infer(warm_up)
+        if boxes.shape[:2] != scores.shape or landmarks.shape[:2] != scores.shape:
+            raise RuntimeError(f"backend outputs disagree: {boxes.shape}, {scores.shape}, {landmarks.shape}")
+        self._ready = True
+
+    async def stop(self) -> None:
+        """Stop taking work and finish every queued image."""
+        self._ready = False
+        await self._batcher.stop()
+        self._executor.shutdown(wait=True)
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.backend.model_name,
+            backend=self.backend.name,
+            has_dense=self.backend.has_dense,
+            canvas_size=self.canvas_size,
+            max_batch_size=self.settings.max_batch_size,
+            ready=self._ready,
+        )
+
+    def validate_options(self, options: DetectOptions) -> None:
+        """Reject options this model cannot honour (422) before any work is done."""
+        if options.return_mesh:
+            reason = (
+                f"model {self.backend.model_name} has no dense mesh branch"
+                if not self.backend.has_dense
+                else "this server's backends do not return dense mesh vertices"
+            )
+            raise validation_error(f"return_mesh is not available: {reason}", code="mesh_unavailable")
+
+    async def detect(self, data: bytes, options: DetectOptions) -> ImageResult:
+        """Faces in one encoded image; raises :class:`ServiceError` for anything the client got wrong."""
+        self.validate_options(options)
+        if not self._ready:
+            raise unavailable("the model is still warming up", code="not_ready")
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self._executor, self._prepare, data)
+        output = await self._batcher.submit(prepared.tensor)
+        return await loop.run_in_executor(self._executor, self._finish, prepared, output, options)
+
+    async def detect_batch(self, items: list[bytes], options: DetectOptions) -> list[ImageResult | ServiceError]:
+        """Every image on its own: a bad one gets its error, the others their results (in input order).
+
+        The images enter the batcher together, so they usually share inferences.
+        """
+        self.validate_options(options)
+        outcomes = await asyncio.gather(*(self.detect(item, options) for item in items), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ServiceError):
+                raise outcome
+        return list(outcomes)
+
+    def _prepare(self, data: bytes) -> _Prepared:
+        started = time.perf_counter()
+        rgb = decode(data, self.settings.max_pixels)
+        placement = self._resize.plan(rgb.shape[1], rgb.shape[0])
+        tensor = to_network_input(rgb, placement)
+        return _Prepared(rgb, placement, tensor, (time.perf_counter() - started) * 1000.0)
+
+    def _finish(self, prepared: _Prepared, output: BatchOutput, options: DetectOptions) -> ImageResult:
+        started = time.perf_counter()
+        height, width = prepared.rgb.shape[:2]
+        config = PostprocessConfig(score_threshold=options.score_threshold, nms_threshold=options.nms_threshold)
+        faces = select_faces(
+            output.boxes, output.scores, output.landmarks, prepared.placement, width, height, config
+        )
+        faces = filter_faces(faces, options.min_face_size, options.max_faces)
+        result_faces = [
+            Face(
+                box=entry["box"],
+                score=entry["score"],
+                landmarks=entry["landmarks"] if options.return_landmarks else None,
+                crop=encode_png_base64(align_face(prepared.rgb, points)) if options.return_crops else None,
+            )
+            for entry, points in zip(faces.faces(), faces.landmarks)
+        ]
+        return ImageResult(
+            width=width,
+            height=height,
+            model=self.backend.model_name,
+            faces=result_faces,
+            timings_ms=Timings(
+                decode=round(prepared.decode_ms, 3),
+                queue=round(output.queue_ms, 3),
+                inference=round(output.inference_ms, 3),
+                postprocess=round((time.perf_counter() - started) * 1000.0, 3),
+            ),
+        )
+
+
+def filter_faces(faces: FaceDetections, min_face_size: float, max_faces: int | None) -> FaceDetections:
+    """Drop faces whose shorter box side is under ``min_face_size`` pixels, then keep the ``max_faces`` best.
+
+    ``faces`` are sorted by descending score, so the first ones are the best.
+    """
+    sides = np.minimum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
+    kept = np.nonzero(sides >= min_face_size)[0][:max_faces]
+    return faces.select(kept)

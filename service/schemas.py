@@ -1,0 +1,107 @@
+"""Request and response models shared by the core, REST (and its OpenAPI schema) and gRPC."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DetectOptions(BaseModel):
+    """Per-request detection options (REST query or JSON fields, gRPC request fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="keep faces scoring above this probability")
+    nms_threshold: float = Field(0.4, ge=0.0, le=1.0, description="IoU above which overlapping boxes are merged (NMS)")
+    max_faces: int | None = Field(None, ge=1, description="return at most this many faces, highest scores first")
+    min_face_size: float = Field(
+        0.0, ge=0.0, description="drop faces whose shorter box side is below this many original-image pixels"
+    )
+    return_landmarks: bool = Field(True, description="include the five landmarks of each face")
+    return_crops: bool = Field(False, description="include a 112x112 ArcFace-aligned crop per face (base64 PNG)")
+    return_mesh: bool = Field(
+        False, description="include dense 3D mesh vertices; only models with a dense branch (else 422)"
+    )
+
+
+class Face(BaseModel):
+    """One detected face, in original-image pixels after EXIF orientation."""
+
+    box: list[float] = Field(..., min_length=4, max_length=4, description="[x1, y1, x2, y2] in image pixels")
+    score: float = Field(..., ge=0.0, le=1.0, description="face probability")
+    landmarks: list[list[float]] | None = Field(
+        None,
+        description="five [x, y] points: left eye, right eye, nose, left and right mouth corner "
+        "(absent when return_landmarks is false)",
+    )
+    crop: str | None = Field(
+        None, description="112x112 ArcFace-aligned face as base64 PNG (only with return_crops)"
+    )
+
+
+class Timings(BaseModel):
+    """Where the time of one image went, in milliseconds."""
+
+    decode: float = Field(..., description="decoding and letterboxing the image")
+    queue: float = Field(..., description="waiting in the micro-batcher queue")
+    inference: float = Field(..., description="the batched backend inference this image was part of")
+    postprocess: float = Field(..., description="thresholds, NMS, mapping to image pixels, crops")
+
+
+class ImageResult(BaseModel):
+    """Faces found in one image."""
+
+    width: int = Field(..., description="image width in pixels, after EXIF orientation")
+    height: int = Field(..., description="image height in pixels, after EXIF orientation")
+    model: str = Field(..., description="name of the model that produced the faces")
+    faces: list[Face] = Field(..., description="faces by descending score")
+    timings_ms: Timings = Field(..., description="per-stage timings in milliseconds")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(..., description="stable machine-readable error code, e.g. corrupt_image, queue_full")
+    message: str = Field(..., description="human-readable explanation")
+
+
+class ErrorResponse(BaseModel):
+    """Every error the service returns has this shape."""
+
+    error: ErrorBody
+
+
+class BatchResponse(BaseModel):
+    """One entry per input image, in input order: its result, or its own error."""
+
+    results: list[ImageResult | ErrorResponse] = Field(
+        ..., description="per image: an ImageResult, or {error: {code, message}} if that image failed"
+    )
+
+
+class DetectJSONRequest(DetectOptions):
+    """``POST /v1/detect`` with a JSON body: a base64 image plus options."""
+
+    image: str = Field(..., description="the image file (JPEG, PNG, WebP or BMP), base64-encoded")
+
+
+class BatchJSONRequest(DetectOptions):
+    """``POST /v1/detect/batch`` with a JSON body: base64 images plus options applied to all of them."""
+
+    images: list[str] = Field(..., min_length=1, description="image files, each base64-encoded")
+
+
+class ModelInfo(BaseModel):
+    """The model the service runs."""
+
+    name: str = Field(..., description="model name, e.g. mobilenet0.25-1mb")
+    backend: str = Field(..., description="inference backend: onnxruntime or triton")
+    has_dense: bool = Field(..., description="whether return_mesh is available")
+    canvas_size: int = Field(..., description="square canvas images are letterboxed onto")
+    max_batch_size: int = Field(..., description="most images per backend inference")
+    ready: bool = Field(..., description="whether the warm-up inference has passed")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class HealthStatus(BaseModel):
+    status: str = Field(..., description="ok (live) or ready")
