@@ -143,18 +143,20 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "backend", "has_dense", "canvas_size", "max_batch_size")
+    __slots__ = ("name", "backend", "has_dense", "canvas_size", "max_batch_size", "ready")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     HAS_DENSE_FIELD_NUMBER: _ClassVar[int]
     CANVAS_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: str
     has_dense: bool
     canvas_size: int
     max_batch_size: int
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., has_dense: _Optional[bool] = ..., canvas_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
+    ready: bool
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., has_dense: _Optional[bool] = ..., canvas_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., ready: _Optional[bool] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)

@@ -1,0 +1,74 @@
+"""Conversions between the protobuf messages of facelocal.v1 and the core's pydantic models."""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import ValidationError
+
+from service import errors, schemas
+from service.errors import ServiceError
+from service.grpc.gen import facelocal_pb2 as pb
+
+# Proto fields that map one to one onto schemas.DetectOptions; all are proto3 `optional`, so an unset field
+# keeps the pydantic default and gRPC defaults stay identical to REST's.
+_OPTION_FIELDS = tuple(schemas.DetectOptions.model_fields)
+
+
+def options_from_proto(message: pb.DetectOptions) -> schemas.DetectOptions:
+    """The request's options; out-of-range values raise ServiceError 422 (INVALID_ARGUMENT) like REST."""
+    given = {name: getattr(message, name) for name in _OPTION_FIELDS if message.HasField(name)}
+    try:
+        return schemas.DetectOptions(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise errors.validation_error(f"invalid options: {problems}") from exc
+
+
+def face_to_proto(face: schemas.Face) -> pb.Face:
+    x1, y1, x2, y2 = face.box
+    return pb.Face(
+        box=pb.Box(x1=x1, y1=y1, x2=x2, y2=y2),
+        score=face.score,
+        landmarks=[pb.Point(x=x, y=y) for x, y in face.landmarks or ()],
+        # REST carries the PNG as base64 text; protobuf carries bytes as they are.
+        crop_png=base64.b64decode(face.crop) if face.crop else b"",
+    )
+
+
+def result_to_proto(result: schemas.ImageResult, request_id: str = "") -> pb.DetectResponse:
+    timings = result.timings_ms
+    return pb.DetectResponse(
+        width=result.width,
+        height=result.height,
+        model=result.model,
+        faces=[face_to_proto(face) for face in result.faces],
+        timings=pb.Timings(
+            decode_ms=timings.decode,
+            queue_ms=timings.queue,
+            inference_ms=timings.inference,
+            postprocess_ms=timings.postprocess,
+        ),
+        request_id=request_id,
+    )
+
+
+def error_to_proto(error: ServiceError) -> pb.Error:
+    return pb.Error(code=error.code, message=error.message)
+
+
+def batch_item_to_proto(outcome: schemas.ImageResult | ServiceError) -> pb.BatchItem:
+    if isinstance(outcome, ServiceError):
+        return pb.BatchItem(error=error_to_proto(outcome))
+    return pb.BatchItem(result=result_to_proto(outcome))
+
+
+def model_info_to_proto(info: schemas.ModelInfo) -> pb.ModelInfo:
+    return pb.ModelInfo(
+        name=info.name,
+        backend=info.backend,
+        has_dense=info.has_dense,
+        canvas_size=info.canvas_size,
+        max_batch_size=info.max_batch_size,
+        ready=info.ready,
+    )

@@ -1,0 +1,143 @@
+"""facelocal.v1.FaceDetector: a thin layer over the shared DetectionCore."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from service import errors
+from service.errors import ServiceError
+from service.grpc import converters
+from service.grpc.gen import facelocal_pb2 as pb
+from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
+from service.metrics import record_request
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceDetector"].full_name
+ERROR_CODE_KEY = "error-code"
+RETRY_AFTER_KEY = "retry-after"
+PROTOCOL = "grpc"
+
+
+def error_metadata(error: ServiceError) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata carrying the REST error code (and Retry-After for a full queue)."""
+    metadata = [(ERROR_CODE_KEY, error.code)]
+    if error.retry_after_s is not None:
+        metadata.append((RETRY_AFTER_KEY, str(error.retry_after_s)))
+    return tuple(metadata)
+
+
+class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
+    """Detect, DetectBatch, DetectStream and ListModels over ``core`` (a started DetectionCore)."""
+
+    def __init__(self, core, api_key: str | None, stream_window: int) -> None:
+        """``stream_window``: frames of one DetectStream in flight at once; more than one batch keeps the
+        batcher fed while the previous batch runs, and the bound keeps one client from filling the queue."""
+        self._core = core
+        self._api_key = api_key
+        self._stream_window = stream_window
+
+    async def Detect(self, request: pb.DetectRequest, context: grpc.aio.ServicerContext) -> pb.DetectResponse:
+        async with self._handling(context, "Detect"):
+            options = converters.options_from_proto(request.options)
+            result = await self._core.detect(request.image, options)
+            return converters.result_to_proto(result, request.request_id)
+
+    async def DetectBatch(
+        self, request: pb.DetectBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DetectBatchResponse:
+        async with self._handling(context, "DetectBatch"):
+            if not request.images:
+                raise errors.validation_error("images must contain at least one image")
+            options = converters.options_from_proto(request.options)
+            outcomes = await self._core.detect_batch(list(request.images), options)
+            return pb.DetectBatchResponse(
+                items=[converters.batch_item_to_proto(outcome) for outcome in outcomes],
+                request_id=request.request_id,
+            )
+
+    async def DetectStream(
+        self, request_iterator: AsyncIterator[pb.DetectRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DetectStreamResponse]:
+        # Authentication failure ends the stream; per-frame failures are answered in-band (see the .proto).
+        async with self._handling(context, "DetectStream", record=False):
+            pass
+        window = asyncio.Semaphore(self._stream_window)
+        in_order: asyncio.Queue[asyncio.Task[pb.DetectStreamResponse] | None] = asyncio.Queue()
+
+        async def submit_frames() -> None:
+            try:
+                async for request in request_iterator:
+                    await window.acquire()
+                    in_order.put_nowait(asyncio.create_task(self._detect_frame(request)))
+            finally:
+                in_order.put_nowait(None)
+
+        reader = asyncio.create_task(submit_frames())
+        try:
+            while (frame := await in_order.get()) is not None:
+                response = await frame
+                window.release()
+                yield response
+            await reader  # surfaces a failure to read the request stream
+        finally:
+            reader.cancel()
+            while not in_order.empty():
+                if (frame := in_order.get_nowait()) is not None:
+                    frame.cancel()
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        async with self._handling(context, "ListModels"):
+            return pb.ListModelsResponse(models=[converters.model_info_to_proto(self._core.model_info())])
+
+    async def _detect_frame(self, request: pb.DetectRequest) -> pb.DetectStreamResponse:
+        started = time.perf_counter()
+        try:
+            options = converters.options_from_proto(request.options)
+            result = await self._core.detect(request.image, options)
+        except ServiceError as error:
+            self._record("DetectStream", error.grpc_code, started)
+            return pb.DetectStreamResponse(request_id=request.request_id, error=converters.error_to_proto(error))
+        self._record("DetectStream", grpc.StatusCode.OK, started)
+        return pb.DetectStreamResponse(request_id=request.request_id, result=converters.result_to_proto(result))
+
+    @contextlib.asynccontextmanager
+    async def _handling(self, context: grpc.aio.ServicerContext, endpoint: str, record: bool = True):
+        """Authenticates the call, turns ServiceError into a status with ``error-code`` metadata and records the
+        request in the metrics (``record=False``: only failures, for streams that record per frame)."""
+        started = time.perf_counter()
+        status = grpc.StatusCode.OK
+        try:
+            self._authenticate(context)
+            yield
+        except ServiceError as error:
+            status = error.grpc_code
+            await context.abort(error.grpc_code, error.message, trailing_metadata=error_metadata(error))
+        except Exception:
+            # Anything else is a bug: log it, answer INTERNAL without leaking internals.
+            status = grpc.StatusCode.INTERNAL
+            logger.exception("gRPC %s failed", endpoint)
+            await context.abort(status, "internal error", trailing_metadata=((ERROR_CODE_KEY, "internal"),))
+        finally:
+            if record or status != grpc.StatusCode.OK:
+                self._record(endpoint, status, started)
+
+    def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
+        if self._api_key is None:
+            return
+        metadata = dict(context.invocation_metadata() or ())
+        scheme, _, token = metadata.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._api_key.encode()):
+            raise errors.unauthorized("missing or invalid API key; send metadata 'authorization: Bearer <key>'")
+
+    def _record(self, endpoint: str, status: grpc.StatusCode, started: float) -> None:
+        record_request(self._core.metrics, PROTOCOL, endpoint, status.name, time.perf_counter() - started)
