@@ -1,0 +1,70 @@
+"""Reading Triton ``config.pbtxt`` files with the ``ModelConfig`` schema that ``tritonclient`` ships.
+
+Parsing through the protobuf schema (not by regex) makes a misspelt field name an error, and gives the
+export script, the test harness and the service one reading of the canvas and top-k a model was built for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+ModelConfig = model_config_pb2.ModelConfig
+
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("boxes", "scores", "landmarks")
+# config.pbtxt parameters naming the facelocal preset of the graph, as the ONNX metadata does.
+PRESET_PARAMETER = "facelocal.config"
+DENSE_PARAMETER = "facelocal.dense"
+
+
+@dataclass(frozen=True)
+class CompactModelShape:
+    """What a compact RetinaFace model takes and returns, per image.
+
+    Input ``images`` ``(3, canvas, canvas)``; outputs ``boxes`` ``(top_k, 4)``, ``scores`` ``(top_k,)``,
+    ``landmarks`` ``(top_k, 10)``. ``max_batch_size`` is the leading batch dimension's bound.
+    """
+
+    canvas: int
+    top_k: int
+    max_batch_size: int
+    preset: str
+    dense: bool
+
+
+def parse_model_config(text: str) -> ModelConfig:
+    """Parse ``config.pbtxt`` text; raises ``text_format.ParseError`` on unknown fields or bad values."""
+    return text_format.Parse(text, ModelConfig())
+
+
+def read_model_config(path: str | Path) -> ModelConfig:
+    return parse_model_config(Path(path).read_text())
+
+
+def compact_model_shape(config: ModelConfig) -> CompactModelShape:
+    """Check that ``config`` describes a square-canvas, top-k RetinaFace and return its sizes."""
+    inputs = {tensor.name: list(tensor.dims) for tensor in config.input}
+    outputs = {tensor.name: list(tensor.dims) for tensor in config.output}
+    if list(inputs) != [INPUT_NAME] or sorted(outputs) != sorted(OUTPUT_NAMES):
+        raise ValueError(f"model {config.name!r}: expected input {INPUT_NAME!r} and outputs {OUTPUT_NAMES}")
+    channels, height, width = inputs[INPUT_NAME]
+    if channels != 3 or height != width or height <= 0:
+        raise ValueError(f"model {config.name!r}: input dims must be [3, S, S], got {inputs[INPUT_NAME]}")
+    top_k = outputs["scores"][0]
+    expected = {"boxes": [top_k, 4], "scores": [top_k], "landmarks": [top_k, 10]}
+    if outputs != expected or top_k <= 0:
+        raise ValueError(f"model {config.name!r}: outputs must be {expected}, got {outputs}")
+    parameters = {key: value.string_value for key, value in config.parameters.items()}
+    if PRESET_PARAMETER not in parameters:
+        raise ValueError(f"model {config.name!r}: parameter {PRESET_PARAMETER!r} (the facelocal preset) is missing")
+    return CompactModelShape(
+        canvas=height,
+        top_k=top_k,
+        max_batch_size=config.max_batch_size,
+        preset=parameters[PRESET_PARAMETER],
+        dense=parameters.get(DENSE_PARAMETER, "false") == "true",
+    )

@@ -1,0 +1,259 @@
+"""A real ``tritonserver`` on loopback, from the ``nvidia-pytriton`` wheel, serving our ONNX model.
+
+The wheel's server has the Python backend but no ONNX Runtime backend. So the harness writes, in a
+temporary repository, a Python-backend model with the name, inputs, outputs, batch size and dynamic
+batching of ``model_repository/retinaface/config.pbtxt`` (read from that file, not copied by hand),
+whose ``model.py`` runs the same ONNX file with onnxruntime. Only the backend differs from production.
+
+PyTriton's own Python API is not used (its stub's resource tracker does not match this Python); the raw
+binary is, with ``LD_LIBRARY_PATH`` at the wheel's ``nvidia_pytriton.libs``. The stub runs the system's
+libpython and does not see this virtualenv, so the model gets the site-packages path as a parameter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf import text_format
+
+from service.backends.triton_config import read_model_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CPU_MODEL_CONFIG = ROOT / "model_repository" / "retinaface" / "config.pbtxt"
+SITE_PACKAGES_PARAMETER = "site_packages"
+ONNX_PATH_PARAMETER = "onnx_path"
+STARTUP_TIMEOUT_S = 60.0
+
+# Runs inside the Python backend stub. Everything imported after the sys.path line comes from our venv.
+MODEL_PY = '''\
+"""Python-backend stand-in for the onnxruntime_onnx platform: the same ONNX file run by onnxruntime."""
+
+import json
+import sys
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        parameters = json.loads(args["model_config"])["parameters"]
+        sys.path.insert(0, parameters["{site}"]["string_value"])
+        import numpy as np
+        import onnxruntime as ort
+        import triton_python_backend_utils as pb_utils
+
+        self._np, self._pb = np, pb_utils
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 0
+        self._session = ort.InferenceSession(
+            parameters["{onnx}"]["string_value"], sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._outputs = [output.name for output in self._session.get_outputs()]
+
+    def execute(self, requests):
+        # The dynamic batcher hands over several requests at once: run them as one ONNX batch.
+        # Tensors cross the stub through DLPack: its pybind11 reads numpy 2 arrays' sizes wrongly
+        # (as_numpy / Tensor(name, array) give empty buffers), DLPack carries no numpy struct layout.
+        np, pb = self._np, self._pb
+        inputs = [np.from_dlpack(pb.get_input_tensor_by_name(request, "images")) for request in requests]
+        sizes = [len(batch) for batch in inputs]
+        results = self._session.run(self._outputs, {{"images": np.concatenate(inputs)}})
+        responses, start = [], 0
+        for size in sizes:
+            tensors = [
+                pb.Tensor.from_dlpack(name, np.ascontiguousarray(result[start : start + size]))
+                for name, result in zip(self._outputs, results)
+            ]
+            responses.append(pb.InferenceResponse(output_tensors=tensors))
+            start += size
+        return responses
+'''.format(site=SITE_PACKAGES_PARAMETER, onnx=ONNX_PATH_PARAMETER)
+
+
+class TritonUnavailableError(RuntimeError):
+    """The Triton binary could not be found or did not become ready."""
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    """Where the ``nvidia-pytriton`` wheel put the server, its libraries and the Python backend stub."""
+
+    binary: Path
+    libraries: Path
+    backend_files: Path
+    stub: Path
+
+    @classmethod
+    def locate(cls) -> TritonInstall:
+        try:
+            import pytriton
+        except ImportError:
+            raise TritonUnavailableError(
+                "nvidia-pytriton is not installed; its wheel carries the tritonserver binary the Triton tests run. "
+                "Install it without its dependencies (its metadata pins numpy<2): "
+                "pip install --no-deps nvidia-pytriton==0.7.0"
+            ) from None
+        package = Path(pytriton.__file__).parent / "tritonserver"
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        install = cls(
+            binary=package / "bin" / "tritonserver",
+            libraries=package.parent.parent / "nvidia_pytriton.libs",
+            backend_files=package / "backends" / "python",
+            stub=package / "python_backend_stubs" / version / "triton_python_backend_stub",
+        )
+        missing = [str(path) for path in (install.binary, install.libraries, install.backend_files, install.stub)
+                   if not path.exists()]
+        if missing:
+            raise TritonUnavailableError(f"nvidia-pytriton install is incomplete, missing: {', '.join(missing)}")
+        return install
+
+    def backend_directory(self, parent: Path) -> Path:
+        """A ``--backend-directory`` whose ``python/`` holds the backend library, its utils and the stub."""
+        python = parent / "backends" / "python"
+        python.mkdir(parents=True, exist_ok=True)
+        for item in self.backend_files.iterdir():
+            if item.is_file():
+                shutil.copy2(item, python / item.name)
+        shutil.copy2(self.stub, python / self.stub.name)
+        return parent / "backends"
+
+
+def write_python_model(repository: Path, onnx_path: Path, source_config: Path = CPU_MODEL_CONFIG) -> str:
+    """Write a Python-backend twin of ``source_config`` into ``repository``; returns its model name.
+
+    Name, inputs, outputs, ``max_batch_size``, dynamic batching and instance groups are kept as parsed;
+    only the platform becomes the Python backend and two parameters tell ``model.py`` where things are.
+    """
+    if not onnx_path.is_file():
+        raise FileNotFoundError(
+            f"{onnx_path} is missing; export it with: python scripts/prepare_model_repository.py --weights W"
+        )
+    config = read_model_config(source_config)
+    config.ClearField("platform")
+    config.backend = "python"
+    config.parameters[SITE_PACKAGES_PARAMETER].string_value = sysconfig.get_paths()["purelib"]
+    config.parameters[ONNX_PATH_PARAMETER].string_value = str(onnx_path.resolve())
+    model_dir = repository / config.name
+    (model_dir / "1").mkdir(parents=True, exist_ok=True)
+    (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
+    (model_dir / "1" / "model.py").write_text(MODEL_PY)
+    return config.name
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class TritonServer:
+    """One ``tritonserver`` process on 127.0.0.1; ``restart()`` brings it back on the same ports."""
+
+    repository: Path
+    workdir: Path
+    http_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "tritonserver.log"
+
+    def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        install = TritonInstall.locate()
+        backends = self.workdir / "backends"
+        if not backends.exists():
+            install.backend_directory(self.workdir)
+        env = {**os.environ, "LD_LIBRARY_PATH": f"{install.libraries}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
+        command = [
+            str(install.binary),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={backends}",
+            "--http-address=127.0.0.1", f"--http-port={self.http_port}",
+            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
+            "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
+            "--allow-gpu-metrics=false",
+            "--exit-on-error=true",
+            "--exit-timeout-secs=5",
+        ]
+        with self.log_path.open("ab") as log:
+            # A session of its own, so that killing the server also takes its backend stubs down.
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
+        self._wait_ready(timeout_s)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        import tritonclient.http as httpclient
+
+        client = httpclient.InferenceServerClient(self.http_url, connection_timeout=1.0, network_timeout=1.0)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise TritonUnavailableError(
+                        f"tritonserver exited with {self.process.returncode} while starting; log:\n{self.log_tail()}"
+                    )
+                try:
+                    if client.is_server_ready():
+                        return
+                except Exception:  # connection refused while it starts
+                    pass
+                time.sleep(0.2)
+        finally:
+            client.close()
+        self.kill()
+        raise TritonUnavailableError(f"tritonserver not ready within {timeout_s:.0f} s; log:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL the server and its stubs, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        """Ask the server to exit, then kill it if it has not within its exit timeout."""
+        if self.process is None or self.process.poll() is not None:
+            self.process = None
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def restart(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        self.kill()
+        self.start(timeout_s)
+
+
+def start_local_triton(workdir: Path, onnx_path: Path) -> tuple[TritonServer, str]:
+    """Start a Triton serving ``onnx_path`` as the CPU model; returns the server and the model name."""
+    repository = workdir / "repository"
+    model_name = write_python_model(repository, onnx_path)
+    server = TritonServer(repository=repository, workdir=workdir)
+    server.start()
+    return server, model_name
