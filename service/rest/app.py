@@ -1,0 +1,68 @@
+"""The FastAPI application: routes, JSON errors everywhere, body limit and metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.core import DetectionCore
+from service.errors import ServiceError
+from service.rest.inputs import format_validation_errors
+from service.rest.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.rest.routes import detect_router, health_router, metrics_router, models_router
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, core: DetectionCore) -> FastAPI:
+    """The REST API over ``core``. The caller starts and stops the core (see :mod:`service.app`)."""
+    app = FastAPI(
+        title="facelocal",
+        version="1.0.0",
+        description="RetinaFace face localisation: boxes, scores, five landmarks and ArcFace-aligned crops. "
+        "Every error is JSON {error: {code, message}}.",
+    )
+    app.state.settings = settings
+    app.state.core = core
+    for router in (detect_router, models_router, health_router, metrics_router):
+        app.include_router(router)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    # The last added is outermost: metrics also count the 413s the body limit answers itself.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=core.metrics)
+    return app
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    headers = {}
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return _error(exc.http_status, exc.code, exc.message, headers)
+
+
+async def _request_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return _error(422, "validation_error", format_validation_errors(exc.errors()))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _error(500, "internal_error", "internal server error")

@@ -1,0 +1,21 @@
+"""OpenAPI descriptions of the error responses, shared by the routes."""
+
+from __future__ import annotations
+
+from service.schemas import ErrorResponse
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad input: empty, corrupt, truncated or zero-size image, invalid base64 or JSON (codes: empty_image, "
+    "corrupt_image, invalid_image, invalid_base64, invalid_json, missing_image)",
+    401: "An API key is configured and the bearer token is missing or wrong (code: unauthorized)",
+    413: "Body over max_body_bytes (payload_too_large) or image over max_pixels (image_too_large)",
+    415: "Content type not accepted, or declared type does not match the bytes "
+    "(unsupported_media_type, content_type_mismatch, unsupported_format)",
+    422: "Invalid option values, or return_mesh on a model without a dense branch (validation_error, mesh_unavailable)",
+    503: "Queue full (queue_full, with Retry-After), model warming up (not_ready) or backend down (backend_unavailable)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """``responses=`` for a route: each status with the error model and what it means."""
+    return {status: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[status]} for status in statuses}

@@ -1,0 +1,135 @@
+"""The REST routes: detection, health, models and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from service.core import DetectionCore
+from service.errors import ServiceError, unavailable
+from service.images import MEDIA_TYPES
+from service.rest.dependencies import get_core, require_api_key
+from service.rest.inputs import read_image, read_images
+from service.rest.responses import error_responses
+from service.schemas import (
+    BatchJSONRequest,
+    BatchResponse,
+    DetectJSONRequest,
+    DetectOptions,
+    ErrorBody,
+    ErrorResponse,
+    HealthStatus,
+    ImageResult,
+    ModelList,
+)
+
+CoreDep = Annotated[DetectionCore, Depends(get_core)]
+QueryOptions = Annotated[DetectOptions, Query()]
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _request_body(
+    json_model, multipart_field: str, multipart_schema: dict, description: str, raw_types: tuple[str, ...] = ()
+) -> dict:
+    """The OpenAPI requestBody for routes that read the body themselves (several content types)."""
+    content = {
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": {multipart_field: multipart_schema}, "required": [multipart_field]}
+        },
+        "application/json": {"schema": json_model.model_json_schema()},
+        **{raw: _BINARY for raw in raw_types},
+    }
+    return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depends(require_api_key)])
+
+
+@detect_router.post(
+    "/detect",
+    response_model=ImageResult,
+    summary="Detect faces in one image",
+    responses=error_responses(400, 401, 413, 415, 422, 503),
+    openapi_extra=_request_body(
+        DetectJSONRequest,
+        "image",
+        {"type": "string", "format": "binary", "description": "the image file"},
+        "The image as multipart field 'image', as a raw body (image/jpeg, image/png, image/webp, image/bmp), "
+        "or as JSON {'image': '<base64>', ...options}. Options may also be query parameters; JSON fields win.",
+        raw_types=tuple(MEDIA_TYPES),
+    ),
+)
+async def detect(request: Request, core: CoreDep, options: QueryOptions) -> ImageResult:
+    data, options = await read_image(request, options)
+    return await core.detect(data, options)
+
+
+@detect_router.post(
+    "/detect/batch",
+    response_model=BatchResponse,
+    summary="Detect faces in several images",
+    responses=error_responses(400, 401, 413, 415, 422, 503),
+    openapi_extra=_request_body(
+        BatchJSONRequest,
+        "images",
+        {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "image files"},
+        "Images as repeated multipart field 'images', or JSON {'images': ['<base64>', ...], ...options}. "
+        "A bad image gets its own error entry; the others still get results.",
+    ),
+)
+async def detect_batch(request: Request, core: CoreDep, options: QueryOptions) -> BatchResponse:
+    items, options = await read_images(request, options)
+    core.validate_options(options)
+    good = [item for item in items if isinstance(item, bytes)]
+    outcomes = iter(await core.detect_batch(good, options))
+    results = [next(outcomes) if isinstance(item, bytes) else item for item in items]
+    return BatchResponse(
+        results=[
+            ErrorResponse(error=ErrorBody(code=r.code, message=r.message)) if isinstance(r, ServiceError) else r
+            for r in results
+        ]
+    )
+
+
+models_router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Depends(require_api_key)])
+
+
+@models_router.get("/models", response_model=ModelList, summary="The model being served", responses=error_responses(401))
+async def list_models(core: CoreDep) -> ModelList:
+    return ModelList(models=[core.model_info()])
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/healthz", response_model=HealthStatus, summary="Liveness: the process answers")
+async def healthz() -> HealthStatus:
+    return HealthStatus(status="ok")
+
+
+@health_router.get(
+    "/readyz",
+    response_model=HealthStatus,
+    summary="Readiness: the warm-up inference has passed",
+    responses=error_responses(503),
+)
+async def readyz(core: CoreDep) -> HealthStatus:
+    if not await core.check_ready():
+        raise unavailable("the model is not ready (warming up, or the backend is down)", code="not_ready")
+    return HealthStatus(status="ready")
+
+
+metrics_router = APIRouter(tags=["metrics"])
+
+
+@metrics_router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
+async def metrics(core: CoreDep) -> Response:
+    return Response(core.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,136 @@
+"""Shared fixtures: the real weights exported to ONNX once per session, and real servers on loopback.
+
+``start_service(**settings)`` starts REST + gRPC through :func:`service.app.serve` (the code
+``facelocal serve`` runs) on free 127.0.0.1 ports in a background thread, waits until ``/readyz``
+answers 200 and returns a :class:`RunningService`. ``service`` is a default one shared by the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.paths import shared_file
+
+READY_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="session")
+def weights_path() -> Path:
+    return shared_file("weights", "mobilenet0.25_Final.pth")
+
+
+@pytest.fixture(scope="session")
+def onnx_model_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> Path:
+    """The shipped checkpoint exported with DEFAULT_CONFIG, dynamic batch/height/width (about 1 s)."""
+    from facelocal.config import DEFAULT_CONFIG, get_config
+    from facelocal.export import export_onnx
+    from facelocal.models import load_pretrained
+
+    model = load_pretrained(get_config(DEFAULT_CONFIG), weights_path)
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningService:
+    """A service started by :func:`start_service`: its settings and where to reach it."""
+
+    settings: object
+    http_url: str
+    grpc_target: str
+    _thread: threading.Thread
+    _loop: asyncio.AbstractEventLoop
+    _stop: asyncio.Event
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Graceful shutdown (as on SIGTERM), waiting for it to finish."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout)
+
+
+def launch_service(settings, wait_ready: bool = True) -> RunningService:
+    """Run :func:`service.app.serve` in a thread with its own event loop; optionally wait for /readyz."""
+    from service.app import serve
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(serve(settings, stop))
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=main, name=f"service-{settings.http_port}", daemon=True)
+    thread.start()
+    running = RunningService(
+        settings,
+        f"http://127.0.0.1:{settings.http_port}",
+        f"127.0.0.1:{settings.grpc_port}",
+        thread,
+        loop,
+        stop,
+    )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    path = "/readyz" if wait_ready else "/healthz"
+    while time.monotonic() < deadline:
+        if errors or not thread.is_alive():
+            raise RuntimeError(f"service failed to start: {errors[0] if errors else 'thread exited'}")
+        try:
+            with urllib.request.urlopen(running.http_url + path, timeout=2) as response:
+                if response.status == 200:
+                    return running
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    running.stop()
+    raise RuntimeError(f"service not ready within {READY_TIMEOUT_S} s")
+
+
+@pytest.fixture(scope="session")
+def start_service(onnx_model_path: Path) -> Iterator[Callable[..., RunningService]]:
+    """Factory: ``start_service(max_batch_size=4, api_key="k", ...)`` -> a ready :class:`RunningService`
+    on fresh loopback ports, over the session's ONNX export unless ``model_path`` is given. Stopped at the
+    end of the session (or earlier with ``.stop()``)."""
+    from service.settings import Settings
+
+    started: list[RunningService] = []
+
+    def start(*, wait_ready: bool = True, **overrides) -> RunningService:
+        values = {"host": "127.0.0.1", "model_path": onnx_model_path, "intra_op_threads": 2} | overrides
+        values.setdefault("http_port", free_port())
+        values.setdefault("grpc_port", free_port())
+        running = launch_service(Settings(**values), wait_ready=wait_ready)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def service(start_service) -> RunningService:
+    """The default service (batch 8, 5 ms delay, no API key), shared by the session."""
+    return start_service()
