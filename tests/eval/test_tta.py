@@ -1,0 +1,95 @@
+"""Test-time augmentation: the flip mapping, the scale plan, box voting, and flip TTA on a real photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facelocal.tta_ops import MultiScalePlan, box_voting, flip_image, unflip
+from facelocal.types import FaceDetections
+
+
+def _faces(boxes, scores, width=100, height=80, landmarks=None) -> FaceDetections:
+    boxes = np.asarray(boxes, np.float32)
+    if landmarks is None:
+        landmarks = np.zeros((len(boxes), 5, 2), np.float32)
+    return FaceDetections(boxes, np.asarray(scores, np.float32), np.asarray(landmarks, np.float32), width, height)
+
+
+def test_unflip_mirrors_boxes_and_swaps_landmark_pairs_back():
+    points = [[30, 20], [50, 20], [40, 30], [32, 40], [48, 40]]  # left eye at x 30 on the mirrored image
+    found = _faces([[20, 10, 60, 50]], [0.9], landmarks=[points])
+    back = unflip(found)
+    np.testing.assert_allclose(back.boxes, [[40, 10, 80, 50]])
+    # The subject's left eye sat at mirrored x 50 (labelled right); it is 100 - 50 = 50 back home.
+    np.testing.assert_allclose(back.landmarks[0], [[50, 20], [70, 20], [60, 30], [52, 40], [68, 40]])
+    np.testing.assert_allclose(unflip(back).boxes, found.boxes)
+    np.testing.assert_allclose(unflip(back).landmarks, found.landmarks)
+
+
+def test_flip_image_is_a_mirror():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    np.testing.assert_array_equal(flip_image(rgb)[:, 0], rgb[:, 2])
+
+
+def test_multiscale_plan_bounds_long_side_and_upscale():
+    plan = MultiScalePlan()
+    # 1024x768 (WIDER-like): 500/768, 800/768, 1100/768 and 1400/768 scale; 1700 is capped to the 2000 long side.
+    assert plan.long_sides(1024, 768) == [667, 1067, 1467, 1867, 2000]
+    # A VGA frame: scales above 2x are skipped, the long side never passes 2000.
+    sides = plan.long_sides(640, 480)
+    assert sides == [667, 1067] and max(sides) <= 2000
+    assert MultiScalePlan(max_upscale=10).long_sides(640, 480) == [667, 1067, 1467, 1867, 2000]
+
+
+def test_box_voting_averages_each_cluster_by_score():
+    view_a = _faces([[0, 0, 10, 10], [100, 100, 120, 120]], [0.9, 0.5])
+    view_b = _faces([[2, 0, 12, 10]], [0.3])
+    merged = box_voting([view_a, view_b], iou_threshold=0.4)
+    assert len(merged) == 2
+    # IoU of the two left boxes is 80/120 = 0.67: one cluster, x shifted by 2 * 0.3 / 1.2 = 0.5.
+    np.testing.assert_allclose(merged.boxes[0], [0.5, 0, 10.5, 10], atol=1e-6)
+    assert merged.scores.tolist() == pytest.approx([0.9, 0.5])
+    np.testing.assert_allclose(merged.boxes[1], [100, 100, 120, 120])
+
+
+def test_box_voting_keeps_clusters_apart_below_the_threshold_and_averages_landmarks():
+    lm_a = np.full((1, 5, 2), 10.0)
+    lm_b = np.full((1, 5, 2), 20.0)
+    close = box_voting([_faces([[0, 0, 10, 10]], [0.6], landmarks=lm_a), _faces([[1, 0, 11, 10]], [0.2], landmarks=lm_b)])
+    np.testing.assert_allclose(close.landmarks, np.full((1, 5, 2), 12.5))
+    apart = box_voting([_faces([[0, 0, 10, 10]], [0.6]), _faces([[6, 0, 16, 10]], [0.2])])  # IoU 4/16
+    assert len(apart) == 2
+    assert len(box_voting([FaceDetections.empty(100, 80)])) == 0
+
+
+def test_flip_tta_on_a_real_photo_finds_the_same_faces_with_landmarks_unswapped(detector, selfie_rgb):
+    from facelocal.postprocess import box_iou
+    from facelocal.tta import AugmentedDetector, TTAConfig
+
+    plain = detector.detect([selfie_rgb])[0]
+    plain = plain.select(plain.scores > 0.5)
+    flipped = unflip(detector.detect([np.ascontiguousarray(flip_image(selfie_rgb))])[0])
+    flipped = flipped.select(flipped.scores > 0.5)
+    assert len(plain) >= 5 and abs(len(flipped) - len(plain)) <= 1
+    best = box_iou(plain.boxes, flipped.boxes).max(axis=1)
+    assert np.median(best) > 0.8
+    # Frontal faces: the left eye (subject's, image-left as the public annotations) has the smaller x.
+    for faces in (plain, flipped):
+        assert np.mean(faces.landmarks[:, 0, 0] < faces.landmarks[:, 1, 0]) > 0.9
+        assert np.mean(faces.landmarks[:, 3, 0] < faces.landmarks[:, 4, 0]) > 0.9
+
+    voted = AugmentedDetector(detector, TTAConfig.parse("flip")).detect_one(selfie_rgb)
+    voted = voted.select(voted.scores > 0.5)
+    assert abs(len(voted) - len(plain)) <= 1
+    assert np.median(box_iou(plain.boxes, voted.boxes).max(axis=1)) > 0.85
+    assert np.mean(voted.landmarks[:, 0, 0] < voted.landmarks[:, 1, 0]) > 0.9
+
+
+def test_tta_parse_rejects_unknown_names():
+    from facelocal.tta import TTAConfig
+
+    assert TTAConfig.parse("flip,multiscale") == TTAConfig(flip=True, multiscale=True)
+    assert not TTAConfig.parse("").enabled
+    with pytest.raises(ValueError, match="unknown"):
+        TTAConfig.parse("rotate")
