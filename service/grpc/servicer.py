@@ -113,23 +113,26 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
     @contextlib.asynccontextmanager
     async def _handling(self, context: grpc.aio.ServicerContext, endpoint: str, record: bool = True):
         """Authenticates the call, turns ServiceError into a status with ``error-code`` metadata and records the
-        request in the metrics (``record=False``: only failures, for streams that record per frame)."""
+        request in the metrics (``record=False``: only failures, for streams that record per frame).
+
+        Recording happens before the status is sent, so a client that sees the answer also sees it counted."""
         started = time.perf_counter()
-        status = grpc.StatusCode.OK
         try:
             self._authenticate(context)
             yield
         except ServiceError as error:
-            status = error.grpc_code
+            self._record(endpoint, error.grpc_code, started)
             await context.abort(error.grpc_code, error.message, trailing_metadata=error_metadata(error))
         except Exception:
             # Anything else is a bug: log it, answer INTERNAL without leaking internals.
-            status = grpc.StatusCode.INTERNAL
+            self._record(endpoint, grpc.StatusCode.INTERNAL, started)
             logger.exception("gRPC %s failed", endpoint)
-            await context.abort(status, "internal error", trailing_metadata=((ERROR_CODE_KEY, "internal"),))
-        finally:
-            if record or status != grpc.StatusCode.OK:
-                self._record(endpoint, status, started)
+            await context.abort(
+                grpc.StatusCode.INTERNAL, "internal error", trailing_metadata=((ERROR_CODE_KEY, "internal"),)
+            )
+        else:
+            if record:
+                self._record(endpoint, grpc.StatusCode.OK, started)
 
     def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
         if self._api_key is None:

@@ -1,0 +1,473 @@
+"""gRPC front end against a real grpc.aio server and real channels on loopback.
+
+The servers and the detection core run on an asyncio loop in a background thread; the tests are ordinary
+synchronous gRPC clients, as a separate process would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from PIL import Image
+
+from service.backends import create_backend
+from service.core import DetectionCore
+from service.grpc.gen import facelocal_pb2 as pb
+from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
+from service.grpc.server import start_grpc_server
+from service.settings import Settings
+from tests.paths import shared_file
+
+SERVICE = "facelocal.v1.FaceDetector"
+TIMEOUT_S = 60
+
+
+class LoopThread:
+    """An asyncio event loop running in a daemon thread, where the servers live."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="grpc-test-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(TIMEOUT_S)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(TIMEOUT_S)
+        self.loop.close()
+
+
+@dataclass
+class Running:
+    """A started core and gRPC server, and a channel to it."""
+
+    settings: Settings
+    core: DetectionCore
+    server: grpc.aio.Server
+    channel: grpc.Channel
+
+    @property
+    def stub(self) -> pb_grpc.FaceDetectorStub:
+        return pb_grpc.FaceDetectorStub(self.channel)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_settings(model_path: Path, **overrides: Any) -> Settings:
+    return Settings(model_path=model_path, host="127.0.0.1", grpc_port=free_port(), **overrides)
+
+
+@pytest.fixture(scope="module")
+def loop_thread() -> Iterator[LoopThread]:
+    runner = LoopThread()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="session")
+def grpc_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from facelocal.config import DEFAULT_CONFIG, get_config
+    from facelocal.export import export_onnx
+    from facelocal.models import load_pretrained
+
+    model = load_pretrained(get_config(DEFAULT_CONFIG), shared_file("weights", "mobilenet0.25_Final.pth"))
+    out = tmp_path_factory.mktemp("grpc_model") / "model.onnx"
+    export_onnx(model.eval(), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, bytes]:
+    return {name: shared_file("images", name).read_bytes() for name in ("selfie_group.jpg", "crowd.jpg")}
+
+
+def start(loop_thread: LoopThread, settings: Settings, *, backend=None, warm: bool = True) -> Running:
+    async def boot() -> tuple[DetectionCore, grpc.aio.Server]:
+        core = DetectionCore(settings, backend or create_backend(settings))
+        if warm:
+            await core.start()
+        return core, await start_grpc_server(settings, core)
+
+    core, server = loop_thread.run(boot())
+    channel = grpc.insecure_channel(f"127.0.0.1:{settings.grpc_port}")
+    grpc.channel_ready_future(channel).result(TIMEOUT_S)
+    return Running(settings, core, server, channel)
+
+
+def stop(loop_thread: LoopThread, running: Running) -> None:
+    running.channel.close()
+
+    async def shutdown() -> None:
+        await running.server.stop(0)
+        await running.core.stop()
+        await running.core.backend.close()
+
+    loop_thread.run(shutdown())
+
+
+@pytest.fixture(scope="module")
+def service(loop_thread: LoopThread, grpc_model_path: Path) -> Iterator[Running]:
+    # A generous delay so frames of one stream reliably share inferences.
+    running = start(loop_thread, make_settings(grpc_model_path, max_batch_size=8, max_delay_ms=50))
+    yield running
+    stop(loop_thread, running)
+
+
+def boxes_scores(response: pb.DetectResponse) -> tuple[np.ndarray, np.ndarray]:
+    boxes = np.array([[f.box.x1, f.box.y1, f.box.x2, f.box.y2] for f in response.faces]).reshape(-1, 4)
+    return boxes, np.array([f.score for f in response.faces])
+
+
+def assert_same_faces(actual: pb.DetectResponse, expected: pb.DetectResponse) -> None:
+    actual_boxes, actual_scores = boxes_scores(actual)
+    expected_boxes, expected_scores = boxes_scores(expected)
+    assert actual_boxes.shape == expected_boxes.shape
+    np.testing.assert_allclose(actual_boxes, expected_boxes, atol=1e-3)
+    np.testing.assert_allclose(actual_scores, expected_scores, atol=1e-3)
+
+
+def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(*args, timeout=TIMEOUT_S, **kwargs)
+    return caught.value
+
+
+def error_code(error: grpc.RpcError) -> str | None:
+    return dict(error.trailing_metadata() or ()).get("error-code")
+
+
+def count(core: DetectionCore, metric: str, **labels: str) -> float:
+    return core.metrics.registry.get_sample_value(metric, labels) or 0.0
+
+
+# --- Detect, options, DetectBatch ------------------------------------------------------------------------------
+
+
+def test_detect_returns_faces_in_image_pixels(service: Running, images: dict[str, bytes]) -> None:
+    response = service.stub.Detect(pb.DetectRequest(image=images["selfie_group.jpg"], request_id="r-1"), timeout=TIMEOUT_S)
+    width, height = Image.open(io.BytesIO(images["selfie_group.jpg"])).size
+    assert (response.width, response.height) == (width, height)
+    assert response.model == service.core.model_info().name == "mobilenet0.25-1mb"
+    assert response.request_id == "r-1"
+    boxes, scores = boxes_scores(response)
+    assert len(response.faces) >= 10  # a group selfie
+    assert np.all(scores >= 0.5) and np.all(np.diff(scores) <= 0)
+    assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
+    assert np.all(boxes >= -1) and np.all(boxes[:, [0, 2]] <= width + 1) and np.all(boxes[:, [1, 3]] <= height + 1)
+    for face in response.faces:
+        assert len(face.landmarks) == 5 and face.crop_png == b""
+        assert face.box.x1 - 1 <= face.landmarks[2].x <= face.box.x2 + 1  # the nose is inside its box
+    assert response.timings.inference_ms > 0 and response.timings.decode_ms > 0
+
+
+def test_unset_options_take_the_rest_defaults(service: Running, images: dict[str, bytes]) -> None:
+    image = images["crowd.jpg"]
+    implicit = service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
+    explicit = service.stub.Detect(
+        pb.DetectRequest(
+            image=image,
+            options=pb.DetectOptions(
+                score_threshold=0.5, nms_threshold=0.4, min_face_size=0, return_landmarks=True, return_crops=False
+            ),
+        ),
+        timeout=TIMEOUT_S,
+    )
+    assert_same_faces(implicit, explicit)
+
+
+def test_options_filter_and_shape_faces(service: Running, images: dict[str, bytes]) -> None:
+    image = images["selfie_group.jpg"]
+    everything = service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
+    _, all_scores = boxes_scores(everything)
+
+    confident = service.stub.Detect(
+        pb.DetectRequest(image=image, options=pb.DetectOptions(score_threshold=0.95)), timeout=TIMEOUT_S
+    )
+    assert len(confident.faces) == int(np.sum(all_scores > 0.95)) < len(everything.faces)
+
+    top3 = service.stub.Detect(
+        pb.DetectRequest(image=image, options=pb.DetectOptions(max_faces=3, return_landmarks=False, return_crops=True)),
+        timeout=TIMEOUT_S,
+    )
+    np.testing.assert_allclose(boxes_scores(top3)[1], all_scores[:3], atol=1e-6)
+    for face in top3.faces:
+        assert len(face.landmarks) == 0
+        crop = Image.open(io.BytesIO(face.crop_png))
+        assert (crop.format, crop.size, crop.mode) == ("PNG", (112, 112), "RGB")
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        (pb.DetectOptions(return_mesh=True), "mesh_unavailable"),
+        (pb.DetectOptions(score_threshold=1.5), "validation_error"),
+    ],
+)
+def test_unusable_options_are_invalid_argument(
+    service: Running, images: dict[str, bytes], options: pb.DetectOptions, code: str
+) -> None:
+    error = rpc_error(service.stub.Detect, pb.DetectRequest(image=images["crowd.jpg"], options=options))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_code(error) == code
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "empty_image"),
+        (b"definitely not an image", "invalid_image"),
+        ("truncated", "corrupt_image"),
+    ],
+)
+def test_bad_image_is_invalid_argument_with_error_code(
+    service: Running, images: dict[str, bytes], data: bytes | str, code: str
+) -> None:
+    if data == "truncated":
+        data = images["selfie_group.jpg"][:4000]
+    rejected_before = count(
+        service.core, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
+    )
+    error = rpc_error(service.stub.Detect, pb.DetectRequest(image=data))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_code(error) == code
+    assert error.details()
+    rejected_after = count(
+        service.core, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
+    )
+    assert rejected_after == rejected_before + 1
+
+
+def test_batch_agrees_with_single_requests_and_isolates_a_bad_image(
+    service: Running, images: dict[str, bytes]
+) -> None:
+    selfie, crowd = images["selfie_group.jpg"], images["crowd.jpg"]
+    singles = [service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S) for image in (selfie, crowd)]
+    batch = service.stub.DetectBatch(
+        pb.DetectBatchRequest(images=[selfie, b"\xff\xd8\xff broken", crowd], request_id="b-1"), timeout=TIMEOUT_S
+    )
+    assert batch.request_id == "b-1"
+    assert [item.WhichOneof("outcome") for item in batch.items] == ["result", "error", "result"]
+    assert batch.items[1].error.code in {"corrupt_image", "invalid_image"} and batch.items[1].error.message
+    assert_same_faces(batch.items[0].result, singles[0])
+    assert_same_faces(batch.items[2].result, singles[1])
+    assert (batch.items[2].result.width, batch.items[2].result.height) == (singles[1].width, singles[1].height)
+
+
+def test_empty_batch_is_invalid_argument(service: Running) -> None:
+    error = rpc_error(service.stub.DetectBatch, pb.DetectBatchRequest())
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_code(error) == "validation_error"
+
+
+def test_list_models(service: Running) -> None:
+    (model,) = service.stub.ListModels(pb.ListModelsRequest(), timeout=TIMEOUT_S).models
+    assert (model.name, model.backend, model.has_dense, model.ready) == ("mobilenet0.25-1mb", "onnxruntime", False, True)
+    assert (model.canvas_size, model.max_batch_size) == (640, 8)
+
+
+# --- DetectStream ----------------------------------------------------------------------------------------------
+
+
+def test_stream_answers_in_request_order_and_batches_frames(service: Running, images: dict[str, bytes]) -> None:
+    names = ("selfie_group.jpg", "crowd.jpg")
+    expected = {name: service.stub.Detect(pb.DetectRequest(image=images[name]), timeout=TIMEOUT_S) for name in names}
+    frames = [names[i % 2] for i in range(20)]
+    inferences_before = count(service.core, "facelocal_inferences_total")
+
+    responses = list(
+        service.stub.DetectStream(
+            (pb.DetectRequest(image=images[name], request_id=f"frame-{i}") for i, name in enumerate(frames)),
+            timeout=TIMEOUT_S,
+        )
+    )
+
+    assert [r.request_id for r in responses] == [f"frame-{i}" for i in range(len(frames))]
+    for response, name in zip(responses, frames):
+        assert response.WhichOneof("outcome") == "result"
+        assert response.result.width == expected[name].width
+        assert_same_faces(response.result, expected[name])
+    # Frames in flight together share inferences with each other.
+    assert count(service.core, "facelocal_inferences_total") - inferences_before < len(frames)
+    assert count(service.core, "facelocal_requests_total", protocol="grpc", endpoint="DetectStream", status="OK") >= 20
+
+
+def test_stream_answers_a_bad_frame_in_band_and_continues(service: Running, images: dict[str, bytes]) -> None:
+    good = images["crowd.jpg"]
+    frames = [good, b"garbage", good, pb.DetectOptions(return_mesh=True), good]
+    requests = [
+        pb.DetectRequest(image=good, options=frame, request_id=str(i))
+        if isinstance(frame, pb.DetectOptions)
+        else pb.DetectRequest(image=frame, request_id=str(i))
+        for i, frame in enumerate(frames)
+    ]
+    responses = list(service.stub.DetectStream(iter(requests), timeout=TIMEOUT_S))
+    assert [r.request_id for r in responses] == ["0", "1", "2", "3", "4"]
+    assert [r.WhichOneof("outcome") for r in responses] == ["result", "error", "result", "error", "result"]
+    assert (responses[1].error.code, responses[3].error.code) == ("invalid_image", "mesh_unavailable")
+    assert_same_faces(responses[4].result, responses[0].result)
+
+
+def test_empty_stream_ends_cleanly(service: Running) -> None:
+    assert list(service.stub.DetectStream(iter(()), timeout=TIMEOUT_S)) == []
+
+
+# --- health and reflection -------------------------------------------------------------------------------------
+
+
+def test_health_is_serving_after_warm_up(service: Running) -> None:
+    health = health_pb2_grpc.HealthStub(service.channel)
+    for name in ("", SERVICE):
+        status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT_S).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_health_follows_readiness(loop_thread: LoopThread, grpc_model_path: Path) -> None:
+    running = start(loop_thread, make_settings(grpc_model_path), warm=False)
+    try:
+        health = health_pb2_grpc.HealthStub(running.channel)
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=TIMEOUT_S)
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE):
+            status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT_S).status
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        loop_thread.run(running.core.start())
+
+        assert health.Check(health_pb2.HealthCheckRequest(service=SERVICE)).status == health_pb2.HealthCheckResponse.SERVING
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING  # pushed by the readiness follower
+        watch.cancel()
+    finally:
+        stop(loop_thread, running)
+
+
+def test_reflection_lists_and_describes_the_service(service: Running) -> None:
+    reflection = reflection_pb2_grpc.ServerReflectionStub(service.channel)
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE),
+    ]
+    listing, described = list(reflection.ServerReflectionInfo(iter(requests), timeout=TIMEOUT_S))
+    names = {s.name for s in listing.list_services_response.service}
+    assert {SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
+    from google.protobuf import descriptor_pb2
+
+    (serialized,) = described.file_descriptor_response.file_descriptor_proto
+    descriptor = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+    assert descriptor.package == "facelocal.v1"
+    methods = {m.name for m in descriptor.service[0].method}
+    assert methods == {"Detect", "DetectBatch", "DetectStream", "ListModels"}
+
+
+# --- authentication and limits ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def guarded(loop_thread: LoopThread, grpc_model_path: Path, images: dict[str, bytes]) -> Iterator[Running]:
+    # Large enough for selfie_group.jpg, too small for crowd.jpg.
+    limit = (len(images["selfie_group.jpg"]) + len(images["crowd.jpg"])) // 2
+    running = start(loop_thread, make_settings(grpc_model_path, api_key="s3cret", max_body_bytes=limit))
+    yield running
+    stop(loop_thread, running)
+
+
+@pytest.mark.parametrize("metadata", [None, (("authorization", "Bearer wrong"),), (("authorization", "s3cret"),)])
+def test_api_key_is_required_when_set(guarded: Running, images: dict[str, bytes], metadata) -> None:
+    error = rpc_error(guarded.stub.Detect, pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=metadata)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_code(error) == "unauthorized"
+
+    stream = guarded.stub.DetectStream(iter([pb.DetectRequest(image=images["selfie_group.jpg"])]), metadata=metadata)
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stream)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_valid_api_key_is_accepted_and_health_stays_open(guarded: Running, images: dict[str, bytes]) -> None:
+    bearer = (("authorization", "Bearer s3cret"),)
+    response = guarded.stub.Detect(pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=bearer, timeout=TIMEOUT_S)
+    assert len(response.faces) >= 10
+    (frame,) = guarded.stub.DetectStream(
+        iter([pb.DetectRequest(image=images["selfie_group.jpg"])]), metadata=bearer, timeout=TIMEOUT_S
+    )
+    assert_same_faces(frame.result, response)
+    health = health_pb2_grpc.HealthStub(guarded.channel)
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_message_over_max_body_bytes_is_refused(guarded: Running, images: dict[str, bytes]) -> None:
+    bearer = (("authorization", "Bearer s3cret"),)
+    error = rpc_error(guarded.stub.Detect, pb.DetectRequest(image=images["crowd.jpg"]), metadata=bearer)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# --- queue full -------------------------------------------------------------------------------------------------
+
+
+class GatedBackend:
+    """The real ONNX Runtime backend, but after warm-up each inference waits until the test opens the gate."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.name, self.model_name = inner.name, inner.model_name
+        self.has_dense, self.fixed_canvas = inner.has_dense, inner.fixed_canvas
+        self.gated = False
+        self.entered = threading.Event()
+        self.gate = asyncio.Event()
+
+    async def infer(self, batch: np.ndarray):
+        if self.gated:
+            self.entered.set()
+            await self.gate.wait()
+        return await self._inner.infer(batch)
+
+    async def ready(self) -> bool:
+        return await self._inner.ready()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def test_full_queue_is_resource_exhausted(loop_thread: LoopThread, grpc_model_path: Path, images: dict[str, bytes]) -> None:
+    settings = make_settings(grpc_model_path, max_batch_size=1, max_delay_ms=0, max_queue=1)
+    backend = GatedBackend(create_backend(settings))
+    running = start(loop_thread, settings, backend=backend)
+    try:
+        backend.gated = True
+        request = pb.DetectRequest(image=images["selfie_group.jpg"])
+        in_inference = running.stub.Detect.future(request, timeout=TIMEOUT_S)
+        assert backend.entered.wait(TIMEOUT_S)
+        queued = running.stub.Detect.future(request, timeout=TIMEOUT_S)
+        deadline = time.monotonic() + TIMEOUT_S
+        while count(running.core, "facelocal_queue_depth") < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        error = rpc_error(running.stub.Detect, request)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        metadata = dict(error.trailing_metadata())
+        assert metadata["error-code"] == "queue_full" and int(metadata["retry-after"]) >= 1
+
+        loop_thread.loop.call_soon_threadsafe(backend.gate.set)
+        first, second = in_inference.result(), queued.result()
+        assert len(first.faces) == len(second.faces) >= 10
+    finally:
+        loop_thread.loop.call_soon_threadsafe(backend.gate.set)
+        stop(loop_thread, running)
