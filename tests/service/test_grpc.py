@@ -7,8 +7,8 @@ synchronous gRPC clients, as a separate process would be.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
-import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -29,6 +29,7 @@ from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from service.grpc.server import start_grpc_server
 from service.settings import Settings
+from tests.conftest import RunningService, free_port
 from tests.paths import shared_file
 
 SERVICE = "facelocal.v1.FaceDetector"
@@ -66,12 +67,6 @@ class Running:
         return pb_grpc.FaceDetectorStub(self.channel)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def make_settings(model_path: Path, **overrides: Any) -> Settings:
     return Settings(model_path=model_path, host="127.0.0.1", grpc_port=free_port(), **overrides)
 
@@ -81,18 +76,6 @@ def loop_thread() -> Iterator[LoopThread]:
     runner = LoopThread()
     yield runner
     runner.close()
-
-
-@pytest.fixture(scope="session")
-def grpc_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from facelocal.config import DEFAULT_CONFIG, get_config
-    from facelocal.export import export_onnx
-    from facelocal.models import load_pretrained
-
-    model = load_pretrained(get_config(DEFAULT_CONFIG), shared_file("weights", "mobilenet0.25_Final.pth"))
-    out = tmp_path_factory.mktemp("grpc_model") / "model.onnx"
-    export_onnx(model.eval(), out)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +108,9 @@ def stop(loop_thread: LoopThread, running: Running) -> None:
 
 
 @pytest.fixture(scope="module")
-def service(loop_thread: LoopThread, grpc_model_path: Path) -> Iterator[Running]:
+def grpc_service(loop_thread: LoopThread, onnx_model_path: Path) -> Iterator[Running]:
     # A generous delay so frames of one stream reliably share inferences.
-    running = start(loop_thread, make_settings(grpc_model_path, max_batch_size=8, max_delay_ms=50))
+    running = start(loop_thread, make_settings(onnx_model_path, max_batch_size=8, max_delay_ms=50))
     yield running
     stop(loop_thread, running)
 
@@ -162,11 +145,11 @@ def count(core: DetectionCore, metric: str, **labels: str) -> float:
 # --- Detect, options, DetectBatch ------------------------------------------------------------------------------
 
 
-def test_detect_returns_faces_in_image_pixels(service: Running, images: dict[str, bytes]) -> None:
-    response = service.stub.Detect(pb.DetectRequest(image=images["selfie_group.jpg"], request_id="r-1"), timeout=TIMEOUT_S)
+def test_detect_returns_faces_in_image_pixels(grpc_service: Running, images: dict[str, bytes]) -> None:
+    response = grpc_service.stub.Detect(pb.DetectRequest(image=images["selfie_group.jpg"], request_id="r-1"), timeout=TIMEOUT_S)
     width, height = Image.open(io.BytesIO(images["selfie_group.jpg"])).size
     assert (response.width, response.height) == (width, height)
-    assert response.model == service.core.model_info().name == "mobilenet0.25-1mb"
+    assert response.model == grpc_service.core.model_info().name == "mobilenet0.25-1mb"
     assert response.request_id == "r-1"
     boxes, scores = boxes_scores(response)
     assert len(response.faces) >= 10  # a group selfie
@@ -179,10 +162,10 @@ def test_detect_returns_faces_in_image_pixels(service: Running, images: dict[str
     assert response.timings.inference_ms > 0 and response.timings.decode_ms > 0
 
 
-def test_unset_options_take_the_rest_defaults(service: Running, images: dict[str, bytes]) -> None:
+def test_unset_options_take_the_rest_defaults(grpc_service: Running, images: dict[str, bytes]) -> None:
     image = images["crowd.jpg"]
-    implicit = service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
-    explicit = service.stub.Detect(
+    implicit = grpc_service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
+    explicit = grpc_service.stub.Detect(
         pb.DetectRequest(
             image=image,
             options=pb.DetectOptions(
@@ -194,17 +177,17 @@ def test_unset_options_take_the_rest_defaults(service: Running, images: dict[str
     assert_same_faces(implicit, explicit)
 
 
-def test_options_filter_and_shape_faces(service: Running, images: dict[str, bytes]) -> None:
+def test_options_filter_and_shape_faces(grpc_service: Running, images: dict[str, bytes]) -> None:
     image = images["selfie_group.jpg"]
-    everything = service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
+    everything = grpc_service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
     _, all_scores = boxes_scores(everything)
 
-    confident = service.stub.Detect(
+    confident = grpc_service.stub.Detect(
         pb.DetectRequest(image=image, options=pb.DetectOptions(score_threshold=0.95)), timeout=TIMEOUT_S
     )
     assert len(confident.faces) == int(np.sum(all_scores > 0.95)) < len(everything.faces)
 
-    top3 = service.stub.Detect(
+    top3 = grpc_service.stub.Detect(
         pb.DetectRequest(image=image, options=pb.DetectOptions(max_faces=3, return_landmarks=False, return_crops=True)),
         timeout=TIMEOUT_S,
     )
@@ -223,9 +206,9 @@ def test_options_filter_and_shape_faces(service: Running, images: dict[str, byte
     ],
 )
 def test_unusable_options_are_invalid_argument(
-    service: Running, images: dict[str, bytes], options: pb.DetectOptions, code: str
+    grpc_service: Running, images: dict[str, bytes], options: pb.DetectOptions, code: str
 ) -> None:
-    error = rpc_error(service.stub.Detect, pb.DetectRequest(image=images["crowd.jpg"], options=options))
+    error = rpc_error(grpc_service.stub.Detect, pb.DetectRequest(image=images["crowd.jpg"], options=options))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_code(error) == code
 
@@ -239,29 +222,29 @@ def test_unusable_options_are_invalid_argument(
     ],
 )
 def test_bad_image_is_invalid_argument_with_error_code(
-    service: Running, images: dict[str, bytes], data: bytes | str, code: str
+    grpc_service: Running, images: dict[str, bytes], data: bytes | str, code: str
 ) -> None:
     if data == "truncated":
         data = images["selfie_group.jpg"][:4000]
     rejected_before = count(
-        service.core, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
+        grpc_service.core, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
     )
-    error = rpc_error(service.stub.Detect, pb.DetectRequest(image=data))
+    error = rpc_error(grpc_service.stub.Detect, pb.DetectRequest(image=data))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_code(error) == code
     assert error.details()
     rejected_after = count(
-        service.core, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
+        grpc_service.core, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
     )
     assert rejected_after == rejected_before + 1
 
 
 def test_batch_agrees_with_single_requests_and_isolates_a_bad_image(
-    service: Running, images: dict[str, bytes]
+    grpc_service: Running, images: dict[str, bytes]
 ) -> None:
     selfie, crowd = images["selfie_group.jpg"], images["crowd.jpg"]
-    singles = [service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S) for image in (selfie, crowd)]
-    batch = service.stub.DetectBatch(
+    singles = [grpc_service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S) for image in (selfie, crowd)]
+    batch = grpc_service.stub.DetectBatch(
         pb.DetectBatchRequest(images=[selfie, b"\xff\xd8\xff broken", crowd], request_id="b-1"), timeout=TIMEOUT_S
     )
     assert batch.request_id == "b-1"
@@ -272,14 +255,14 @@ def test_batch_agrees_with_single_requests_and_isolates_a_bad_image(
     assert (batch.items[2].result.width, batch.items[2].result.height) == (singles[1].width, singles[1].height)
 
 
-def test_empty_batch_is_invalid_argument(service: Running) -> None:
-    error = rpc_error(service.stub.DetectBatch, pb.DetectBatchRequest())
+def test_empty_batch_is_invalid_argument(grpc_service: Running) -> None:
+    error = rpc_error(grpc_service.stub.DetectBatch, pb.DetectBatchRequest())
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_code(error) == "validation_error"
 
 
-def test_list_models(service: Running) -> None:
-    (model,) = service.stub.ListModels(pb.ListModelsRequest(), timeout=TIMEOUT_S).models
+def test_list_models(grpc_service: Running) -> None:
+    (model,) = grpc_service.stub.ListModels(pb.ListModelsRequest(), timeout=TIMEOUT_S).models
     assert (model.name, model.backend, model.has_dense, model.ready) == ("mobilenet0.25-1mb", "onnxruntime", False, True)
     assert (model.canvas_size, model.max_batch_size) == (640, 8)
 
@@ -287,14 +270,14 @@ def test_list_models(service: Running) -> None:
 # --- DetectStream ----------------------------------------------------------------------------------------------
 
 
-def test_stream_answers_in_request_order_and_batches_frames(service: Running, images: dict[str, bytes]) -> None:
+def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Running, images: dict[str, bytes]) -> None:
     names = ("selfie_group.jpg", "crowd.jpg")
-    expected = {name: service.stub.Detect(pb.DetectRequest(image=images[name]), timeout=TIMEOUT_S) for name in names}
+    expected = {name: grpc_service.stub.Detect(pb.DetectRequest(image=images[name]), timeout=TIMEOUT_S) for name in names}
     frames = [names[i % 2] for i in range(20)]
-    inferences_before = count(service.core, "facelocal_inferences_total")
+    inferences_before = count(grpc_service.core, "facelocal_inferences_total")
 
     responses = list(
-        service.stub.DetectStream(
+        grpc_service.stub.DetectStream(
             (pb.DetectRequest(image=images[name], request_id=f"frame-{i}") for i, name in enumerate(frames)),
             timeout=TIMEOUT_S,
         )
@@ -306,11 +289,11 @@ def test_stream_answers_in_request_order_and_batches_frames(service: Running, im
         assert response.result.width == expected[name].width
         assert_same_faces(response.result, expected[name])
     # Frames in flight together share inferences with each other.
-    assert count(service.core, "facelocal_inferences_total") - inferences_before < len(frames)
-    assert count(service.core, "facelocal_requests_total", protocol="grpc", endpoint="DetectStream", status="OK") >= 20
+    assert count(grpc_service.core, "facelocal_inferences_total") - inferences_before < len(frames)
+    assert count(grpc_service.core, "facelocal_requests_total", protocol="grpc", endpoint="DetectStream", status="OK") >= 20
 
 
-def test_stream_answers_a_bad_frame_in_band_and_continues(service: Running, images: dict[str, bytes]) -> None:
+def test_stream_answers_a_bad_frame_in_band_and_continues(grpc_service: Running, images: dict[str, bytes]) -> None:
     good = images["crowd.jpg"]
     frames = [good, b"garbage", good, pb.DetectOptions(return_mesh=True), good]
     requests = [
@@ -319,29 +302,29 @@ def test_stream_answers_a_bad_frame_in_band_and_continues(service: Running, imag
         else pb.DetectRequest(image=frame, request_id=str(i))
         for i, frame in enumerate(frames)
     ]
-    responses = list(service.stub.DetectStream(iter(requests), timeout=TIMEOUT_S))
+    responses = list(grpc_service.stub.DetectStream(iter(requests), timeout=TIMEOUT_S))
     assert [r.request_id for r in responses] == ["0", "1", "2", "3", "4"]
     assert [r.WhichOneof("outcome") for r in responses] == ["result", "error", "result", "error", "result"]
     assert (responses[1].error.code, responses[3].error.code) == ("invalid_image", "mesh_unavailable")
     assert_same_faces(responses[4].result, responses[0].result)
 
 
-def test_empty_stream_ends_cleanly(service: Running) -> None:
-    assert list(service.stub.DetectStream(iter(()), timeout=TIMEOUT_S)) == []
+def test_empty_stream_ends_cleanly(grpc_service: Running) -> None:
+    assert list(grpc_service.stub.DetectStream(iter(()), timeout=TIMEOUT_S)) == []
 
 
 # --- health and reflection -------------------------------------------------------------------------------------
 
 
-def test_health_is_serving_after_warm_up(service: Running) -> None:
-    health = health_pb2_grpc.HealthStub(service.channel)
+def test_health_is_serving_after_warm_up(grpc_service: Running) -> None:
+    health = health_pb2_grpc.HealthStub(grpc_service.channel)
     for name in ("", SERVICE):
         status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT_S).status
         assert status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_health_follows_readiness(loop_thread: LoopThread, grpc_model_path: Path) -> None:
-    running = start(loop_thread, make_settings(grpc_model_path), warm=False)
+def test_health_follows_readiness(loop_thread: LoopThread, onnx_model_path: Path) -> None:
+    running = start(loop_thread, make_settings(onnx_model_path), warm=False)
     try:
         health = health_pb2_grpc.HealthStub(running.channel)
         watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=TIMEOUT_S)
@@ -359,8 +342,8 @@ def test_health_follows_readiness(loop_thread: LoopThread, grpc_model_path: Path
         stop(loop_thread, running)
 
 
-def test_reflection_lists_and_describes_the_service(service: Running) -> None:
-    reflection = reflection_pb2_grpc.ServerReflectionStub(service.channel)
+def test_reflection_lists_and_describes_the_service(grpc_service: Running) -> None:
+    reflection = reflection_pb2_grpc.ServerReflectionStub(grpc_service.channel)
     requests = [
         reflection_pb2.ServerReflectionRequest(list_services=""),
         reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE),
@@ -381,41 +364,43 @@ def test_reflection_lists_and_describes_the_service(service: Running) -> None:
 
 
 @pytest.fixture(scope="module")
-def guarded(loop_thread: LoopThread, grpc_model_path: Path, images: dict[str, bytes]) -> Iterator[Running]:
-    # Large enough for selfie_group.jpg, too small for crowd.jpg.
+def guarded(start_service, images: dict[str, bytes]) -> Iterator[grpc.Channel]:
+    """A channel to the full service (``facelocal serve``'s code path) with an API key and a body limit
+    large enough for selfie_group.jpg, too small for crowd.jpg."""
     limit = (len(images["selfie_group.jpg"]) + len(images["crowd.jpg"])) // 2
-    running = start(loop_thread, make_settings(grpc_model_path, api_key="s3cret", max_body_bytes=limit))
-    yield running
-    stop(loop_thread, running)
+    running = start_service(api_key="s3cret", max_body_bytes=limit)
+    with grpc.insecure_channel(running.grpc_target) as channel:
+        yield channel
+    running.stop()
 
 
 @pytest.mark.parametrize("metadata", [None, (("authorization", "Bearer wrong"),), (("authorization", "s3cret"),)])
-def test_api_key_is_required_when_set(guarded: Running, images: dict[str, bytes], metadata) -> None:
-    error = rpc_error(guarded.stub.Detect, pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=metadata)
+def test_api_key_is_required_when_set(guarded: grpc.Channel, images: dict[str, bytes], metadata) -> None:
+    error = rpc_error(pb_grpc.FaceDetectorStub(guarded).Detect, pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=metadata)
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_code(error) == "unauthorized"
 
-    stream = guarded.stub.DetectStream(iter([pb.DetectRequest(image=images["selfie_group.jpg"])]), metadata=metadata)
+    stream = pb_grpc.FaceDetectorStub(guarded).DetectStream(iter([pb.DetectRequest(image=images["selfie_group.jpg"])]), metadata=metadata)
     with pytest.raises(grpc.RpcError) as caught:
         list(stream)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_valid_api_key_is_accepted_and_health_stays_open(guarded: Running, images: dict[str, bytes]) -> None:
+def test_valid_api_key_is_accepted_and_health_stays_open(guarded: grpc.Channel, images: dict[str, bytes]) -> None:
     bearer = (("authorization", "Bearer s3cret"),)
-    response = guarded.stub.Detect(pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=bearer, timeout=TIMEOUT_S)
+    response = pb_grpc.FaceDetectorStub(guarded).Detect(pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=bearer, timeout=TIMEOUT_S)
     assert len(response.faces) >= 10
-    (frame,) = guarded.stub.DetectStream(
+    (frame,) = pb_grpc.FaceDetectorStub(guarded).DetectStream(
         iter([pb.DetectRequest(image=images["selfie_group.jpg"])]), metadata=bearer, timeout=TIMEOUT_S
     )
     assert_same_faces(frame.result, response)
-    health = health_pb2_grpc.HealthStub(guarded.channel)
+    health = health_pb2_grpc.HealthStub(guarded)
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S).status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_message_over_max_body_bytes_is_refused(guarded: Running, images: dict[str, bytes]) -> None:
+def test_message_over_max_body_bytes_is_refused(guarded: grpc.Channel, images: dict[str, bytes]) -> None:
     bearer = (("authorization", "Bearer s3cret"),)
-    error = rpc_error(guarded.stub.Detect, pb.DetectRequest(image=images["crowd.jpg"]), metadata=bearer)
+    error = rpc_error(pb_grpc.FaceDetectorStub(guarded).Detect, pb.DetectRequest(image=images["crowd.jpg"]), metadata=bearer)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
@@ -446,8 +431,8 @@ class GatedBackend:
         await self._inner.close()
 
 
-def test_full_queue_is_resource_exhausted(loop_thread: LoopThread, grpc_model_path: Path, images: dict[str, bytes]) -> None:
-    settings = make_settings(grpc_model_path, max_batch_size=1, max_delay_ms=0, max_queue=1)
+def test_full_queue_is_resource_exhausted(loop_thread: LoopThread, onnx_model_path: Path, images: dict[str, bytes]) -> None:
+    settings = make_settings(onnx_model_path, max_batch_size=1, max_delay_ms=0, max_queue=1)
     backend = GatedBackend(create_backend(settings))
     running = start(loop_thread, settings, backend=backend)
     try:
@@ -471,3 +456,49 @@ def test_full_queue_is_resource_exhausted(loop_thread: LoopThread, grpc_model_pa
     finally:
         loop_thread.loop.call_soon_threadsafe(backend.gate.set)
         stop(loop_thread, running)
+
+
+# --- the full service: REST and gRPC side by side ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["selfie_group.jpg", "crowd.jpg"])
+def test_rest_and_grpc_return_the_same_faces(service: RunningService, images: dict[str, bytes], name: str) -> None:
+    import httpx
+
+    rest = httpx.post(
+        f"{service.http_url}/v1/detect",
+        content=images[name],
+        headers={"content-type": "image/jpeg"},
+        params={"score_threshold": 0.3, "return_crops": "true"},
+        timeout=TIMEOUT_S,
+    )
+    assert rest.status_code == 200, rest.text
+    rest_body = rest.json()
+    with grpc.insecure_channel(service.grpc_target) as channel:
+        response = pb_grpc.FaceDetectorStub(channel).Detect(
+            pb.DetectRequest(image=images[name], options=pb.DetectOptions(score_threshold=0.3, return_crops=True)),
+            timeout=TIMEOUT_S,
+        )
+
+    assert (response.width, response.height, response.model) == (rest_body["width"], rest_body["height"], rest_body["model"])
+    assert len(response.faces) == len(rest_body["faces"]) > 0
+    grpc_boxes, grpc_scores = boxes_scores(response)
+    np.testing.assert_allclose(grpc_boxes, [f["box"] for f in rest_body["faces"]], atol=1e-3)
+    np.testing.assert_allclose(grpc_scores, [f["score"] for f in rest_body["faces"]], atol=1e-6)
+    grpc_landmarks = [[[p.x, p.y] for p in f.landmarks] for f in response.faces]
+    np.testing.assert_allclose(grpc_landmarks, [f["landmarks"] for f in rest_body["faces"]], atol=1e-3)
+    for grpc_face, rest_face in zip(response.faces, rest_body["faces"]):
+        assert grpc_face.crop_png == base64.b64decode(rest_face["crop"])
+
+
+def test_rest_and_grpc_report_the_same_error(service: RunningService) -> None:
+    import httpx
+
+    rest = httpx.post(
+        f"{service.http_url}/v1/detect", content=b"\xff\xd8\xff broken", headers={"content-type": "image/jpeg"}
+    )
+    with grpc.insecure_channel(service.grpc_target) as channel:
+        error = rpc_error(pb_grpc.FaceDetectorStub(channel).Detect, pb.DetectRequest(image=b"\xff\xd8\xff broken"))
+    assert rest.status_code == 400 and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_code(error) == rest.json()["error"]["code"]
+    assert error.details() == rest.json()["error"]["message"]
