@@ -1,0 +1,63 @@
+"""Helpers for the service tests: an HTTP client with timeouts, encoded test images, metric reading."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from tests.paths import shared_file
+
+# Every request in these tests is bounded: a hang fails the test instead of the suite.
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+def client(base_url: str, **kwargs) -> httpx.Client:
+    return httpx.Client(base_url=base_url, timeout=TIMEOUT, **kwargs)
+
+
+def photo_bytes(name: str = "selfie_group.jpg") -> bytes:
+    return shared_file("images", name).read_bytes()
+
+
+def photo(name: str = "selfie_group.jpg") -> Image.Image:
+    with Image.open(shared_file("images", name)) as image:
+        return image.convert("RGB")
+
+
+def encode(image: Image.Image, fmt: str, **save_args) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save_args)
+    return buffer.getvalue()
+
+
+def vga_jpeg() -> bytes:
+    """A 640x480 JPEG cut from the group photo (centre crop), as the load script posts."""
+    image = photo()
+    width, height = image.size
+    scale = max(640 / width, 480 / height)
+    image = image.resize((round(width * scale), round(height * scale)), Image.BILINEAR)
+    left, top = (image.width - 640) // 2, (image.height - 480) // 2
+    return encode(image.crop((left, top, left + 640, top + 480)), "JPEG", quality=90)
+
+
+def metric(text: str, name: str) -> float:
+    """The value of an unlabelled sample ``name`` in Prometheus text."""
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match, f"metric {name} not found"
+    return float(match.group(1))
+
+
+def boxes(result: dict) -> np.ndarray:
+    return np.array([face["box"] for face in result["faces"]], dtype=np.float64).reshape(-1, 4)
+
+
+def assert_same_faces(a: dict, b: dict, tolerance: float = 0.05) -> None:
+    """Same image size and the same faces (boxes within ``tolerance`` px, scores within 1e-3)."""
+    assert (a["width"], a["height"]) == (b["width"], b["height"])
+    assert len(a["faces"]) == len(b["faces"])
+    np.testing.assert_allclose(boxes(a), boxes(b), atol=tolerance)
+    np.testing.assert_allclose([f["score"] for f in a["faces"]], [f["score"] for f in b["faces"]], atol=1e-3)

@@ -1,0 +1,176 @@
+"""The REST API against a real uvicorn server on loopback: input forms, options, batch, models, OpenAPI."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from tests.service.helpers import assert_same_faces, boxes, client, photo_bytes
+
+SELFIE_FACES = 27  # faces above 0.5 in selfie_group.jpg with the shipped checkpoint (mobilenet0.25-1mb)
+
+
+@pytest.fixture(scope="module")
+def http(service):
+    with client(service.http_url) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def selfie_result(http) -> dict:
+    response = http.post("/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_raw_body_finds_the_faces_in_image_pixels(selfie_result) -> None:
+    assert (selfie_result["width"], selfie_result["height"]) == (1024, 624)
+    assert selfie_result["model"] == "mobilenet0.25-1mb"
+    assert len(selfie_result["faces"]) == SELFIE_FACES
+    found = boxes(selfie_result)
+    assert (found[:, 2] > found[:, 0]).all() and (found[:, 3] > found[:, 1]).all()
+    assert found.min() >= 0 and found[:, 2].max() <= 1024 and found[:, 3].max() <= 624
+    scores = [face["score"] for face in selfie_result["faces"]]
+    assert scores == sorted(scores, reverse=True) and min(scores) > 0.5
+    for face in selfie_result["faces"]:
+        points = np.array(face["landmarks"])
+        x1, y1, x2, y2 = face["box"]
+        assert points.shape == (5, 2)
+        # Landmarks of a real face sit inside (or within a few px of) its box.
+        assert (points[:, 0] > x1 - 5).all() and (points[:, 0] < x2 + 5).all()
+        assert (points[:, 1] > y1 - 5).all() and (points[:, 1] < y2 + 5).all()
+    assert set(selfie_result["timings_ms"]) == {"decode", "queue", "inference", "postprocess"}
+    assert all(value >= 0 for value in selfie_result["timings_ms"].values())
+
+
+def test_multipart_and_json_give_the_same_faces_as_raw(http, selfie_result) -> None:
+    data = photo_bytes()
+    multipart = http.post("/v1/detect", files={"image": ("selfie.jpg", data, "image/jpeg")})
+    as_json = http.post("/v1/detect", json={"image": base64.b64encode(data).decode()})
+    data_url = http.post("/v1/detect", json={"image": "data:image/jpeg;base64," + base64.b64encode(data).decode()})
+    for response in (multipart, as_json, data_url):
+        assert response.status_code == 200, response.text
+        assert_same_faces(response.json(), selfie_result)
+
+
+def test_batch_agrees_with_single_requests(http, selfie_result) -> None:
+    crowd = http.post("/v1/detect", content=photo_bytes("crowd.jpg"), headers={"content-type": "image/jpeg"}).json()
+    files = [("images", ("a.jpg", photo_bytes(), "image/jpeg")), ("images", ("b.jpg", photo_bytes("crowd.jpg"), "image/jpeg"))]
+    multipart = http.post("/v1/detect/batch", files=files)
+    encoded = [base64.b64encode(photo_bytes(name)).decode() for name in ("selfie_group.jpg", "crowd.jpg")]
+    as_json = http.post("/v1/detect/batch", json={"images": encoded})
+    for response in (multipart, as_json):
+        assert response.status_code == 200, response.text
+        first, second = response.json()["results"]
+        assert_same_faces(first, selfie_result)
+        assert_same_faces(second, crowd)
+
+
+def test_options_filter_the_faces(http, selfie_result) -> None:
+    data, headers = photo_bytes(), {"content-type": "image/jpeg"}
+    top3 = http.post("/v1/detect", content=data, headers=headers, params={"max_faces": 3}).json()
+    assert top3["faces"] == selfie_result["faces"][:3]
+
+    strict = http.post("/v1/detect", content=data, headers=headers, params={"score_threshold": 0.9}).json()
+    expected = [face for face in selfie_result["faces"] if face["score"] > 0.9]
+    assert 0 < len(strict["faces"]) < SELFIE_FACES
+    np.testing.assert_allclose(boxes(strict), boxes({"faces": expected}), atol=0.05)
+
+    sides = np.minimum(*(boxes(selfie_result)[:, 2:] - boxes(selfie_result)[:, :2]).T)
+    limit = float(np.median(sides))
+    large = http.post("/v1/detect", content=data, headers=headers, params={"min_face_size": limit}).json()
+    assert len(large["faces"]) == int((sides >= limit - 0.01).sum())
+    assert all(min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) >= limit - 0.01 for f in large["faces"])
+
+    bare = http.post("/v1/detect", content=data, headers=headers, params={"return_landmarks": "false"}).json()
+    assert len(bare["faces"]) == SELFIE_FACES and all(face["landmarks"] is None for face in bare["faces"])
+
+
+def test_json_options_override_query_options(http) -> None:
+    body = {"image": base64.b64encode(photo_bytes()).decode(), "max_faces": 2}
+    response = http.post("/v1/detect", json=body, params={"max_faces": 5})
+    assert response.status_code == 200 and len(response.json()["faces"]) == 2
+
+
+def test_loose_nms_keeps_more_overlapping_boxes(http, selfie_result) -> None:
+    loose = http.post(
+        "/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"}, params={"nms_threshold": 0.95}
+    ).json()
+    assert len(loose["faces"]) > len(selfie_result["faces"])
+
+
+def test_crops_are_112px_pngs(http) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    response = http.post(
+        "/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"}, params={"return_crops": "true", "max_faces": 2}
+    )
+    faces = response.json()["faces"]
+    assert len(faces) == 2
+    for face in faces:
+        crop = Image.open(BytesIO(base64.b64decode(face["crop"])))
+        assert (crop.format, crop.size, crop.mode) == ("PNG", (112, 112), "RGB")
+        # A face, not padding: the crop has real contrast.
+        assert np.asarray(crop).std() > 20
+
+
+def test_return_mesh_without_dense_branch_is_422(http) -> None:
+    response = http.post(
+        "/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"}, params={"return_mesh": "true"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "mesh_unavailable"
+    assert "dense" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "params", [{"score_threshold": 1.5}, {"max_faces": 0}, {"min_face_size": -1}, {"nms_threshold": "abc"}, {"bogus": 1}]
+)
+def test_invalid_options_are_422_json(http, params) -> None:
+    response = http.post("/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"}, params=params)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_health_models_and_unknown_routes(http) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/readyz").json() == {"status": "ready"}
+    models = http.get("/v1/models").json()["models"]
+    assert models == [
+        {
+            "name": "mobilenet0.25-1mb",
+            "backend": "onnxruntime",
+            "has_dense": False,
+            "canvas_size": 640,
+            "max_batch_size": 8,
+            "ready": True,
+        }
+    ]
+    missing = http.get("/v1/nothing")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong_method = http.get("/v1/detect")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_openapi_documents_every_field_and_error(http) -> None:
+    spec = http.get("/openapi.json").json()
+    for path, statuses in {"/v1/detect": {"400", "401", "413", "415", "422", "503"}, "/v1/detect/batch": {"400", "413", "415", "422", "503"}}.items():
+        operation = spec["paths"][path]["post"]
+        assert statuses <= set(operation["responses"])
+        for status in statuses:
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+        assert {"multipart/form-data", "application/json"} <= set(operation["requestBody"]["content"])
+    assert {"image/jpeg", "image/png", "image/webp", "image/bmp"} <= set(spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"])
+    for name in ("ImageResult", "Face", "Timings", "ErrorBody", "ModelInfo"):
+        for field, prop in spec["components"]["schemas"][name]["properties"].items():
+            assert prop.get("description"), f"{name}.{field} has no description"
+    query = {p["name"]: p for p in spec["paths"]["/v1/detect"]["post"]["parameters"] if p["in"] == "query"}
+    assert set(query) == {
+        "score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh"
+    }
+    assert all(p.get("description") for p in query.values())
