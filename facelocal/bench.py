@@ -1,0 +1,182 @@
+"""Whole-pipeline timing: JPEG decode, pre-processing, forward and post-processing, per stage.
+
+ONNX Runtime and torch eager are timed in the same run, interleaved per repeat, so that their ratio holds on a
+noisy machine. Inputs are the shared photos resized and cropped to each size, JPEG-encoded in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facelocal.config import SERVE_POSTPROCESS, PostprocessConfig
+from facelocal.imageio import decode_image
+from facelocal.postprocess import select_faces
+from facelocal.preprocess import Placement, to_network_input
+
+SIZES: dict[str, tuple[int, int]] = {"vga": (640, 480), "hd": (1920, 1080), "4k": (4096, 2160)}
+STAGES = ("decode", "preprocess", "forward", "postprocess", "total")
+BACKENDS = ("onnxruntime", "torch")
+
+# RetinaFace paper, Table 5: MobileNet-0.25 on CPU, milliseconds (no 4K, no multi-thread HD figure).
+PAPER_MS: dict[tuple[str, str], float] = {("vga", "1"): 17.2, ("hd", "1"): 130.4, ("vga", "all"): 5.5}
+
+Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def make_jpeg(photo: Path, width: int, height: int, quality: int = 90) -> bytes:
+    """``photo`` scaled to cover ``width x height``, centre-cropped, encoded as JPEG in memory."""
+    image = Image.open(photo).convert("RGB")
+    scale = max(width / image.width, height / image.height)
+    image = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.BILINEAR)
+    left, top = (image.width - width) // 2, (image.height - height) // 2
+    buffer = io.BytesIO()
+    image.crop((left, top, left + width, top + height)).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def thread_count(spec: str) -> int:
+    """``1`` or ``all`` (every CPU this process may use) to a number."""
+    return len(os.sched_getaffinity(0)) if spec == "all" else int(spec)
+
+
+def onnxruntime_forward(model_path: Path, threads: int) -> Forward:
+    """An ORT session with full graph optimisation and ``threads`` intra-op threads, as a forward function."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    def forward(batch: np.ndarray):
+        return tuple(session.run(None, {input_name: batch}))
+
+    return forward
+
+
+def torch_forward(model, threads: int) -> Forward:
+    """Torch eager on ``model`` (a ``DecodedRetinaFace``) with ``threads`` intra-op threads."""
+    import torch
+
+    def forward(batch: np.ndarray):
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return tuple(t.numpy() for t in model(torch.from_numpy(batch)))
+
+    return forward
+
+
+def time_pipeline(
+    jpeg: bytes, forward: Forward, postprocess: PostprocessConfig = SERVE_POSTPROCESS
+) -> tuple[dict[str, float], int]:
+    """One pass of the pipeline; seconds per stage and the number of faces found."""
+    clock = time.perf_counter
+    t0 = clock()
+    rgb = decode_image(jpeg)
+    t1 = clock()
+    height, width = rgb.shape[:2]
+    batch = to_network_input(rgb, Placement(1.0, width, height, width, height))[None]
+    t2 = clock()
+    boxes, scores, landmarks = forward(batch)
+    t3 = clock()
+    faces = select_faces(boxes[0], scores[0], landmarks[0], Placement(1.0, width, height, width, height), width, height, postprocess)
+    t4 = clock()
+    stages = {"decode": t1 - t0, "preprocess": t2 - t1, "forward": t3 - t2, "postprocess": t4 - t3, "total": t4 - t0}
+    return stages, len(faces)
+
+
+@dataclass
+class BenchResult:
+    """Per stage median and p90 in milliseconds of one (size, backend, threads) combination."""
+
+    size: str
+    backend: str
+    threads: str
+    thread_count: int
+    repeats: int
+    faces: int
+    median_ms: dict[str, float]
+    p90_ms: dict[str, float]
+
+    def record(self) -> dict:
+        return {
+            "size": self.size,
+            "width": SIZES[self.size][0],
+            "height": SIZES[self.size][1],
+            "backend": self.backend,
+            "threads": self.threads,
+            "thread_count": self.thread_count,
+            "repeats": self.repeats,
+            "faces": self.faces,
+            "stages": {s: {"median_ms": self.median_ms[s], "p90_ms": self.p90_ms[s]} for s in STAGES},
+            "paper_ms": PAPER_MS.get((self.size, self.threads)),
+        }
+
+
+def run_benchmark(
+    jpegs: dict[str, bytes],
+    forwards: dict[tuple[str, str], Forward],
+    repeats: int,
+    warmup: int = 2,
+    progress: bool = True,
+) -> list[BenchResult]:
+    """Time every size with every ``(backend, threads)`` forward; the combinations take turns each repeat."""
+    from tqdm import tqdm
+
+    results = []
+    for size, jpeg in jpegs.items():
+        combos = list(forwards)
+        samples: dict[tuple[str, str], list[dict[str, float]]] = {c: [] for c in combos}
+        faces = {}
+        for combo in combos:
+            for _ in range(warmup):
+                time_pipeline(jpeg, forwards[combo])
+        for _ in tqdm(range(repeats), desc=f"bench {size}", disable=not progress, leave=False):
+            for combo in combos:
+                stages, faces[combo] = time_pipeline(jpeg, forwards[combo])
+                samples[combo].append(stages)
+        for backend, threads in combos:
+            table = np.array([[s[k] for k in STAGES] for s in samples[(backend, threads)]]) * 1000.0
+            median, p90 = np.median(table, axis=0), np.percentile(table, 90, axis=0)
+            results.append(
+                BenchResult(
+                    size, backend, threads, thread_count(threads), repeats, faces[(backend, threads)],
+                    dict(zip(STAGES, median.tolist())), dict(zip(STAGES, p90.tolist())),
+                )
+            )
+    return results
+
+
+def format_table(results: Sequence[BenchResult]) -> str:
+    """A markdown table: per stage medians, the total's p90, the paper's figure and ORT/torch ratios."""
+    by_key = {(r.size, r.backend, r.threads): r for r in results}
+    header = (
+        "| size | threads | backend | decode | preprocess | forward | postprocess | total (median) | total p90 "
+        "| paper Table 5 | ORT/torch forward | ORT/torch total |"
+    )
+    lines = [header, "|" + "---|" * 12]
+    for r in results:
+        paper = PAPER_MS.get((r.size, r.threads))
+        ratio_forward = ratio_total = ""
+        ort, eager = by_key.get((r.size, "onnxruntime", r.threads)), by_key.get((r.size, "torch", r.threads))
+        if r.backend == "onnxruntime" and ort and eager:
+            ratio_forward = f"{ort.median_ms['forward'] / eager.median_ms['forward']:.2f}"
+            ratio_total = f"{ort.median_ms['total'] / eager.median_ms['total']:.2f}"
+        m = r.median_ms
+        lines.append(
+            f"| {r.size} | {r.threads} ({r.thread_count}) | {r.backend} | {m['decode']:.1f} | {m['preprocess']:.1f} "
+            f"| {m['forward']:.1f} | {m['postprocess']:.1f} | {m['total']:.1f} | {r.p90_ms['total']:.1f} "
+            f"| {'' if paper is None else f'{paper:.1f}'} | {ratio_forward} | {ratio_total} |"
+        )
+    return "\n".join(lines)

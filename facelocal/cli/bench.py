@@ -1,0 +1,87 @@
+"""``facelocal bench``: time decode, pre-processing, forward and post-processing against the paper's Table 5."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from facelocal.cli.common import add_model_arguments
+
+DEFAULT_PHOTO = Path("../shared/data/images/selfie_group.jpg")
+
+
+def _csv(choices: tuple[str, ...] | None = None):
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if choices and t not in choices]
+        if not items or bad:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices or ())}")
+        return items
+
+    return parse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from facelocal.bench import BACKENDS, SIZES
+
+    parser = subparsers.add_parser("bench", help="time the whole pipeline per stage", description=__doc__)
+    parser.add_argument("--sizes", type=_csv(tuple(SIZES)), default=list(SIZES), help="vga,hd,4k")
+    parser.add_argument("--backends", type=_csv(BACKENDS), default=list(BACKENDS), help="onnxruntime,torch")
+    parser.add_argument("--threads", type=_csv(), default=["1", "all"], help="thread counts: 1,all or numbers")
+    parser.add_argument("--repeats", type=int, default=30, help="timed passes per combination (after 2 warm-ups)")
+    parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="photo the inputs are made from")
+    parser.add_argument("--json", type=Path, metavar="OUT.json", help="write every result as JSON")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import platform
+    import tempfile
+
+    from facelocal import bench
+    from facelocal.cli import CommandError
+    from facelocal.cli.common import load_torch_model
+    from facelocal.export import export_onnx
+    from facelocal.models.decoded import DecodedRetinaFace
+
+    if not args.photo.is_file():
+        raise CommandError(f"photo {args.photo} not found (use --photo)")
+    if any(t != "all" and not t.isdigit() for t in args.threads):
+        raise CommandError("--threads takes 1, all or positive numbers")
+    if args.repeats < 1:
+        raise CommandError("--repeats must be at least 1")
+    model = load_torch_model(args)
+    jpegs = {size: bench.make_jpeg(args.photo, *bench.SIZES[size]) for size in args.sizes}
+    with tempfile.TemporaryDirectory() as tmp:
+        forwards = {}
+        if "onnxruntime" in args.backends:
+            onnx_path = export_onnx(model, Path(tmp) / "model.onnx")
+            for threads in args.threads:
+                forwards[("onnxruntime", threads)] = bench.onnxruntime_forward(onnx_path, bench.thread_count(threads))
+        if "torch" in args.backends:
+            network = DecodedRetinaFace(model.eval())
+            for threads in args.threads:
+                forwards[("torch", threads)] = bench.torch_forward(network, bench.thread_count(threads))
+        results = bench.run_benchmark(jpegs, forwards, args.repeats)
+    cpu = _cpu_model()
+    print(f"CPU: {cpu}; {bench.thread_count('all')} usable threads; config {args.config}; {args.repeats} repeats; ms")
+    print(bench.format_table(results))
+    if args.json:
+        report = {"cpu": cpu, "machine": platform.machine(), "config": args.config, "results": [r.record() for r in results]}
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (what ``lscpu`` prints), or the platform's processor string."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
