@@ -1,0 +1,1 @@
+"""Training data: annotation readers, the paper's augmentation and the torch dataset."""

@@ -1,0 +1,1 @@
+"""Training: anchor matching, the multi-task loss with OHEM, the learning-rate schedule and the trainer."""
