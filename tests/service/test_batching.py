@@ -1,0 +1,180 @@
+"""Micro-batching, back-pressure, readiness and graceful drain, through real servers where it matters."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+
+import numpy as np
+import pytest
+
+from service.batcher import MicroBatcher
+from service.errors import ServiceError, unavailable
+from service.metrics import ServiceMetrics
+from tests.service.helpers import client, metric, photo_bytes, vga_jpeg
+
+JPEG = {"content-type": "image/jpeg"}
+
+
+def _post_concurrently(url: str, bodies: list[bytes], params: dict | None = None) -> list:
+    with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool, client(url) as http:
+        return list(pool.map(lambda body: http.post("/v1/detect", content=body, headers=JPEG, params=params), bodies))
+
+
+def test_concurrent_requests_share_inferences(start_service) -> None:
+    # A generous delay makes the grouping independent of machine speed; the point is that it happens.
+    service = start_service(max_batch_size=8, max_delay_ms=200)
+    with client(service.http_url) as http:
+        before = http.get("/metrics").text
+        responses = _post_concurrently(service.http_url, [vga_jpeg()] * 16)
+        after = http.get("/metrics").text
+    assert [r.status_code for r in responses] == [200] * 16
+    first = responses[0].json()
+    assert all(r.json()["faces"] == first["faces"] for r in responses)
+    inferences = metric(after, "facelocal_inferences_total") - metric(before, "facelocal_inferences_total")
+    images = metric(after, "facelocal_batch_size_sum") - metric(before, "facelocal_batch_size_sum")
+    batches = metric(after, "facelocal_batch_size_count") - metric(before, "facelocal_batch_size_count")
+    assert images == 16
+    assert batches == inferences
+    assert 2 <= inferences < 16, f"16 requests took {inferences} inferences"
+    assert metric(after, "facelocal_queue_depth") == 0
+    assert 'facelocal_requests_total{endpoint="/v1/detect",protocol="rest",status="200"} 16.0' in after
+    assert "facelocal_request_latency_seconds_bucket" in after
+
+
+def test_full_queue_answers_503_with_retry_after(start_service) -> None:
+    service = start_service(max_batch_size=1, max_queue=1, max_delay_ms=0)
+    responses = _post_concurrently(service.http_url, [photo_bytes()] * 24)
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) == {200, 503}, statuses
+    for response in responses:
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "queue_full"
+            assert int(response.headers["retry-after"]) >= 1
+    with client(service.http_url) as http:
+        assert http.post("/v1/detect", content=photo_bytes(), headers=JPEG).status_code == 200
+
+
+class GatedBackend:
+    """Wraps a real backend: inference waits for ``gate`` (a slow warm-up) and fails while ``broken``."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.name, self.model_name, self.has_dense, self.fixed_canvas = (
+            inner.name, inner.model_name, inner.has_dense, inner.fixed_canvas
+        )
+        self.gate = asyncio.Event()
+        self.broken = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def infer(self, batch: np.ndarray):
+        self.loop = asyncio.get_running_loop()
+        await self.gate.wait()
+        if self.broken:
+            raise unavailable("backend went away")
+        return await self._inner.infer(batch)
+
+    async def ready(self) -> bool:
+        return not self.broken
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def test_readyz_follows_warm_up_and_backend_health(onnx_model_path, monkeypatch) -> None:
+    import service.app
+    from service.backends.onnxruntime import OnnxRuntimeBackend
+    from service.settings import Settings
+    from tests.conftest import free_port, launch_service
+
+    backends: list[GatedBackend] = []
+
+    def create_gated(settings):
+        backends.append(GatedBackend(OnnxRuntimeBackend(settings)))
+        return backends[-1]
+
+    monkeypatch.setattr(service.app, "create_backend", create_gated)
+    settings = Settings(host="127.0.0.1", http_port=free_port(), grpc_port=free_port(), model_path=onnx_model_path)
+    running = launch_service(settings, wait_ready=False)
+    try:
+        with client(running.http_url) as http:
+            assert http.get("/healthz").status_code == 200
+            not_ready = http.get("/readyz")
+            assert not_ready.status_code == 503 and not_ready.json()["error"]["code"] == "not_ready"
+            early = http.post("/v1/detect", content=photo_bytes(), headers=JPEG)
+            assert early.status_code == 503 and early.json()["error"]["code"] == "not_ready"
+            assert http.get("/v1/models").json()["models"][0]["ready"] is False
+
+            backend = backends[0]
+            backend.loop.call_soon_threadsafe(backend.gate.set)
+            for _ in range(200):
+                if http.get("/readyz").status_code == 200:
+                    break
+                time.sleep(0.02)
+            assert http.get("/readyz").json() == {"status": "ready"}
+            assert http.post("/v1/detect", content=photo_bytes(), headers=JPEG).status_code == 200
+
+            backend.broken = True
+            down = http.post("/v1/detect", content=photo_bytes(), headers=JPEG)
+            assert down.status_code == 503 and down.json()["error"]["code"] == "backend_unavailable"
+            assert http.get("/readyz").status_code == 503
+    finally:
+        running.stop()
+
+
+class CountingBackend:
+    """Returns one detection per image whose score is the image's mean, and records batch sizes."""
+
+    name, model_name, has_dense, fixed_canvas = "fake", "fake", False, None
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.gate = asyncio.Event()
+
+    async def infer(self, batch: np.ndarray):
+        await self.gate.wait()
+        self.batches.append(len(batch))
+        count = len(batch)
+        return np.zeros((count, 1, 4), np.float32), batch.mean(axis=(1, 2, 3))[:, None], np.zeros((count, 1, 10), np.float32)
+
+
+def test_batcher_scatters_each_image_its_own_row_and_drains_on_stop() -> None:
+    async def scenario() -> None:
+        backend = CountingBackend()
+        batcher = MicroBatcher(backend, ServiceMetrics(), max_batch_size=4, max_delay_ms=50, max_queue=16)
+        batcher.start()
+        tasks = [asyncio.create_task(batcher.submit(np.full((3, 8, 8), i, np.float32))) for i in range(10)]
+        await asyncio.sleep(0.01)
+        stopping = asyncio.create_task(batcher.stop())
+        await asyncio.sleep(0.01)
+        with pytest.raises(ServiceError) as refused:
+            await batcher.submit(np.zeros((3, 8, 8), np.float32))
+        assert refused.value.http_status == 503
+        backend.gate.set()
+        outputs = await asyncio.gather(*tasks)
+        await stopping
+        assert [float(out.scores[0]) for out in outputs] == list(range(10))
+        assert sum(backend.batches) == 10 and max(backend.batches) <= 4 and len(backend.batches) < 10
+
+    asyncio.run(scenario())
+
+
+def test_batcher_queue_is_bounded() -> None:
+    async def scenario() -> None:
+        backend = CountingBackend()
+        batcher = MicroBatcher(backend, ServiceMetrics(), max_batch_size=1, max_delay_ms=0, max_queue=2)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32)))
+        await asyncio.sleep(0.01)  # the worker takes it and blocks in the backend
+        queued = [asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32))) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(ServiceError) as full:
+            await batcher.submit(np.zeros((3, 8, 8), np.float32))
+        assert (full.value.http_status, full.value.code, full.value.retry_after_s) == (503, "queue_full", 1)
+        assert full.value.grpc_code.name == "RESOURCE_EXHAUSTED"
+        backend.gate.set()
+        await asyncio.gather(first, *queued)
+        await batcher.stop()
+
+    asyncio.run(scenario())
