@@ -1,0 +1,166 @@
+"""``facelocal eval``: WIDER FACE AP (official protocol) and five-point landmark NME."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from facelocal.cli.common import add_model_arguments
+
+DEFAULT_VAL_IMAGES = Path("../shared/data/widerface/val_sample")
+DEFAULT_GROUND_TRUTH = Path("../shared/data/widerface/ground_truth")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="accuracy: WIDER FACE AP, landmark NME", description=__doc__)
+    tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+
+    wider = tasks.add_parser("widerface", help="Easy/Medium/Hard AP with the official protocol")
+    wider.add_argument("--images", type=Path, default=DEFAULT_VAL_IMAGES, help="WIDER layout: EVENT/NAME.jpg")
+    wider.add_argument("--gt", type=Path, default=DEFAULT_GROUND_TRUTH, help="folder of the official .mat files")
+    wider.add_argument("--predictions", type=Path, help="evaluate this folder of official txt files instead of detecting")
+    wider.add_argument("--save-predictions", type=Path, metavar="DIR", help="write the detections as official txt files")
+    wider.add_argument("--plot", type=Path, metavar="PR.png", help="precision-recall curves, one per setting")
+    _add_detection_arguments(wider)
+    wider.set_defaults(func=run_widerface)
+
+    marks = tasks.add_parser("landmarks", help="five-point NME on a RetinaFace label.txt")
+    marks.add_argument("--labels", type=Path, required=True, help="label.txt: '# path' lines, then faces")
+    marks.add_argument("--images", type=Path, required=True, help="folder the label paths are relative to")
+    marks.add_argument("--plot", type=Path, metavar="CED.png", help="cumulative error distribution curve")
+    _add_detection_arguments(marks)
+    marks.set_defaults(func=run_landmarks)
+
+
+def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
+    parser.add_argument("--tta", default="", help="test-time augmentation: flip, multiscale or flip,multiscale")
+    parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results as JSON")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images (sorted)")
+
+
+def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict, float]:
+    """Run the detector (EVAL_POSTPROCESS, score 0.02) with the requested TTA over ``paths``.
+
+    Returns the detections by key and the mean seconds per image (decode excluded).
+    """
+    from tqdm import tqdm
+
+    from facelocal.cli import CommandError
+    from facelocal.cli.common import load_torch_model
+    from facelocal.config import EVAL_POSTPROCESS
+    from facelocal.detector import Detector
+    from facelocal.imageio import ImageDecodeError, load_image
+    from facelocal.preprocess import ResizePolicy
+    from facelocal.tta import AugmentedDetector, TTAConfig
+
+    try:
+        resize = ResizePolicy.parse(args.resize)
+        tta = TTAConfig.parse(args.tta)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    detector = AugmentedDetector(Detector(load_torch_model(args), postprocess=EVAL_POSTPROCESS, resize=resize), tta)
+    detections, seconds = {}, 0.0
+    for key, path in tqdm(paths.items(), desc="detect", unit="img"):
+        try:
+            rgb = load_image(path)
+        except (OSError, ImageDecodeError) as exc:
+            raise CommandError(f"{path}: {exc}") from None
+        start = time.perf_counter()
+        detections[key] = detector.detect_one(rgb)
+        seconds += time.perf_counter() - start
+    return detections, seconds / max(1, len(paths))
+
+
+def _limited(items: dict, limit: int | None) -> dict:
+    keys = sorted(items)[:limit] if limit is not None else sorted(items)
+    return {k: items[k] for k in keys}
+
+
+def run_widerface(args: argparse.Namespace) -> int:
+    from facelocal.cli import CommandError
+    from facelocal.evaluation.wider_txt import detections_to_xywhs, read_predictions, write_prediction
+    from facelocal.evaluation.widerface import evaluate, load_ground_truth
+
+    try:
+        ground_truth = load_ground_truth(args.gt)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+    seconds_per_image = None
+    if args.predictions:
+        if not args.predictions.is_dir():
+            raise CommandError(f"prediction folder {args.predictions} not found")
+        predictions = _limited(read_predictions(args.predictions), args.limit)
+        source = str(args.predictions)
+    else:
+        if not args.images.is_dir():
+            raise CommandError(f"no validation images at {args.images}: pass --images DIR (EVENT/NAME.jpg) or --predictions DIR")
+        paths = _limited({f"{p.parent.name}/{p.stem}": p for p in args.images.glob("*/*.jpg")}, args.limit)
+        detections, seconds_per_image = _detect_all(args, paths)
+        predictions = {key: detections_to_xywhs(found) for key, found in detections.items()}
+        if args.save_predictions:
+            for key, faces in predictions.items():
+                write_prediction(args.save_predictions, key, faces)
+        source = str(args.images)
+    if not predictions:
+        raise CommandError(f"no images found in {source}")
+    try:
+        result = evaluate(predictions, ground_truth)
+    except KeyError as exc:
+        raise CommandError(exc.args[0]) from None
+    summary = result.summary()
+    print(f"WIDER FACE val, {result.images} of {len(ground_truth)} images ({source})")
+    for setting, r in result.settings.items():
+        print(f"  {setting:<6} AP {100 * r.ap:6.2f}  ({r.faces} faces)")
+    if seconds_per_image is not None:
+        print(f"  {1000 * seconds_per_image:.0f} ms per image (tta: {args.tta or 'none'})")
+    if args.plot:
+        from facelocal.evaluation.plots import plot_pr_curves
+
+        print(f"  curves: {plot_pr_curves(result, args.plot)}")
+    if args.json:
+        record = {
+            "source": source,
+            "config": getattr(args, "config", None),
+            "resize": args.resize,
+            "tta": args.tta,
+            "ms_per_image": None if seconds_per_image is None else 1000 * seconds_per_image,
+            **summary,
+        }
+        args.json.write_text(json.dumps(record, indent=2))
+    return 0
+
+
+def run_landmarks(args: argparse.Namespace) -> int:
+    from facelocal.cli import CommandError
+    from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks, parse_labels
+
+    if not args.labels.is_file():
+        raise CommandError(f"labels file {args.labels} not found")
+    try:
+        labels = parse_labels(args.labels)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    labels = [image for image in labels if image.has_landmarks.any()]
+    labels = sorted(labels, key=lambda image: image.path)[: args.limit]
+    if not labels:
+        raise CommandError(f"{args.labels} has no face with five landmarks")
+    detections, seconds_per_image = _detect_all(args, {image.path: args.images / image.path for image in labels})
+    result = evaluate_landmarks(labels, detections)
+    summary = result.summary()
+    print(f"landmarks on {len(labels)} images: {summary['faces_matched']} faces matched, {summary['faces_missed']} missed")
+    if summary["mean_nme"] is not None:
+        print(f"  mean NME {100 * summary['mean_nme']:.2f}%  failure rate (NME > 10%) {100 * summary['failure_rate']:.2f}%")
+        for name, value in summary["per_landmark_nme"].items():
+            print(f"  {name:<12} {100 * value:.2f}%")
+    if args.plot:
+        from facelocal.evaluation.plots import plot_ced
+
+        print(f"  curve: {plot_ced(*cumulative_error_distribution(result.nme), args.plot)}")
+    if args.json:
+        record = {"labels": str(args.labels), "tta": args.tta, "ms_per_image": 1000 * seconds_per_image, **summary}
+        args.json.write_text(json.dumps(record, indent=2))
+    return 0

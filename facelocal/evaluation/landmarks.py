@@ -1,0 +1,144 @@
+"""Five-point landmark accuracy as in the paper's section 4.5: normalised mean error (NME) on faces that carry
+landmark ground truth, in the RetinaFace annotation format (``label.txt``).
+
+``label.txt`` holds, per image, a ``# <relative path>`` line, then one line per face:
+``x y w h`` then five ``x y flag`` triples (left eye, right eye, nose, left and right mouth corner) and a
+blur/quality value. Faces without landmarks carry ``-1`` for every landmark value.
+
+Each ground-truth face with landmarks takes the unused detection of highest IoU, if that IoU is >= 0.5. A
+matched face's error per landmark is the Euclidean distance over ``sqrt(w * h)`` of its ground-truth box; its
+NME is the mean over the five. Faces nobody detected are reported as ``missed``, outside the NME statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facelocal.postprocess import box_iou
+from facelocal.types import LANDMARK_NAMES, FaceDetections
+
+FAILURE_NME = 0.10
+MATCH_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One image of ``label.txt``: ``boxes`` ``(N, 4)`` ``x y w h``, ``landmarks`` ``(N, 5, 2)`` (NaN when absent)."""
+
+    path: str
+    boxes: np.ndarray
+    landmarks: np.ndarray
+
+    @property
+    def has_landmarks(self) -> np.ndarray:
+        """``(N,)`` bool: the faces with five annotated points."""
+        return ~np.isnan(self.landmarks).any(axis=(1, 2))
+
+
+def parse_labels(path: str | Path) -> list[LabelledImage]:
+    """Read a RetinaFace ``label.txt``."""
+    images: list[LabelledImage] = []
+    current: str | None = None
+    rows: list[list[float]] = []
+
+    def flush() -> None:
+        if current is not None:
+            table = np.array(rows, dtype=np.float64).reshape(-1, 20) if rows else np.zeros((0, 20))
+            points = table[:, 4:19].reshape(-1, 5, 3)[..., :2].copy()
+            points[(table[:, 4:19] == -1).all(axis=1)] = np.nan
+            images.append(LabelledImage(current, table[:, :4].copy(), points))
+
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            flush()
+            current, rows = line[1:].strip(), []
+            continue
+        values = [float(v) for v in line.split()]
+        if current is None or len(values) < 4:
+            raise ValueError(f"{path}:{number}: expected '# path' before faces of 'x y w h [5 x (x y flag)] [blur]'")
+        # Box-only lines (the validation file's layout) have no landmarks: pad as absent.
+        values = values[:4] + (values[4:] + [-1.0] * 16)[:16] if len(values) < 20 else values[:20]
+        rows.append(values)
+    flush()
+    return images
+
+
+def match_faces(gt_xyxy: np.ndarray, det_xyxy: np.ndarray, iou_threshold: float = MATCH_IOU) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy one-to-one matching by descending IoU; returns matched ground-truth and detection indices."""
+    if len(gt_xyxy) == 0 or len(det_xyxy) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    iou = box_iou(gt_xyxy, det_xyxy)
+    pairs = np.argwhere(iou >= iou_threshold)
+    pairs = pairs[np.argsort(-iou[pairs[:, 0], pairs[:, 1]], kind="stable")]
+    used_gt, used_det, gt_index, det_index = set(), set(), [], []
+    for g, d in pairs:
+        if g not in used_gt and d not in used_det:
+            used_gt.add(g)
+            used_det.add(d)
+            gt_index.append(g)
+            det_index.append(d)
+    return np.asarray(gt_index, np.int64), np.asarray(det_index, np.int64)
+
+
+def landmark_errors(predicted: np.ndarray, truth: np.ndarray, boxes_xywh: np.ndarray) -> np.ndarray:
+    """``(N, 5)`` distances of ``(N, 5, 2)`` predicted to true points over ``sqrt(w * h)`` of each true box."""
+    scale = np.sqrt(np.maximum(boxes_xywh[:, 2] * boxes_xywh[:, 3], 1e-12))
+    return np.linalg.norm(predicted - truth, axis=-1) / scale[:, None]
+
+
+@dataclass(frozen=True)
+class LandmarkResult:
+    """``errors``: ``(M, 5)`` normalised errors of the matched faces; ``missed``: faces with landmarks nobody matched."""
+
+    errors: np.ndarray
+    missed: int
+
+    @property
+    def nme(self) -> np.ndarray:
+        """``(M,)`` per-face NME."""
+        return self.errors.mean(axis=1)
+
+    def summary(self) -> dict:
+        matched = len(self.errors)
+        per_landmark = self.errors.mean(axis=0) if matched else np.full(len(LANDMARK_NAMES), np.nan)
+        return {
+            "faces_matched": matched,
+            "faces_missed": self.missed,
+            "mean_nme": float(self.nme.mean()) if matched else None,
+            "per_landmark_nme": {n: float(v) if matched else None for n, v in zip(LANDMARK_NAMES, per_landmark)},
+            "failure_rate": float((self.nme > FAILURE_NME).mean()) if matched else None,
+            "failure_threshold": FAILURE_NME,
+        }
+
+
+def evaluate_landmarks(labels: list[LabelledImage], detections: Mapping[str, FaceDetections]) -> LandmarkResult:
+    """NME of ``detections`` (keyed by the label paths) on every labelled face that has five points."""
+    errors, missed = [], 0
+    for image in labels:
+        with_points = np.nonzero(image.has_landmarks)[0]
+        if len(with_points) == 0:
+            continue
+        boxes = image.boxes[with_points]
+        gt_xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+        found = detections[image.path]
+        gt_index, det_index = match_faces(gt_xyxy, found.boxes.astype(np.float64))
+        missed += len(with_points) - len(gt_index)
+        if len(gt_index):
+            truth = image.landmarks[with_points[gt_index]]
+            errors.append(landmark_errors(found.landmarks[det_index].astype(np.float64), truth, boxes[gt_index]))
+    return LandmarkResult(np.concatenate(errors) if errors else np.zeros((0, len(LANDMARK_NAMES))), missed)
+
+
+def cumulative_error_distribution(nme: np.ndarray, limit: float = 0.2, points: int = 201) -> tuple[np.ndarray, np.ndarray]:
+    """The CED curve: for NME thresholds ``0 .. limit``, the fraction of faces at or below each."""
+    grid = np.linspace(0.0, limit, points)
+    if len(nme) == 0:
+        return grid, np.zeros_like(grid)
+    return grid, np.searchsorted(np.sort(nme), grid, side="right") / len(nme)
