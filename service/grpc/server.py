@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service.core import DetectionCore
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from service.grpc.servicer import SERVICE_NAME, FaceDetectorServicer
 from service.settings import Settings
@@ -23,12 +24,13 @@ _BACKGROUND: set[asyncio.Task] = set()
 class ReadinessHealthServicer(health.aio.HealthServicer):
     """grpc.health.v1.Health that reports SERVING only while the core is ready (warm-up passed)."""
 
-    def __init__(self, core) -> None:
+    def __init__(self, core: DetectionCore) -> None:
         super().__init__()
         self._core = core
 
     async def sync(self) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if self._core.ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        serving = health_pb2.HealthCheckResponse
+        status = serving.SERVING if self._core.ready else serving.NOT_SERVING
         for service in HEALTH_SERVICES:
             await self.set(service, status)
 
@@ -43,8 +45,9 @@ class ReadinessHealthServicer(health.aio.HealthServicer):
             await self.sync()
 
 
-async def start_grpc_server(settings: Settings, core) -> grpc.aio.Server:
-    """Starts FaceDetector, health and reflection on ``settings.host:settings.grpc_port`` over a started core.
+async def start_grpc_server(settings: Settings, core: DetectionCore) -> grpc.aio.Server:
+    """Starts FaceDetector, health and reflection on ``settings.host:settings.grpc_port`` over ``core``; health
+    reports NOT_SERVING until the core's warm-up has passed, so the server may start before it.
 
     Messages larger than ``settings.max_body_bytes`` are refused by gRPC itself (RESOURCE_EXHAUSTED).
     Stop it with ``await server.stop(grace)``.
@@ -57,8 +60,10 @@ async def start_grpc_server(settings: Settings, core) -> grpc.aio.Server:
         ]
     )
     api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    # Two batches in flight per stream keep the batcher fed; never more than the queue holds.
+    stream_window = min(2 * settings.max_batch_size, settings.max_queue)
     pb_grpc.add_FaceDetectorServicer_to_server(
-        FaceDetectorServicer(core, api_key=api_key, stream_window=2 * settings.max_batch_size), server
+        FaceDetectorServicer(core, api_key=api_key, stream_window=stream_window), server
     )
     health_servicer = ReadinessHealthServicer(core)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from service import errors
+from service.core import DetectionCore
 from service.errors import ServiceError
 from service.grpc import converters
 from service.grpc.gen import facelocal_pb2 as pb
@@ -37,7 +38,7 @@ def error_metadata(error: ServiceError) -> tuple[tuple[str, str], ...]:
 class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
     """Detect, DetectBatch, DetectStream and ListModels over ``core`` (a started DetectionCore)."""
 
-    def __init__(self, core, api_key: str | None, stream_window: int) -> None:
+    def __init__(self, core: DetectionCore, api_key: str | None, stream_window: int) -> None:
         """``stream_window``: frames of one DetectStream in flight at once; more than one batch keeps the
         batcher fed while the previous batch runs, and the bound keeps one client from filling the queue."""
         self._core = core
