@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.core import DetectionCore
@@ -23,12 +24,13 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def require_api_key(request: Request) -> None:
+async def require_api_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     """Let the request through when no key is configured or the bearer token matches it."""
     expected = get_settings(request).api_key
     if expected is None:
         return
-    credentials: HTTPAuthorizationCredentials | None = await _bearer(request)
     if credentials is None or not secrets.compare_digest(
         credentials.credentials.encode(), expected.get_secret_value().encode()
     ):
