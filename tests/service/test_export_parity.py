@@ -1,0 +1,63 @@
+"""The exported ONNX model in ONNX Runtime matches torch, and the serving package stays torch-free."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from facelocal.config import DEFAULT_CONFIG, get_config
+from facelocal.imageio import load_image
+from facelocal.models import load_pretrained
+from facelocal.models.decoded import DecodedRetinaFace
+from facelocal.preprocess import ResizePolicy, to_network_input
+from tests.paths import shared_file
+
+
+def _batch(canvas_h: int, canvas_w: int) -> np.ndarray:
+    """Both shared photos letterboxed onto one ``(2, 3, canvas_h, canvas_w)`` batch."""
+    tensors = []
+    for name in ("selfie_group.jpg", "crowd.jpg"):
+        rgb = load_image(shared_file("images", name))
+        placement = ResizePolicy("letterbox", min(canvas_h, canvas_w)).plan(rgb.shape[1], rgb.shape[0])
+        padded = np.zeros((3, canvas_h, canvas_w), np.float32)
+        network = to_network_input(rgb, placement)
+        padded[:, : network.shape[1], : network.shape[2]] = network
+        tensors.append(padded)
+    return np.stack(tensors)
+
+
+@pytest.mark.parametrize("canvas", [(640, 640), (480, 800)])
+def test_onnxruntime_matches_torch(onnx_model_path, weights_path, canvas) -> None:
+    images = _batch(*canvas)
+    model = DecodedRetinaFace(load_pretrained(get_config(DEFAULT_CONFIG), weights_path)).eval()
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(images))]
+    session = ort.InferenceSession(str(onnx_model_path), providers=["CPUExecutionProvider"])
+    boxes, scores, landmarks = session.run(["boxes", "scores", "landmarks"], {"images": images})
+    assert boxes.shape == expected[0].shape and scores.shape == expected[1].shape
+    np.testing.assert_allclose(scores, expected[1], atol=1e-4, rtol=0)
+    # Coordinates compared normalised by the canvas, as the pipeline reports them relative to the image.
+    size = np.array(canvas[::-1], np.float32)  # (width, height)
+    np.testing.assert_allclose(boxes / np.tile(size, 2), expected[0] / np.tile(size, 2), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(landmarks / np.tile(size, 5), expected[2] / np.tile(size, 5), atol=1e-4, rtol=0)
+    # The comparison covers real faces, not only background anchors.
+    assert (scores > 0.5).sum() > 20
+
+
+def test_onnx_metadata_names_the_model(onnx_model_path) -> None:
+    metadata = ort.InferenceSession(str(onnx_model_path)).get_modelmeta().custom_metadata_map
+    assert metadata["facelocal.config"] == DEFAULT_CONFIG
+    assert metadata["facelocal.dense"] == "false"
+
+
+def test_serving_package_never_imports_torch() -> None:
+    code = (
+        "import sys, service.app, service.core, service.backends.onnxruntime, service.rest, facelocal.cli.serve; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,0 +1,88 @@
+"""``facelocal serve`` as users run it: a clear message without a model, graceful SIGTERM with work in flight."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from facelocal.cli import main
+from tests.conftest import free_port
+from tests.service.helpers import client, photo_bytes
+
+SERVE = "import sys; from facelocal.cli import main; sys.exit(main())"
+
+
+def test_missing_model_says_how_to_export_it(tmp_path, capsys) -> None:
+    missing = tmp_path / "nope.onnx"
+    assert main(["serve", "--model-path", str(missing)]) == 2
+    message = capsys.readouterr().err
+    assert str(missing) in message and f"facelocal export onnx --out {missing}" in message
+
+
+def test_flags_override_environment(monkeypatch) -> None:
+    from facelocal.cli import build_parser
+    from facelocal.cli.serve import build_settings
+
+    monkeypatch.setenv("FACELOCAL_MAX_BATCH_SIZE", "3")
+    monkeypatch.setenv("FACELOCAL_HTTP_PORT", "9001")
+    settings = build_settings(build_parser().parse_args(["serve", "--http-port", "9100", "--max-delay-ms", "2.5"]))
+    assert (settings.max_batch_size, settings.http_port, settings.max_delay_ms, settings.grpc_port) == (3, 9100, 2.5, 50051)
+
+
+def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("facelocal serve did not become ready")
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None:
+    http_port, grpc_port = free_port(), free_port()
+    command = [
+        sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
+        "--grpc-port", str(grpc_port), "--model-path", str(onnx_model_path), "--max-batch-size", "2",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        _wait_ready(url, process)
+        responses: list[httpx.Response] = []
+        files = [("images", (f"{i}.jpg", photo_bytes(), "image/jpeg")) for i in range(8)]
+
+        def post() -> None:
+            with client(url) as http:
+                responses.append(http.post("/v1/detect/batch", files=files))
+
+        worker = threading.Thread(target=post)
+        worker.start()
+        # Wait until the batch is being worked on (queue or inference), then ask the server to stop.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = httpx.get(url + "/metrics", timeout=5).text
+            if "facelocal_inferences_total 0.0" not in text:
+                break
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        worker.join(60)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert len(responses) == 1 and responses[0].status_code == 200
+    results = responses[0].json()["results"]
+    assert len(results) == 8 and all(len(r["faces"]) > 20 for r in results)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url + "/healthz", timeout=2)
