@@ -192,6 +192,8 @@ class TritonServer:
             "--allow-gpu-metrics=false",
             "--exit-on-error=true",
             "--exit-timeout-secs=5",
+            # Named so that kill() can remove the stubs' regions a SIGKILL leaves behind in /dev/shm.
+            f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
         ]
         with self.log_path.open("ab") as log:
             # A session of its own, so that killing the server also takes its backend stubs down.
@@ -221,6 +223,10 @@ class TritonServer:
         self.kill()
         raise TritonUnavailableError(f"tritonserver not ready within {timeout_s:.0f} s; log:\n{self.log_tail()}")
 
+    @property
+    def _shm_prefix(self) -> str:
+        return f"facelocal_test_triton_{self.grpc_port}_"
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return "(no log)"
@@ -232,6 +238,8 @@ class TritonServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
         self.process = None
+        for leftover in Path("/dev/shm").glob(self._shm_prefix + "*"):
+            leftover.unlink(missing_ok=True)
 
     def stop(self) -> None:
         """Ask the server to exit, then kill it if it has not within its exit timeout."""

@@ -1,0 +1,75 @@
+"""model_repository/: every config.pbtxt parses with Triton's ModelConfig schema and fits the exported graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from service.backends.triton_config import compact_model_shape, parse_model_config, read_model_config
+from tests.triton.harness import CPU_MODEL_CONFIG, ROOT, write_python_model
+
+REPOSITORY = ROOT / "model_repository"
+CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt"))
+PLATFORMS = {"retinaface": ("onnxruntime_onnx", "KIND_CPU"), "retinaface_trt": ("tensorrt_plan", "KIND_GPU")}
+
+
+def test_repository_holds_the_cpu_and_gpu_models():
+    assert sorted(path.parent.name for path in CONFIGS) == sorted(PLATFORMS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.parent.name)
+def test_config_parses_and_describes_a_batched_compact_model(path: Path):
+    from tritonclient.grpc import model_config_pb2
+
+    config = read_model_config(path)
+    platform, kind = PLATFORMS[path.parent.name]
+    assert config.name == path.parent.name, "Triton requires the model name to match its folder"
+    assert config.platform == platform
+    assert [model_config_pb2.ModelInstanceGroup.Kind.Name(group.kind) for group in config.instance_group] == [kind]
+    shape = compact_model_shape(config)
+    assert shape.max_batch_size >= 16
+    preferred = list(config.dynamic_batching.preferred_batch_size)
+    assert preferred and preferred == sorted(preferred) and preferred[-1] == shape.max_batch_size
+    assert 0 < config.dynamic_batching.max_queue_delay_microseconds <= 10_000
+
+
+def test_cpu_and_gpu_models_are_the_same_graph():
+    cpu, gpu = (compact_model_shape(read_model_config(REPOSITORY / name / "config.pbtxt")) for name in PLATFORMS)
+    assert (cpu.canvas, cpu.top_k, cpu.preset, cpu.dense) == (gpu.canvas, gpu.top_k, gpu.preset, gpu.dense)
+
+
+def test_misspelt_field_fails_to_parse():
+    text = CPU_MODEL_CONFIG.read_text().replace("max_batch_size", "max_batch_sise")
+    with pytest.raises(text_format.ParseError, match="max_batch_sise"):
+        parse_model_config(text)
+
+
+def test_exported_graph_matches_the_config(compact_onnx_path: Path, compact_shape):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
+    config = read_model_config(CPU_MODEL_CONFIG)
+    (graph_input,) = session.get_inputs()
+    assert graph_input.name == config.input[0].name
+    assert graph_input.shape[1:] == list(config.input[0].dims)
+    assert not isinstance(graph_input.shape[0], int), "the batch dimension must stay dynamic"
+    declared = {tensor.name: list(tensor.dims) for tensor in config.output}
+    assert sorted(output.name for output in session.get_outputs()) == sorted(declared)
+    batch = np.zeros((2, 3, compact_shape.canvas, compact_shape.canvas), np.float32)
+    boxes, scores, landmarks = session.run(["boxes", "scores", "landmarks"], {"images": batch})
+    # The graph's static shapes are partly symbolic; what it returns must have the declared dims.
+    produced = {"boxes": boxes.shape, "scores": scores.shape, "landmarks": landmarks.shape}
+    assert {name: [2, *dims] for name, dims in declared.items()} == {k: list(v) for k, v in produced.items()}
+    assert np.all(np.diff(scores, axis=1) <= 0), "top-k outputs come sorted by score"
+
+
+def test_python_backend_twin_keeps_everything_but_the_backend(tmp_path: Path, compact_onnx_path: Path):
+    name = write_python_model(tmp_path, compact_onnx_path)
+    twin = read_model_config(tmp_path / name / "config.pbtxt")
+    source = read_model_config(CPU_MODEL_CONFIG)
+    assert (twin.backend, twin.platform, source.platform) == ("python", "", "onnxruntime_onnx")
+    for field in ("name", "max_batch_size", "input", "output", "instance_group", "dynamic_batching"):
+        assert getattr(twin, field) == getattr(source, field), field

@@ -1,0 +1,152 @@
+"""The service's Triton backend against a real tritonserver on loopback.
+
+Parity with the embedded ONNX Runtime backend through the full REST service, shared memory and wire
+tensors giving identical arrays, Triton's dynamic batcher merging concurrent requests (read from its
+statistics API), and fast 503s while Triton is down followed by recovery without a service restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from service.backends.triton import TritonBackend
+from service.errors import ServiceError
+from service.settings import Settings
+from tests.service.helpers import assert_same_faces, client, photo_bytes
+from tests.triton.harness import TritonServer
+
+PHOTOS = ("selfie_group.jpg", "crowd.jpg")
+
+
+def detect(http, name: str):
+    return http.post("/v1/detect", content=photo_bytes(name), headers={"content-type": "image/jpeg"})
+
+
+def photo_canvases(canvas: int) -> np.ndarray:
+    """Both shared photos letterboxed as the service does: ``(2, 3, canvas, canvas)`` float32."""
+    from facelocal.imageio import load_image
+    from facelocal.preprocess import ResizePolicy, to_network_input
+    from tests.paths import shared_file
+
+    tensors = []
+    for name in PHOTOS:
+        rgb = load_image(shared_file("images", name))
+        placement = ResizePolicy("letterbox", canvas).plan(rgb.shape[1], rgb.shape[0])
+        tensors.append(to_network_input(rgb, placement))
+    return np.stack(tensors)
+
+
+def test_triton_service_finds_the_embedded_faces(start_service, service, triton: TritonServer):
+    remote = start_service(backend="triton", triton_url=triton.grpc_url)
+    with client(service.http_url) as embedded_http, client(remote.http_url) as triton_http:
+        models = triton_http.get("/v1/models").json()["models"]
+        assert [(m["name"], m["backend"]) for m in models] == [("mobilenet0.25-1mb", "triton")]
+        for name in PHOTOS:
+            embedded, served = detect(embedded_http, name), detect(triton_http, name)
+            assert embedded.status_code == served.status_code == 200, served.text
+            assert len(served.json()["faces"]) >= 5, f"{name}: the photo shows faces"
+            assert_same_faces(embedded.json(), served.json())
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_shared_memory_and_wire_give_identical_arrays(triton: TritonServer, compact_onnx_path, compact_shape, protocol):
+    import onnxruntime as ort
+
+    batch = photo_canvases(compact_shape.canvas)
+    expected = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"]).run(None, {"images": batch})
+    url = triton.grpc_url if protocol == "grpc" else triton.http_url
+
+    async def run(shared_memory: str):
+        backend = TritonBackend(
+            Settings(backend="triton", triton_url=url, triton_protocol=protocol, triton_shared_memory=shared_memory)
+        )
+        try:
+            outputs = await backend.infer(batch)
+            return outputs, backend.uses_shared_memory
+        finally:
+            await backend.close()
+
+    for mode, uses_shared_memory in (("auto", True), ("off", False)):
+        outputs, used = asyncio.run(run(mode))
+        assert used is uses_shared_memory, f"{mode}: loopback Triton on this host should pass the shm probe"
+        for got, want in zip(outputs, expected):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_shared_memory_is_refused_for_a_remote_looking_url():
+    from service.backends.triton import resolves_to_loopback
+
+    assert resolves_to_loopback("127.0.0.1:8001") and resolves_to_loopback("localhost:8001")
+    assert not resolves_to_loopback("192.0.2.10:8001")  # TEST-NET-1: never loopback, never contacted
+
+
+def test_concurrent_requests_are_batched_by_triton(triton: TritonServer, compact_shape):
+    import tritonclient.grpc as grpcclient
+
+    image = photo_canvases(compact_shape.canvas)[:1]
+    stats_client = grpcclient.InferenceServerClient(triton.grpc_url)
+
+    def counts() -> tuple[int, int]:
+        (stats,) = stats_client.get_inference_statistics("retinaface").model_stats
+        return stats.inference_count, stats.execution_count
+
+    async def burst(requests: int):
+        backend = TritonBackend(Settings(backend="triton", triton_url=triton.grpc_url, triton_shared_memory="off"))
+        try:
+            return await asyncio.gather(*(backend.infer(image) for _ in range(requests)))
+        finally:
+            await backend.close()
+
+    before = counts()
+    results = asyncio.run(burst(16))
+    inferences, executions = (after - start for after, start in zip(counts(), before))
+    stats_client.close()
+    assert inferences == 16
+    assert executions < inferences, f"16 single-image requests ran as {executions} executions: no batching"
+    for boxes, scores, landmarks in results[1:]:
+        np.testing.assert_array_equal(scores, results[0][1])
+
+
+def test_triton_down_gives_fast_503_then_recovers_without_restart(start_service, disposable_triton: TritonServer):
+    timeout_s = 2.0
+    remote = start_service(backend="triton", triton_url=disposable_triton.grpc_url, triton_timeout_s=timeout_s)
+    with client(remote.http_url) as http:
+        assert detect(http, "selfie_group.jpg").status_code == 200
+        disposable_triton.kill()
+        for _ in range(3):
+            started = time.monotonic()
+            response = detect(http, "selfie_group.jpg")
+            elapsed = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "backend_unavailable"
+            # Failing fast is the behaviour under test: a hang would take the client's 30 s timeout.
+            assert elapsed < 3 * timeout_s
+        assert http.get("/readyz").status_code == 503, "not ready while Triton is down"
+
+        disposable_triton.start()  # same ports, the service is untouched
+        deadline = time.monotonic() + 10 * timeout_s
+        while http.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert http.get("/readyz").status_code == 200
+        assert detect(http, "selfie_group.jpg").status_code == 200
+
+
+def test_backend_error_is_a_service_error_with_unavailable_code(disposable_triton: TritonServer):
+    backend = TritonBackend(Settings(backend="triton", triton_url=disposable_triton.grpc_url))
+    disposable_triton.kill()
+
+    async def run():
+        try:
+            assert await backend.ready() is False
+            with pytest.raises(ServiceError) as caught:
+                await backend.infer(np.zeros((1, 3, 640, 640), np.float32))
+            return caught.value
+        finally:
+            await backend.close()
+
+    error = asyncio.run(run())
+    assert (error.http_status, error.code, error.grpc_code.name) == (503, "backend_unavailable", "UNAVAILABLE")
