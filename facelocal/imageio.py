@@ -38,7 +38,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    # Already RGB (most JPEGs): convert() would only copy the pixels.
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -65,7 +66,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
                     "image_too_large", f"{width}x{height} is {width * height} pixels; the limit is {max_pixels}"
                 )
             image.load()
-            image = ImageOps.exif_transpose(image)
+            # In place: without an orientation tag the copying variant would duplicate every pixel.
+            ImageOps.exif_transpose(image, in_place=True)
             return np.asarray(_to_rgb(image))
     except ImageDecodeError:
         raise
