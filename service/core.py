@@ -17,7 +17,7 @@ from facelocal.types import FaceDetections
 from service.alignment import align_face, encode_png_base64
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
-from service.errors import ServiceError, unavailable, validation_error
+from service.errors import ServiceError, queue_full, unavailable, validation_error
 from service.images import decode
 from service.metrics import ServiceMetrics
 from service.schemas import DetectOptions, Face, ImageResult, ModelInfo, Timings
@@ -57,6 +57,10 @@ class DetectionCore:
         )
         self._executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="facelocal-cpu")
         self._ready = False
+        # Images admitted and not yet answered (decoding, queued, in a batch, post-processing). Capping them
+        # bounds memory before decoding too, not only in the batcher queue.
+        self._admitted = 0
+        self._admission_limit = settings.max_queue + settings.max_batch_size
 
     @property
     def canvas_size(self) -> int:
@@ -110,10 +114,16 @@ class DetectionCore:
         self.validate_options(options)
         if not self._ready:
             raise unavailable("the model is still warming up", code="not_ready")
-        loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._executor, self._prepare, data)
-        output = await self._batcher.submit(prepared.tensor)
-        return await loop.run_in_executor(self._executor, self._finish, prepared, output, options)
+        if self._admitted >= self._admission_limit:
+            raise queue_full()
+        self._admitted += 1
+        try:
+            loop = asyncio.get_running_loop()
+            prepared = await loop.run_in_executor(self._executor, self._prepare, data)
+            output = await self._batcher.submit(prepared.tensor)
+            return await loop.run_in_executor(self._executor, self._finish, prepared, output, options)
+        finally:
+            self._admitted -= 1
 
     async def detect_batch(self, items: list[bytes], options: DetectOptions) -> list[ImageResult | ServiceError]:
         """Every image on its own: a bad one gets its error, the others their results (in input order).

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     canvas_size: int = Field(640, ge=32, description="square canvas images are letterboxed onto (never upscaled)")
     max_batch_size: int = Field(8, ge=1, description="most images per backend inference")
     max_delay_ms: float = Field(5.0, ge=0, description="longest wait for a batch to fill, in milliseconds")
-    max_queue: int = Field(64, ge=1, description="images waiting for inference before requests get 503")
+    max_queue: int = Field(64, ge=1, description="images waiting for inference; with one running batch, the most in flight before 503 queue_full")
     max_body_bytes: int = Field(20 * MIB, ge=1, description="largest accepted request body in bytes")
     max_pixels: int = Field(40_000_000, ge=1, description="largest accepted decoded image, in pixels")
     api_key: SecretStr | None = Field(None, description="when set, /v1/* requires 'Authorization: Bearer <key>'")

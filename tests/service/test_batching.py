@@ -178,3 +178,31 @@ def test_batcher_queue_is_bounded() -> None:
         await batcher.stop()
 
     asyncio.run(scenario())
+
+
+def test_core_refuses_work_beyond_queue_plus_batch_before_decoding() -> None:
+    from service.core import DetectionCore
+    from service.schemas import DetectOptions
+    from service.settings import Settings
+
+    async def scenario() -> None:
+        backend = CountingBackend()
+        backend.gate.set()
+        core = DetectionCore(Settings(max_queue=1, max_batch_size=1, max_delay_ms=0), backend)
+        await core.start()
+        backend.gate.clear()
+        blocked = [asyncio.create_task(core.detect(vga_jpeg(), DetectOptions())) for _ in range(2)]
+        await asyncio.sleep(0)
+        # Garbage would be a 400 if it were decoded: queue_full proves it was refused first.
+        with pytest.raises(ServiceError) as full:
+            await core.detect(b"garbage", DetectOptions())
+        assert full.value.code == "queue_full"
+        backend.gate.set()
+        results = await asyncio.gather(*blocked)
+        assert [(r.width, r.height) for r in results] == [(640, 480)] * 2
+        with pytest.raises(ServiceError) as bad:
+            await core.detect(b"garbage", DetectOptions())
+        assert bad.value.http_status == 400
+        await core.stop()
+
+    asyncio.run(scenario())
