@@ -124,19 +124,22 @@ def test_readyz_follows_warm_up_and_backend_health(onnx_model_path, monkeypatch)
 
 
 class CountingBackend:
-    """Returns one detection per image whose score is the image's mean, and records batch sizes."""
+    """Returns one detection per image whose score is the image's mean (or 0 with ``no_faces``), and
+    records batch sizes."""
 
     name, model_name, has_dense, fixed_canvas = "fake", "fake", False, None
 
-    def __init__(self) -> None:
+    def __init__(self, no_faces: bool = False) -> None:
         self.batches: list[int] = []
         self.gate = asyncio.Event()
+        self.no_faces = no_faces
 
     async def infer(self, batch: np.ndarray):
         await self.gate.wait()
         self.batches.append(len(batch))
         count = len(batch)
-        return np.zeros((count, 1, 4), np.float32), batch.mean(axis=(1, 2, 3))[:, None], np.zeros((count, 1, 10), np.float32)
+        scores = np.zeros((count, 1), np.float32) if self.no_faces else batch.mean(axis=(1, 2, 3))[:, None]
+        return np.zeros((count, 1, 4), np.float32), scores, np.zeros((count, 1, 10), np.float32)
 
 
 def test_batcher_scatters_each_image_its_own_row_and_drains_on_stop() -> None:
@@ -186,7 +189,7 @@ def test_core_refuses_work_beyond_queue_plus_batch_before_decoding() -> None:
     from service.settings import Settings
 
     async def scenario() -> None:
-        backend = CountingBackend()
+        backend = CountingBackend(no_faces=True)
         backend.gate.set()
         core = DetectionCore(Settings(max_queue=1, max_batch_size=1, max_delay_ms=0), backend)
         await core.start()
