@@ -32,7 +32,7 @@ class DecodedRetinaFace(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         config = self.model.config
         heads = self.model(images)
-        anchors = anchors_for(images.shape[2], images.shape[3], config.levels).to(images.dtype)
+        anchors = anchors_for(images.shape[2], images.shape[3], config.levels).to(images)  # dtype and device
         boxes = decode_boxes(heads.bbox, anchors, config.variances)
         scores = F.softmax(heads.cls_logits, dim=-1)[..., 1]
         landmarks = decode_landmarks(heads.landmarks, anchors, config.variances)

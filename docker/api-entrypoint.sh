@@ -1,0 +1,25 @@
+#!/bin/sh
+# API container entry point.
+#   serve                      run the service (settings from FACELOCAL_* variables)
+#   install-model-repository DIR   copy the compact ONNX into a mounted Triton model repository
+#                                  (compose's model-init step; skipped when it is already there)
+set -eu
+case "${1:-serve}" in
+  serve)
+    shift || true
+    exec facelocal serve "$@"
+    ;;
+  install-model-repository)
+    target="${2:?usage: install-model-repository DIR}/retinaface/1/model.onnx"
+    if [ -f "$target" ]; then
+      echo "model-init: $target exists"
+    else
+      mkdir -p "$(dirname "$target")"
+      cp /opt/facelocal/model_repository/retinaface/1/model.onnx "$target"
+      echo "model-init: wrote $target"
+    fi
+    ;;
+  *)
+    exec "$@"
+    ;;
+esac

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""GPU check for the FP16 serving path: parity with ONNX Runtime FP32, and timings against the paper.
+
+Parity: the FP16 network (CUDA, autocast: convolutions in FP16, decode in FP32, as TensorRT's FP16
+mode keeps precision-sensitive layers) against the compact ONNX model on ONNX Runtime CPU FP32, on
+both shared photos, through the same post-processing: same faces (IoU > 0.9), scores within 0.01,
+landmarks within 1 px.
+
+Timings: the raw network (no decode), FP16, channels-last, replayed as a CUDA graph so that kernel
+launch overhead (which dominates MobileNet-0.25 at batch 1) is not measured; median of timed replays
+after a warm-up, CUDA events. Random weights are fine for timing. The lent GPU machine has no
+TensorRT and its wheels (over 1 GB) cannot be carried there, so this measures PyTorch + cuDNN FP16:
+a stand-in for, and usually slower than, the TensorRT FP16 engine Triton runs.
+
+    python scripts/bench_gpu.py --weights W --onnx model.onnx --images a.jpg b.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from facelocal.config import SERVE_POSTPROCESS, get_config  # noqa: E402
+from facelocal.imageio import load_image  # noqa: E402
+from facelocal.models import build_model, load_pretrained  # noqa: E402
+from facelocal.models.decoded import DecodedRetinaFace  # noqa: E402
+from facelocal.postprocess import box_iou, select_faces  # noqa: E402
+from facelocal.preprocess import ResizePolicy, to_network_input  # noqa: E402
+
+# (name, width, height) as in the RetinaFace paper's timing table.
+RESOLUTIONS = {"VGA": (640, 480), "HD": (1920, 1080), "4K": (4096, 2160)}
+# RetinaFace paper (Tesla P40), ms per image.
+PAPER_MS = {("mobilenet0.25", "VGA"): 1.4, ("mobilenet0.25", "HD"): 6.1, ("mobilenet0.25", "4K"): 25.6,
+            ("resnet152", "VGA"): 75.1}
+
+
+def parity(weights: Path, onnx_path: Path, images: list[Path], all_half: bool = False) -> list[dict]:
+    """Faces from FP16 on the GPU against FP32 ONNX Runtime; ``all_half`` runs the decode in FP16 too."""
+    import onnxruntime as ort
+
+    # The compact graph names its preset and top-k in its metadata, and its input its canvas.
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    canvas_size = session.get_inputs()[0].shape[2]
+    network = load_pretrained(get_config(metadata["facelocal.config"]), weights)
+    network = DecodedRetinaFace(network, top_k=int(metadata["facelocal.top_k"])).cuda().eval()
+    if all_half:
+        network = network.half()
+    report = []
+    for path in images:
+        rgb = load_image(path)
+        height, width = rgb.shape[:2]
+        placement = ResizePolicy("letterbox", canvas_size).plan(width, height)
+        canvas = to_network_input(rgb, placement)[None]
+        reference = session.run(["boxes", "scores", "landmarks"], {"images": canvas})
+        tensor = torch.from_numpy(canvas).cuda()
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=not all_half):
+            fp16 = [t.float().cpu().numpy() for t in network(tensor.half() if all_half else tensor)]
+        a = select_faces(*(t[0] for t in reference), placement, width, height, SERVE_POSTPROCESS)
+        b = select_faces(*(t[0] for t in fp16), placement, width, height, SERVE_POSTPROCESS)
+        iou = box_iou(a.boxes, b.boxes) if len(a.boxes) and len(b.boxes) else np.zeros((len(a.boxes), len(b.boxes)))
+        match = iou.argmax(1) if iou.size else np.array([], int)
+        matched_iou = iou[np.arange(len(match)), match] if iou.size else np.array([])
+        entry = {
+            "image": path.name, "mode": "all FP16" if all_half else "autocast", "faces_fp32": len(a.boxes), "faces_fp16": len(b.boxes),
+            "min_iou": float(matched_iou.min()) if matched_iou.size else None,
+            "max_score_diff": float(np.abs(a.scores - b.scores[match]).max()) if match.size else None,
+            "max_landmark_diff_px": float(np.abs(a.landmarks - b.landmarks[match]).max()) if match.size else None,
+        }
+        entry["pass"] = (
+            entry["faces_fp32"] == entry["faces_fp16"] and len(set(match.tolist())) == len(match)
+            and (not match.size or (entry["min_iou"] > 0.9 and entry["max_score_diff"] <= 0.01
+                                    and entry["max_landmark_diff_px"] <= 1.0))
+        )
+        report.append(entry)
+    return report
+
+
+def time_network(config_name: str, width: int, height: int, batch: int, replays: int = 50) -> float:
+    """Median ms per forward of the raw FP16 network on ``(batch, 3, height, width)``, as a CUDA graph."""
+    model = build_model(get_config(config_name)).cuda().eval().half().to(memory_format=torch.channels_last)
+    images = torch.randn(batch, 3, height, width, device="cuda", dtype=torch.half).to(memory_format=torch.channels_last)
+    stream = torch.cuda.Stream()
+    with torch.no_grad():
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up also lets cuDNN pick its algorithms
+                model(images)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            model(images)
+    for _ in range(5):
+        graph.replay()
+    times = []
+    for _ in range(replays):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    del graph, model, images
+    torch.cuda.empty_cache()
+    return float(np.median(times))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--onnx", type=Path, required=True, help="the compact model (model_repository/retinaface)")
+    parser.add_argument("--images", type=Path, nargs="+", required=True)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    torch.backends.cudnn.benchmark = True
+
+    print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
+    results = {"gpu": torch.cuda.get_device_name(),
+               "parity": [entry for all_half in (False, True) for entry in parity(args.weights, args.onnx, args.images, all_half)]}
+    for entry in results["parity"]:
+        print("parity", json.dumps(entry))
+
+    rows = []
+    cases = [("mobilenet0.25", name, batch) for name in RESOLUTIONS for batch in (1, 32)]
+    cases += [("resnet50", "VGA", 1), ("resnet50", "VGA", 32)]
+    print(f"{'model':14s} {'input':5s} {'batch':>5s} {'ms/batch':>9s} {'ms/image':>9s} {'paper P40 ms':>12s}")
+    for config_name, resolution, batch in cases:
+        width, height = RESOLUTIONS[resolution]
+        ms = time_network(config_name, width, height, batch)
+        paper = PAPER_MS.get((config_name.split("-")[0], resolution))
+        rows.append({"model": config_name, "input": resolution, "batch": batch, "ms_per_batch": ms,
+                     "ms_per_image": ms / batch, "paper_p40_ms": paper})
+        print(f"{config_name:14s} {resolution:5s} {batch:5d} {ms:9.3f} {ms / batch:9.3f} {paper or '':>12}")
+    results["timings"] = rows
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0 if all(entry["pass"] for entry in results["parity"] if entry["mode"] == "autocast") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Build the TensorRT FP16 engine Triton serves as model_repository/retinaface_trt, on the GPU that will run it.
+
+A plan file only runs on the GPU model and TensorRT version it was built with, so it is never committed:
+this script runs on the serving host (the compose file's ``trt-build`` service does it on first start,
+in the NGC TensorRT image of the same release as the Triton image). It reads the canvas and the batch
+bound from retinaface_trt/config.pbtxt, so the optimisation profile (batch 1..max_batch_size, fixed
+canvas) always matches what Triton's batcher sends.
+
+    python scripts/build_trt_engine.py --onnx model_repository/retinaface/1/model.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.backends.triton_config import INPUT_NAME, compact_model_shape, read_model_config  # noqa: E402
+
+DEFAULT_CONFIG = ROOT / "model_repository" / "retinaface_trt" / "config.pbtxt"
+WORKSPACE_BYTES = 4 << 30
+
+
+# Layers that may run in FP16. Everything else (the anchor decode: exp, multiply-add against anchors in
+# pixels up to the canvas size, softmax, top-k) stays FP32: on an H100 the network with its decode
+# all in FP16 lost most faces on the shared photos, while FP16 convolutions alone kept every face
+# (scripts/bench_gpu.py).
+FP16_LAYER_TYPES = ("CONVOLUTION", "DECONVOLUTION", "ACTIVATION", "POOLING", "RESIZE", "SCALE")
+
+
+def keep_decode_in_fp32(network, trt) -> None:
+    """Pin every layer outside :data:`FP16_LAYER_TYPES` (and its outputs) to FP32."""
+    allowed = {getattr(trt.LayerType, name) for name in FP16_LAYER_TYPES if hasattr(trt.LayerType, name)}
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if layer.type in allowed:
+            continue
+        layer.precision = trt.float32
+        for output in range(layer.num_outputs):
+            if layer.get_output(output).dtype in (trt.float16, trt.float32):
+                layer.set_output_type(output, trt.float32)
+
+
+def build_engine(onnx_path: Path, canvas: int, max_batch: int, opt_batch: int, fp16: bool = True) -> bytes:
+    """Parse ``onnx_path`` and build a serialized engine for ``(1..max_batch, 3, canvas, canvas)`` inputs.
+
+    The optimisation profile's ``opt`` shape is the batch TensorRT tunes its kernels for; pick the batch
+    the dynamic batcher most often forms.
+    """
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    # Explicit batch is the only mode in TensorRT 10 (the flag is gone there, needed before).
+    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "\n".join(str(parser.get_error(index)) for index in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}:\n{errors}")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    if fp16:
+        if not builder.platform_has_fast_fp16:
+            raise RuntimeError("this GPU has no fast FP16; build with --fp32")
+        config.set_flag(trt.BuilderFlag.FP16)
+        keep_decode_in_fp32(network, trt)
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    profile = builder.create_optimization_profile()
+    shape = (3, canvas, canvas)
+    profile.set_shape(INPUT_NAME, (1, *shape), (opt_batch, *shape), (max_batch, *shape))
+    config.add_optimization_profile(profile)
+
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise RuntimeError("TensorRT failed to build the engine (see the log above)")
+    return bytes(engine)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--onnx", type=Path, default=ROOT / "model_repository" / "retinaface" / "1" / "model.onnx")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the TensorRT model's config.pbtxt")
+    parser.add_argument("--out", type=Path, help="default: model.plan in version 1 beside --config")
+    parser.add_argument("--opt-batch", type=int, help="batch the kernels are tuned for (default: half the maximum)")
+    parser.add_argument("--fp32", action="store_true", help="build in FP32 (parity checks, GPUs without FP16)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the plan exists")
+    args = parser.parse_args(argv)
+
+    shape = compact_model_shape(read_model_config(args.config))
+    out = args.out or args.config.parent / "1" / "model.plan"
+    if out.exists() and not args.force:
+        print(f"{out} exists; --force rebuilds it")
+        return 0
+    if not args.onnx.is_file():
+        print(f"{args.onnx} not found: run scripts/prepare_model_repository.py first", file=sys.stderr)
+        return 1
+    opt_batch = args.opt_batch or max(1, shape.max_batch_size // 2)
+    started = time.perf_counter()
+    plan = build_engine(args.onnx, shape.canvas, shape.max_batch_size, opt_batch, fp16=not args.fp32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(plan)
+    precision = "FP32" if args.fp32 else "FP16"
+    print(f"wrote {out} ({len(plan) / 1e6:.1f} MB, {precision}, batch 1..{shape.max_batch_size} "
+          f"at {shape.canvas}x{shape.canvas}) in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
