@@ -64,7 +64,8 @@ class TritonPythonModel:
         np, pb = self._np, self._pb
         inputs = [np.from_dlpack(pb.get_input_tensor_by_name(request, "images")) for request in requests]
         sizes = [len(batch) for batch in inputs]
-        results = self._session.run(self._outputs, {{"images": np.concatenate(inputs)}})
+        batch = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
+        results = self._session.run(self._outputs, {{"images": batch}})
         responses, start = [], 0
         for size in sizes:
             tensors = [
