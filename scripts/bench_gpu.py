@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facelocal.config import SERVE_POSTPROCESS, get_config  # noqa: E402
+from facelocal.config import BGR_MEAN, SERVE_POSTPROCESS, get_config  # noqa: E402
 from facelocal.imageio import load_image  # noqa: E402
 from facelocal.models import build_model, load_pretrained  # noqa: E402
 from facelocal.models.decoded import DecodedRetinaFace  # noqa: E402
@@ -60,7 +60,9 @@ def parity(weights: Path, onnx_path: Path, images: list[Path], all_half: bool = 
         height, width = rgb.shape[:2]
         placement = ResizePolicy("letterbox", canvas_size).plan(width, height)
         canvas = to_network_input(rgb, placement)[None]
-        reference = session.run(["boxes", "scores", "landmarks"], {"images": canvas})
+        pixels = canvas + np.array(BGR_MEAN, np.float32).reshape(1, 3, 1, 1)  # the graph may take uint8 pixels
+        feed = pixels.astype(np.uint8) if session.get_inputs()[0].type == "tensor(uint8)" else canvas
+        reference = session.run(["boxes", "scores", "landmarks"], {"images": feed})
         tensor = torch.from_numpy(canvas).cuda()
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=not all_half):
             fp16 = [t.float().cpu().numpy() for t in network(tensor.half() if all_half else tensor)]

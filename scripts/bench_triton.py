@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Embedded ONNX Runtime against Triton (gRPC, and gRPC with shared memory), in one run on loopback.
 
-Each backend serves the same compact graph (model_repository/retinaface) behind the same DetectionCore
-(JPEG decode, letterbox, micro-batching, NMS), so the differences are the round trip to Triton alone.
+Each backend runs behind the same DetectionCore (JPEG decode, letterbox, micro-batching, NMS): the
+embedded one runs the service's default graph (make model: float32 input, every anchor decoded), the
+Triton ones the compact graph of model_repository/retinaface (uint8 input, top-k outputs).
 Triton is the nvidia-pytriton binary from the test harness (tests/triton/harness.py): its Python
 backend runs that ONNX file with onnxruntime, as the onnxruntime_onnx platform would.
 
@@ -49,6 +50,7 @@ def anchors_at(canvas: int) -> int:
 def wire_bytes(canvas: int, top_k: int) -> dict[str, int]:
     return {
         "input canvas (3 x S x S float32)": 3 * canvas * canvas * FLOAT_BYTES,
+        "input canvas (3 x S x S uint8, what is sent)": 3 * canvas * canvas,
         f"raw heads ({anchors_at(canvas)} anchors x {RAW_HEAD_FLOATS} floats)": anchors_at(canvas) * RAW_HEAD_FLOATS * FLOAT_BYTES,
         f"compact top-{top_k} (boxes, scores, landmarks)": top_k * (4 + 1 + 10) * FLOAT_BYTES,
     }
@@ -96,13 +98,18 @@ async def measure(settings: Settings, images: list[bytes], requests: dict[int, i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--onnx", type=Path, default=ROOT / "model_repository" / "retinaface" / "1" / "model.onnx")
+    parser.add_argument("--onnx", type=Path, default=ROOT / "model_repository" / "retinaface" / "1" / "model.onnx",
+                        help="Triton's compact graph (scripts/prepare_model_repository.py)")
+    parser.add_argument("--embedded-onnx", type=Path, default=ROOT / "artifacts" / "model.onnx",
+                        help="the in-process backend's graph (make model)")
     parser.add_argument("--images", type=Path, nargs="+", default=DEFAULT_IMAGES)
     parser.add_argument("--requests", type=int, default=48, help="detections per measurement at concurrency 16")
     parser.add_argument("--max-batch-size", type=int, default=8)
     args = parser.parse_args(argv)
     if not args.onnx.is_file():
         parser.error(f"{args.onnx} not found: run scripts/prepare_model_repository.py --weights W first")
+    if not args.embedded_onnx.is_file():
+        parser.error(f"{args.embedded_onnx} not found: run make model (facelocal export onnx --out ...)")
 
     shape = compact_model_shape(read_model_config(CPU_MODEL_CONFIG))
     print("bytes per image on the wire:")
@@ -110,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:48s} {size:>10,d}")
     images = [path.read_bytes() for path in args.images]
     requests = {1: max(8, args.requests // 3), 16: args.requests}
-    common = {"model_path": args.onnx, "max_batch_size": args.max_batch_size, "canvas_size": shape.canvas}
+    common = {"model_path": args.embedded_onnx, "max_batch_size": args.max_batch_size, "canvas_size": shape.canvas}
 
     with tempfile.TemporaryDirectory(prefix="bench-triton-") as workdir:
         triton, model = start_local_triton(Path(workdir), args.onnx)

@@ -25,7 +25,7 @@ DENSE_PARAMETER = "facelocal.dense"
 class CompactModelShape:
     """What a compact RetinaFace model takes and returns, per image.
 
-    Input ``images`` ``(3, canvas, canvas)``; outputs ``boxes`` ``(top_k, 4)``, ``scores`` ``(top_k,)``,
+    Input ``images`` ``(3, canvas, canvas)``, uint8 BGR or float32 BGR minus the mean; outputs ``boxes`` ``(top_k, 4)``, ``scores`` ``(top_k,)``,
     ``landmarks`` ``(top_k, 10)``. ``max_batch_size`` is the leading batch dimension's bound.
     """
 
@@ -34,6 +34,7 @@ class CompactModelShape:
     max_batch_size: int
     preset: str
     dense: bool
+    pixels_uint8: bool  # input is BGR uint8 (mean subtracted in the graph), else float32 minus the mean
 
 
 def parse_model_config(text: str) -> ModelConfig:
@@ -51,6 +52,9 @@ def compact_model_shape(config: ModelConfig) -> CompactModelShape:
     outputs = {tensor.name: list(tensor.dims) for tensor in config.output}
     if list(inputs) != [INPUT_NAME] or sorted(outputs) != sorted(OUTPUT_NAMES):
         raise ValueError(f"model {config.name!r}: expected input {INPUT_NAME!r} and outputs {OUTPUT_NAMES}")
+    input_type = model_config_pb2.DataType.Name(config.input[0].data_type)
+    if input_type not in ("TYPE_UINT8", "TYPE_FP32"):
+        raise ValueError(f"model {config.name!r}: input must be TYPE_UINT8 or TYPE_FP32, got {input_type}")
     channels, height, width = inputs[INPUT_NAME]
     if channels != 3 or height != width or height <= 0:
         raise ValueError(f"model {config.name!r}: input dims must be [3, S, S], got {inputs[INPUT_NAME]}")
@@ -67,4 +71,5 @@ def compact_model_shape(config: ModelConfig) -> CompactModelShape:
         max_batch_size=config.max_batch_size,
         preset=parameters[PRESET_PARAMETER],
         dense=parameters.get(DENSE_PARAMETER, "false") == "true",
+        pixels_uint8=input_type == "TYPE_UINT8",
     )

@@ -6,13 +6,15 @@ failure shows the server's log; a missing wheel fails the tests with the install
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from service.backends.triton_config import compact_model_shape, read_model_config
-from tests.triton.harness import CPU_MODEL_CONFIG, TritonServer, TritonUnavailableError, start_local_triton
+from tests.triton.harness import CPU_MODEL_CONFIG, ROOT, TritonServer, TritonUnavailableError, start_local_triton
 
 
 @pytest.fixture(scope="session")
@@ -21,17 +23,14 @@ def compact_shape():
 
 
 @pytest.fixture(scope="session")
-def compact_onnx_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path, compact_shape) -> Path:
-    """The checkpoint exported as model_repository/retinaface expects it: fixed canvas, top-k outputs."""
-    from facelocal.config import get_config
-    from facelocal.export import export_onnx
-    from facelocal.models import load_pretrained
-
-    model = load_pretrained(get_config(compact_shape.preset), weights_path)
-    canvas = (compact_shape.canvas, compact_shape.canvas)
-    return export_onnx(
-        model, tmp_path_factory.mktemp("compact") / "model.onnx", dynamic=False, canvas=canvas, top_k=compact_shape.top_k
-    )
+def compact_onnx_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> Path:
+    """The checkpoint exported by the same script that fills model_repository/retinaface/1 (about 5 s)."""
+    out = tmp_path_factory.mktemp("compact") / "model.onnx"
+    command = [sys.executable, str(ROOT / "scripts" / "prepare_model_repository.py"),
+               "--weights", str(weights_path), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
 
 
 def _start(workdir: Path, onnx_path: Path) -> TritonServer:

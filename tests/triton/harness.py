@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from google.protobuf import text_format
 
 from service.backends.triton_config import read_model_config
@@ -266,3 +267,17 @@ def start_local_triton(workdir: Path, onnx_path: Path) -> tuple[TritonServer, st
     server = TritonServer(repository=repository, workdir=workdir)
     server.start()
     return server, model_name
+
+
+def photo_canvases(canvas: int) -> np.ndarray:
+    """Both shared photos letterboxed as the service does: ``(2, 3, canvas, canvas)`` float32."""
+    from facelocal.imageio import load_image
+    from facelocal.preprocess import ResizePolicy, to_network_input
+    from tests.paths import shared_file
+
+    tensors = []
+    for name in ("selfie_group.jpg", "crowd.jpg"):
+        rgb = load_image(shared_file("images", name))
+        placement = ResizePolicy("letterbox", canvas).plan(rgb.shape[1], rgb.shape[0])
+        tensors.append(to_network_input(rgb, placement))
+    return np.stack(tensors)

@@ -17,27 +17,13 @@ from service.backends.triton import TritonBackend
 from service.errors import ServiceError
 from service.settings import Settings
 from tests.service.helpers import assert_same_faces, client, photo_bytes
-from tests.triton.harness import TritonServer
+from tests.triton.harness import TritonServer, photo_canvases
 
 PHOTOS = ("selfie_group.jpg", "crowd.jpg")
 
 
 def detect(http, name: str):
     return http.post("/v1/detect", content=photo_bytes(name), headers={"content-type": "image/jpeg"})
-
-
-def photo_canvases(canvas: int) -> np.ndarray:
-    """Both shared photos letterboxed as the service does: ``(2, 3, canvas, canvas)`` float32."""
-    from facelocal.imageio import load_image
-    from facelocal.preprocess import ResizePolicy, to_network_input
-    from tests.paths import shared_file
-
-    tensors = []
-    for name in PHOTOS:
-        rgb = load_image(shared_file("images", name))
-        placement = ResizePolicy("letterbox", canvas).plan(rgb.shape[1], rgb.shape[0])
-        tensors.append(to_network_input(rgb, placement))
-    return np.stack(tensors)
 
 
 def test_triton_service_finds_the_embedded_faces(start_service, service, triton: TritonServer):
@@ -56,8 +42,11 @@ def test_triton_service_finds_the_embedded_faces(start_service, service, triton:
 def test_shared_memory_and_wire_give_identical_arrays(triton: TritonServer, compact_onnx_path, compact_shape, protocol):
     import onnxruntime as ort
 
+    from service.backends.triton import to_pixels_uint8
+
     batch = photo_canvases(compact_shape.canvas)
-    expected = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"]).run(None, {"images": batch})
+    session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"images": to_pixels_uint8(batch)})
     url = triton.grpc_url if protocol == "grpc" else triton.http_url
 
     async def run(shared_memory: str):
