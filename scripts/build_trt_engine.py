@@ -36,14 +36,17 @@ FP16_LAYER_TYPES = ("CONVOLUTION", "DECONVOLUTION", "ACTIVATION", "POOLING", "RE
 def keep_decode_in_fp32(network, trt) -> None:
     """Pin every layer outside :data:`FP16_LAYER_TYPES` (and its outputs) to FP32."""
     allowed = {getattr(trt.LayerType, name) for name in FP16_LAYER_TYPES if hasattr(trt.LayerType, name)}
+    floats = (trt.float16, trt.float32)
     for index in range(network.num_layers):
         layer = network.get_layer(index)
-        if layer.type in allowed:
+        tensors = [layer.get_input(i) for i in range(layer.num_inputs)]
+        tensors += [layer.get_output(i) for i in range(layer.num_outputs)]
+        # Shape arithmetic (int32/int64) and the uint8 -> float Cast at the input cannot take a float precision.
+        if layer.type in allowed or any(t is not None and t.dtype not in floats for t in tensors):
             continue
         layer.precision = trt.float32
         for output in range(layer.num_outputs):
-            if layer.get_output(output).dtype in (trt.float16, trt.float32):
-                layer.set_output_type(output, trt.float32)
+            layer.set_output_type(output, trt.float32)
 
 
 def build_engine(onnx_path: Path, canvas: int, max_batch: int, opt_batch: int, fp16: bool = True) -> bytes:
