@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--max-iters", type=int, help="stop after this many steps")
     parser.add_argument("--repeat", type=int, default=1, help="passes over the images per epoch (small sets)")
+    parser.add_argument(
+        "--freeze-bn",
+        action=argparse.BooleanOptionalAction,
+        help="keep BatchNorm statistics fixed (default: only with --finetune)",
+    )
     parser.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA too")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         finetune=args.finetune,
         resume=args.resume,
+        freeze_batchnorm=args.freeze_bn,
     )
     try:
         trainer = Trainer(config, records)

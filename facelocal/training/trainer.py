@@ -38,7 +38,9 @@ class TrainConfig:
     steps in total (for smoke runs). repeat: passes over the image list per epoch. save_every: epochs between
     checkpoints (the last one is always saved). device: ``auto`` picks CUDA when present. amp: mixed precision,
     used on CUDA only. finetune: public or trained checkpoint to start from; resume: a checkpoint of this trainer
-    whose model, optimiser and epoch are restored.
+    whose model, optimiser and epoch are restored. freeze_batchnorm: keep BatchNorm running statistics fixed
+    (affine weights still learn); ``None`` means frozen exactly when fine-tuning, because a few steps on small
+    batches of crops shift the statistics of a converged network enough to lose faces.
     """
 
     out_dir: Path
@@ -58,7 +60,12 @@ class TrainConfig:
     seed: int = 0
     finetune: Path | None = None
     resume: Path | None = None
+    freeze_batchnorm: bool | None = None
     progress: bool = True
+
+    @property
+    def batchnorm_frozen(self) -> bool:
+        return self.finetune is not None if self.freeze_batchnorm is None else self.freeze_batchnorm
 
 
 def resolve_device(name: str) -> torch.device:
@@ -166,7 +173,7 @@ class Trainer:
         with _CsvLog(out / ITERATION_LOG, ["epoch", "iteration", "lr", *_TERMS, "images_per_s"]) as iteration_log, \
                 _CsvLog(out / EPOCH_LOG, ["epoch", "iterations", *_TERMS, "seconds"]) as epoch_log:
             while epoch < config.schedule.epochs and not self._done():
-                self.model.train()
+                self._train_mode()
                 sums = torch.zeros(len(_TERMS), device=self.device)
                 steps, started = 0, time.perf_counter()
                 bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{config.schedule.epochs}", disable=not config.progress)
@@ -193,6 +200,13 @@ class Trainer:
                     self.save(out / f"epoch_{epoch:03d}.pt", epoch)
         final = self.save(out / "final.pt", epoch)
         return TrainResult(final, epoch, self.iteration, epoch_losses)
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.config.batchnorm_frozen:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def _done(self) -> bool:
         return self.config.max_iterations is not None and self.iteration >= self.config.max_iterations
