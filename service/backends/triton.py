@@ -148,6 +148,8 @@ class TritonBackend:
         self._region: _SharedRegion | None = None
         self._region_lock = asyncio.Lock()
         self._instance = uuid.uuid4().hex[:12]
+        self._generation = 0
+        self._stale_regions: list[str] = []
 
     @property
     def uses_shared_memory(self) -> bool:
@@ -241,9 +243,14 @@ class TritonBackend:
         if self._shm_mode == "off" or (self._shm_mode == "auto" and not resolves_to_loopback(self._url)):
             return
         try:
+            for name in self._stale_regions:
+                await self._unregister(name)
+            self._stale_regions.clear()
             if self._region is None or self._region.size != self._region_bytes():
                 self._drop_region()
-                self._region = _SharedRegion.create(f"facelocal-{self._instance}", self._region_bytes())
+                self._generation += 1
+                name = f"facelocal-{self._instance}-{self._generation}"
+                self._region = _SharedRegion.create(name, self._region_bytes())
             await self._register(self._region)
         except (OSError, ServiceError, _TransientError) as exc:
             self._drop_region()
@@ -255,14 +262,31 @@ class TritonBackend:
 
     async def _register(self, region: _SharedRegion) -> None:
         """Register ``region`` (again, after a restart) and check that Triton reports it."""
-        try:
-            await self._call(self._client.unregister_system_shared_memory(region.name))
-        except ServiceError:
-            pass  # not registered: nothing to drop
+        await self._unregister(region.name)
         await self._call(self._client.register_system_shared_memory(region.name, region.key, region.size))
         status = await self._call(self._client.get_system_shared_memory_status(region.name))
         if region.name not in str(status):
             raise unavailable(f"Triton does not list shared memory region {region.name}")
+
+    async def _unregister(self, name: str) -> None:
+        try:
+            await self._call(self._client.unregister_system_shared_memory(name))
+        except (ServiceError, _TransientError):
+            pass  # not registered (or Triton restarted and forgot it): nothing to drop
+
+    def _retire_region(self) -> None:
+        """Stop using the region after a failed or abandoned request.
+
+        Triton may still write that request's outputs into it later; a fresh region (new name) keeps
+        those late writes away from the next request. The file is unlinked but the mapping is left to
+        the garbage collector: arrays of the failed request may still point into it, and Triton's own
+        mapping stays valid either way.
+        """
+        if self._region is not None:
+            self._stale_regions.append(self._region.name)
+            self._region.path.unlink(missing_ok=True)
+            self._region = None
+            self._needs_setup = True
 
     def _drop_region(self) -> None:
         if self._region is not None:
@@ -297,7 +321,11 @@ class TritonBackend:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self._region is not None and len(batch) * self._bytes_per_image() <= self._region.size:
             async with self._region_lock:  # one request at a time owns the region
-                return await self._infer_shared(batch, self._region)
+                try:
+                    return await self._infer_shared(batch, self._region)
+                except BaseException:  # timeouts and cancellations too: Triton may still write into it
+                    self._retire_region()
+                    raise
         return await self._infer_wire(batch)
 
     def _output_shapes(self, count: int) -> list[tuple[int, ...]]:

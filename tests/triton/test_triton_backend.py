@@ -139,3 +139,33 @@ def test_backend_error_is_a_service_error_with_unavailable_code(disposable_trito
 
     error = asyncio.run(run())
     assert (error.http_status, error.code, error.grpc_code.name) == (503, "backend_unavailable", "UNAVAILABLE")
+
+
+def test_abandoned_shared_memory_request_leaves_the_backend_correct(triton: TritonServer, compact_onnx_path, compact_shape):
+    """A request cancelled mid-flight (client gone, deadline) retires its region; the next one is exact."""
+    import onnxruntime as ort
+
+    from service.backends.triton import to_pixels_uint8
+
+    batch = photo_canvases(compact_shape.canvas)
+    session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"images": to_pixels_uint8(batch[::-1])})
+
+    async def run():
+        backend = TritonBackend(Settings(backend="triton", triton_url=triton.grpc_url))
+        try:
+            await backend.infer(batch[:1])
+            assert backend.uses_shared_memory
+            abandoned = asyncio.create_task(backend.infer(batch))
+            await asyncio.sleep(0.02)
+            abandoned.cancel()
+            await asyncio.gather(abandoned, return_exceptions=True)
+            outputs = await backend.infer(np.ascontiguousarray(batch[::-1]))
+            return outputs, backend.uses_shared_memory
+        finally:
+            await backend.close()
+
+    outputs, still_shared = asyncio.run(run())
+    assert still_shared, "a fresh region replaces the abandoned one"
+    for got, want in zip(outputs, expected):
+        np.testing.assert_array_equal(got, want)
