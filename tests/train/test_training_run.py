@@ -43,19 +43,22 @@ def test_training_from_scratch_learns_the_photos(labelled_photos, tmp_path):
     from facelocal.data.augment import AugmentConfig
     from facelocal.detector import Detector
     from facelocal.imageio import load_image
-    from facelocal.models import load_pretrained
     from facelocal.config import get_config
+    from facelocal.models import load_pretrained
+    from facelocal.preprocess import ResizePolicy
     from facelocal.training.schedule import ScheduleConfig
     from facelocal.training.trainer import TrainConfig, Trainer
 
     torch.set_num_threads(2)
-    iterations = 400
-    # 4 steps of 8 crops per epoch: a fast warm-up, a high rate while nothing is learnt yet, one decay at 3/4.
+    # Measured on 2 cores: 160 px crops without colour distortion learn within 2000 steps (~6 min); with the
+    # paper's photometric distortion the same budget reaches recall 0.76 only. 4 steps of 8 crops per epoch:
+    # warm-up over 8 steps, a high rate while nothing is learnt yet, one decay at 4/5.
+    iterations = 2000
     config = TrainConfig(
         out_dir=tmp_path,
         batch_size=8,
-        schedule=ScheduleConfig(base_lr=0.05, warmup_lr=0.005, warmup_epochs=1, milestones=(75,), epochs=iterations),
-        augment=AugmentConfig(image_size=320),
+        schedule=ScheduleConfig(base_lr=0.05, warmup_lr=0.005, warmup_epochs=2, milestones=(400,), epochs=501),
+        augment=AugmentConfig(image_size=160, photometric=None),
         max_iterations=iterations,
         repeat=16,
         workers=0,
@@ -70,7 +73,8 @@ def test_training_from_scratch_learns_the_photos(labelled_photos, tmp_path):
     assert losses[:5].mean() / losses[-20:].mean() >= 5
 
     # The checkpoint loads with strict=True through the same path as `facelocal detect --weights`.
-    detector = Detector(load_pretrained(get_config(DEFAULT_CONFIG), result.checkpoint))
+    # Faces of 40-60 px, seen at half size: the scale the 160 px crops trained on.
+    detector = Detector(load_pretrained(get_config(DEFAULT_CONFIG), result.checkpoint), resize=ResizePolicy.parse("long:512"))
     found = detector.detect([load_image(record.path) for record in labelled_photos])
     assert recall(labelled_photos, found) >= 0.8
 
@@ -105,9 +109,24 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     onnx_path = tmp_path / "model.onnx"
     assert facelocal(["export", "onnx", "--weights", str(checkpoint), "--config", DEFAULT_CONFIG, "--out", str(onnx_path)]) == 0
     import onnx
+    import onnxruntime
+
+    from facelocal.config import SERVE_POSTPROCESS
+    from facelocal.imageio import load_image
+    from facelocal.postprocess import select_faces
+    from facelocal.preprocess import ResizePolicy, to_network_input
 
     metadata = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     assert metadata["facelocal.config"] == DEFAULT_CONFIG
+    # The service's path: ONNX Runtime on the exported graph finds what `facelocal detect` found.
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rgb = load_image(labelled_photos[0].path)
+    placement = ResizePolicy().plan(rgb.shape[1], rgb.shape[0])
+    boxes, scores, landmarks = session.run(None, {"images": to_network_input(rgb, placement)[None]})
+    onnx_faces = select_faces(boxes[0], scores[0], landmarks[0], placement, rgb.shape[1], rgb.shape[0], SERVE_POSTPROCESS)
+    torch_boxes = np.array([face["box"] for face in results[0]["faces"]], np.float32)
+    assert len(onnx_faces) == len(torch_boxes)
+    assert box_iou(torch_boxes, onnx_faces.boxes).max(axis=1).min() > 0.99
 
 
 def test_resume_continues_where_the_checkpoint_stopped(labelled_photos, tmp_path):
