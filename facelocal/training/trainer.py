@@ -35,7 +35,7 @@ class TrainConfig:
     """Everything one training run needs besides the data.
 
     model: preset name (:data:`facelocal.config.PRESETS`). max_iterations: stop early after this many optimiser
-    steps in total (for smoke runs). repeat: passes over the image list per epoch. save_every: epochs between
+    steps in total (for smoke runs; the epoch it cuts short counts as done). repeat: passes over the image list per epoch. save_every: epochs between
     checkpoints (the last one is always saved). device: ``auto`` picks CUDA when present. amp: mixed precision,
     used on CUDA only. finetune: public or trained checkpoint to start from; resume: a checkpoint of this trainer
     whose model, optimiser and epoch are restored. freeze_batchnorm: keep BatchNorm running statistics fixed

@@ -40,7 +40,8 @@ def test_label_txt_boxes_landmarks_and_missing_landmarks(tmp_path):
     labels = tmp_path / "label.txt"
     labels.write_text(LABELS)
     records = read_retinaface_labels(labels)
-    assert [r.path for r in records] == [tmp_path / "images" / p for p in ("0--Parade/a.jpg", "1--Handshaking/b.jpg", "2--Empty/c.jpg")]
+    names = ("0--Parade/a.jpg", "1--Handshaking/b.jpg", "2--Empty/c.jpg")
+    assert [r.path for r in records] == [tmp_path / "images" / name for name in names]
     first = records[0].faces
     np.testing.assert_allclose(first.boxes, [[449, 330, 571, 479], [10, 20, 40, 60]])
     assert first.has_landmarks.tolist() == [True, False]

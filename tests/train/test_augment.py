@@ -108,7 +108,8 @@ def test_crop_keeps_faces_by_centre_and_clips():
 
 def test_crop_falls_back_to_the_padded_image_when_no_face_fits():
     faces = FaceAnnotations(np.array([[0, 0, 2, 2]]), np.zeros((1, 5, 2)), np.zeros(1, bool))
-    crop, inside = random_square_crop(300, 200, faces, np.random.default_rng(0), AugmentConfig(crop_scale=(0.3, 0.3), crop_attempts=5))
+    config = AugmentConfig(crop_scale=(0.3, 0.3), crop_attempts=5)
+    crop, inside = random_square_crop(300, 200, faces, np.random.default_rng(0), config)
     assert crop.tolist() == [0, 0, 300, 300] and inside.all()
     image, moved, _ = crop_and_resize(np.full((200, 300, 3), 255, np.uint8), faces, crop, 150)
     assert image.shape == (150, 150, 3)

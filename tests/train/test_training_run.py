@@ -74,7 +74,8 @@ def test_training_from_scratch_learns_the_photos(labelled_photos, tmp_path):
 
     # The checkpoint loads with strict=True through the same path as `facelocal detect --weights`.
     # Faces of 40-60 px, seen at half size: the scale the 160 px crops trained on.
-    detector = Detector(load_pretrained(get_config(DEFAULT_CONFIG), result.checkpoint), resize=ResizePolicy.parse("long:512"))
+    model = load_pretrained(get_config(DEFAULT_CONFIG), result.checkpoint)
+    detector = Detector(model, resize=ResizePolicy.parse("long:512"))
     found = detector.detect([load_image(record.path) for record in labelled_photos])
     assert recall(labelled_photos, found) >= 0.8
 
@@ -107,7 +108,8 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
         assert (best[large] >= 0.8).all(), f"{record.path.name}: {np.sort(best[large])[:3]}"
 
     onnx_path = tmp_path / "model.onnx"
-    assert facelocal(["export", "onnx", "--weights", str(checkpoint), "--config", DEFAULT_CONFIG, "--out", str(onnx_path)]) == 0
+    export = ["export", "onnx", "--weights", str(checkpoint), "--config", DEFAULT_CONFIG, "--out", str(onnx_path)]
+    assert facelocal(export) == 0
     import onnx
     import onnxruntime
 
@@ -123,13 +125,16 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     rgb = load_image(labelled_photos[0].path)
     placement = ResizePolicy().plan(rgb.shape[1], rgb.shape[0])
     boxes, scores, landmarks = session.run(None, {"images": to_network_input(rgb, placement)[None]})
-    onnx_faces = select_faces(boxes[0], scores[0], landmarks[0], placement, rgb.shape[1], rgb.shape[0], SERVE_POSTPROCESS)
+    height, width = rgb.shape[:2]
+    onnx_faces = select_faces(boxes[0], scores[0], landmarks[0], placement, width, height, SERVE_POSTPROCESS)
     torch_boxes = np.array([face["box"] for face in results[0]["faces"]], np.float32)
     assert len(onnx_faces) == len(torch_boxes)
     assert box_iou(torch_boxes, onnx_faces.boxes).max(axis=1).min() > 0.99
 
 
 def test_resume_continues_where_the_checkpoint_stopped(labelled_photos, tmp_path):
+    from dataclasses import replace
+
     from facelocal.data.augment import AugmentConfig
     from facelocal.training.trainer import TrainConfig, Trainer
 
@@ -137,8 +142,6 @@ def test_resume_continues_where_the_checkpoint_stopped(labelled_photos, tmp_path
                          workers=0, device="cpu", save_every=1, progress=False, max_iterations=2)
     first = Trainer(config, labelled_photos).fit()
     assert (first.epochs, first.iterations) == (2, 2)
-    from dataclasses import replace
-
     resumed = Trainer(replace(config, resume=tmp_path / "epoch_002.pt", max_iterations=3), labelled_photos)
     assert (resumed.start_epoch, resumed.iteration) == (2, 2)
     second = resumed.fit()
