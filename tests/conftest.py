@@ -8,7 +8,6 @@ answers 200 and returns a :class:`RunningService`. ``service`` is a default one 
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.paths import shared_file
+from tests.ports import free_port
 
 READY_TIMEOUT_S = 60.0
 
@@ -39,12 +39,6 @@ def onnx_model_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path
     model = load_pretrained(get_config(DEFAULT_CONFIG), weights_path)
     return export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -86,7 +86,8 @@ def test_readyz_follows_warm_up_and_backend_health(onnx_model_path, monkeypatch)
     import service.app
     from service.backends.onnxruntime import OnnxRuntimeBackend
     from service.settings import Settings
-    from tests.conftest import free_port, launch_service
+    from tests.conftest import launch_service
+    from tests.ports import free_port
 
     backends: list[GatedBackend] = []
 

@@ -29,7 +29,8 @@ from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from service.grpc.server import start_grpc_server
 from service.settings import Settings
-from tests.conftest import RunningService, free_port
+from tests.conftest import RunningService
+from tests.ports import free_port
 from tests.paths import shared_file
 
 SERVICE = "facelocal.v1.FaceDetector"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from facelocal.cli import main
-from tests.conftest import free_port
+from tests.ports import free_port
 from tests.service.helpers import client, photo_bytes
 
 SERVE = "import sys; from facelocal.cli import main; sys.exit(main())"

@@ -18,7 +18,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -30,6 +29,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from service.backends.triton_config import read_model_config
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_MODEL_CONFIG = ROOT / "model_repository" / "retinaface" / "config.pbtxt"
@@ -156,11 +156,6 @@ def write_python_model(repository: Path, onnx_path: Path, source_config: Path = 
     (model_dir / "1" / "model.py").write_text(MODEL_PY)
     return config.name
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
