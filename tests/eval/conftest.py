@@ -15,16 +15,11 @@ def ground_truth():
 
 
 @pytest.fixture(scope="session")
-def weights() -> Path:
-    return shared_file("weights", "mobilenet0.25_Final.pth")
-
-
-@pytest.fixture(scope="session")
-def detector(weights):
+def detector(weights_path):
     from facelocal.config import EVAL_POSTPROCESS
     from facelocal.detector import Detector
 
-    return Detector.from_weights(weights, postprocess=EVAL_POSTPROCESS)
+    return Detector.from_weights(weights_path, postprocess=EVAL_POSTPROCESS)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def test_eval_widerface_scores_a_folder_of_txt_predictions(tmp_path, ground_trut
     assert (tmp_path / "pr.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_path, weights):
+def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_path, weights_path):
     # No validation images are shared yet: a shared photo stands in under a validation name, so the detect,
     # write and score path runs; its AP is meaningless, its files are checked.
     key = "0--Parade/0_Parade_marchingband_1_465"
@@ -43,7 +43,7 @@ def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_pat
     out = tmp_path / "out.json"
     code = main([
         "eval", "widerface", "--images", str(tmp_path / "images"), "--gt", str(shared_file(*GT_DIR_FILE).parent),
-        "--weights", str(weights), "--save-predictions", str(tmp_path / "pred"), "--json", str(out),
+        "--weights", str(weights_path), "--save-predictions", str(tmp_path / "pred"), "--json", str(out),
     ])
     assert code == 0
     lines = (tmp_path / "pred" / f"{key}.txt").read_text().splitlines()
@@ -59,10 +59,10 @@ def test_eval_widerface_without_images_says_what_to_pass(tmp_path, capsys):
     assert code == 2 and "--predictions" in capsys.readouterr().err
 
 
-def test_bench_emits_every_stage_for_each_backend(tmp_path, weights):
+def test_bench_emits_every_stage_for_each_backend(tmp_path, weights_path):
     out = tmp_path / "bench.json"
     code = main([
-        "bench", "--sizes", "vga", "--repeats", "2", "--threads", "1", "--weights", str(weights),
+        "bench", "--sizes", "vga", "--repeats", "2", "--threads", "1", "--weights", str(weights_path),
         "--photo", str(shared_file("images", "selfie_group.jpg")), "--json", str(out),
     ])
     assert code == 0

@@ -70,7 +70,7 @@ def test_cumulative_error_distribution():
     assert fraction.tolist() == [0, 0.5, 0.5, 0.75, 0.75]
 
 
-def test_cli_on_labels_generated_from_a_real_photo(tmp_path, detector, weights):
+def test_cli_on_labels_generated_from_a_real_photo(tmp_path, detector, weights_path):
     """Labels are the detector's own faces on a shared photo, points moved by known fractions of the box size:
     NME comes back as those fractions."""
     from facelocal.cli import main
@@ -95,7 +95,7 @@ def test_cli_on_labels_generated_from_a_real_photo(tmp_path, detector, weights):
 
     code = main([
         "eval", "landmarks", "--labels", str(tmp_path / "label.txt"), "--images", str(tmp_path / "images"),
-        "--weights", str(weights), "--json", str(tmp_path / "out.json"), "--plot", str(tmp_path / "ced.png"),
+        "--weights", str(weights_path), "--json", str(tmp_path / "out.json"), "--plot", str(tmp_path / "ced.png"),
     ])
     assert code == 0
     summary = json.loads((tmp_path / "out.json").read_text())

@@ -1,18 +1,13 @@
-"""Fixtures for the model-library tests: the shared weights, photos and reference detections."""
+"""Fixtures for the model-library tests: the shared photos and reference detections (weights: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.paths import shared_file
-
-
-@pytest.fixture(scope="session")
-def weights_path() -> Path:
-    return shared_file("weights", "mobilenet0.25_Final.pth")
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +16,7 @@ def reference() -> dict[str, list[dict]]:
 
 
 @pytest.fixture(scope="session")
-def photos() -> dict[str, "np.ndarray"]:
+def photos() -> dict[str, np.ndarray]:
     from facelocal.imageio import load_image
 
     return {name: load_image(shared_file("images", name)) for name in ("selfie_group.jpg", "crowd.jpg")}
