@@ -45,14 +45,12 @@ class ResizePolicy:
         if self.mode == "original":
             return Placement(1.0, width, height, width, height)
         scale = self.size / max(width, height)
-        if self.mode == "letterbox":
-            if not self.upscale:
-                scale = min(scale, 1.0)
-            canvas = (self.size, self.size)
+        if self.mode == "letterbox" and not self.upscale:
+            scale = min(scale, 1.0)
         resized_w, resized_h = max(1, round(width * scale)), max(1, round(height * scale))
-        if self.mode == "long":
-            canvas = (resized_w, resized_h)
-        return Placement(scale, resized_w, resized_h, *canvas)
+        if self.mode == "letterbox":
+            return Placement(scale, resized_w, resized_h, self.size, self.size)
+        return Placement(scale, resized_w, resized_h, resized_w, resized_h)
 
 
 @dataclass(frozen=True)
