@@ -6,13 +6,14 @@ import asyncio
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from facelocal.config import PostprocessConfig
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import Placement, ResizePolicy, to_network_input
+from facelocal.tta_ops import MultiScalePlan, box_voting, flip_image, unflip
 from facelocal.types import FaceDetections
 from service.alignment import align_face, encode_png_base64
 from service.backends.base import InferenceBackend
@@ -24,13 +25,25 @@ from service.schemas import DetectOptions, Face, ImageResult, ModelInfo, Timings
 from service.settings import Settings
 
 
-@dataclass
-class _Prepared:
-    """A decoded image and its letterboxed ``(3, S, S)`` network input."""
+# IoU at which the views of test-time augmentation are voted into one face (as the paper and facelocal.tta).
+TTA_VOTE_IOU = 0.4
 
-    rgb: np.ndarray
+
+@dataclass
+class _View:
+    """One way of showing the image to the network: its ``(3, S, S)`` canvas and where the image lies on it."""
+
     placement: Placement
     tensor: np.ndarray
+    mirrored: bool
+
+
+@dataclass
+class _Prepared:
+    """A decoded image and its views: the letterboxed image first, then any test-time augmentations."""
+
+    rgb: np.ndarray
+    views: list[_View]
     decode_ms: float
 
 
@@ -119,9 +132,10 @@ class DetectionCore:
         self._admitted += 1
         try:
             loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(self._executor, self._prepare, data)
-            output = await self._batcher.submit(prepared.tensor)
-            return await loop.run_in_executor(self._executor, self._finish, prepared, output, options)
+            prepared = await loop.run_in_executor(self._executor, self._prepare, data, options)
+            # Submitted together, the views of one image usually share one inference.
+            outputs = await asyncio.gather(*(self._batcher.submit(view.tensor) for view in prepared.views))
+            return await loop.run_in_executor(self._executor, self._finish, prepared, outputs, options)
         finally:
             self._admitted -= 1
 
@@ -137,21 +151,43 @@ class DetectionCore:
                 raise outcome
         return list(outcomes)
 
-    def _prepare(self, data: bytes) -> _Prepared:
+    def _prepare(self, data: bytes, options: DetectOptions) -> _Prepared:
         started = time.perf_counter()
         rgb = decode(data, self.settings.max_pixels)
-        placement = self._resize.plan(rgb.shape[1], rgb.shape[0])
-        tensor = to_network_input(rgb, placement)
-        return _Prepared(rgb, placement, tensor, (time.perf_counter() - started) * 1000.0)
+        placements = self._placements(rgb.shape[1], rgb.shape[0], options.tta_multiscale)
+        views = [_View(placement, to_network_input(rgb, placement), mirrored=False) for placement in placements]
+        if options.tta_flip:
+            mirrored = np.ascontiguousarray(flip_image(rgb))
+            views += [_View(placement, to_network_input(mirrored, placement), mirrored=True) for placement in placements]
+        return _Prepared(rgb, views, (time.perf_counter() - started) * 1000.0)
 
-    def _finish(self, prepared: _Prepared, output: BatchOutput, options: DetectOptions) -> ImageResult:
+    def _placements(self, width: int, height: int, multiscale: bool) -> list[Placement]:
+        """The letterbox placement, plus with ``multiscale`` one per planned long side that fits the canvas.
+
+        The canvas is fixed, so a scale whose long side exceeds it cannot run; it is skipped rather than tiled.
+        """
+        placements = [self._resize.plan(width, height)]
+        if multiscale:
+            canvas = self.canvas_size
+            placements += [
+                replace(ResizePolicy("long", side).plan(width, height), canvas_w=canvas, canvas_h=canvas)
+                for side in MultiScalePlan().long_sides(width, height)
+                if side <= canvas
+            ]
+        return placements
+
+    def _finish(self, prepared: _Prepared, outputs: list[BatchOutput], options: DetectOptions) -> ImageResult:
         started = time.perf_counter()
         height, width = prepared.rgb.shape[:2]
         config = PostprocessConfig(score_threshold=options.score_threshold, nms_threshold=options.nms_threshold)
-        faces = select_faces(
-            output.boxes, output.scores, output.landmarks, prepared.placement, width, height, config
-        )
+        detections = []
+        for view, output in zip(prepared.views, outputs):
+            found = select_faces(output.boxes, output.scores, output.landmarks, view.placement, width, height, config)
+            detections.append(unflip(found) if view.mirrored else found)
+        faces = detections[0] if len(detections) == 1 else box_voting(detections, TTA_VOTE_IOU, config.post_nms_top_k)
         faces = filter_faces(faces, options.min_face_size, options.max_faces)
+        # The views ran concurrently, so the image waited as long as its slowest one.
+        slowest = max(outputs, key=lambda output: output.queue_ms + output.inference_ms)
         result_faces = [
             Face(
                 box=entry["box"],
@@ -168,8 +204,8 @@ class DetectionCore:
             faces=result_faces,
             timings_ms=Timings(
                 decode=round(prepared.decode_ms, 3),
-                queue=round(output.queue_ms, 3),
-                inference=round(output.inference_ms, 3),
+                queue=round(slowest.queue_ms, 3),
+                inference=round(slowest.inference_ms, 3),
                 postprocess=round((time.perf_counter() - started) * 1000.0, 3),
             ),
         )

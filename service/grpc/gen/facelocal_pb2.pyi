@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DetectOptions(_message.Message):
-    __slots__ = ("score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh")
+    __slots__ = ("score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh", "tta")
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     NMS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAX_FACES_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,7 @@ class DetectOptions(_message.Message):
     RETURN_LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     RETURN_CROPS_FIELD_NUMBER: _ClassVar[int]
     RETURN_MESH_FIELD_NUMBER: _ClassVar[int]
+    TTA_FIELD_NUMBER: _ClassVar[int]
     score_threshold: float
     nms_threshold: float
     max_faces: int
@@ -22,7 +23,8 @@ class DetectOptions(_message.Message):
     return_landmarks: bool
     return_crops: bool
     return_mesh: bool
-    def __init__(self, score_threshold: _Optional[float] = ..., nms_threshold: _Optional[float] = ..., max_faces: _Optional[int] = ..., min_face_size: _Optional[float] = ..., return_landmarks: _Optional[bool] = ..., return_crops: _Optional[bool] = ..., return_mesh: _Optional[bool] = ...) -> None: ...
+    tta: str
+    def __init__(self, score_threshold: _Optional[float] = ..., nms_threshold: _Optional[float] = ..., max_faces: _Optional[int] = ..., min_face_size: _Optional[float] = ..., return_landmarks: _Optional[bool] = ..., return_crops: _Optional[bool] = ..., return_mesh: _Optional[bool] = ..., tta: _Optional[str] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
     __slots__ = ("image", "options", "request_id")
