@@ -171,6 +171,8 @@ def test_openapi_documents_every_field_and_error(http) -> None:
             assert prop.get("description"), f"{name}.{field} has no description"
     query = {p["name"]: p for p in spec["paths"]["/v1/detect"]["post"]["parameters"] if p["in"] == "query"}
     assert set(query) == {
-        "score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh"
+        "score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh",
+        "tta",
     }
+    assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale"]
     assert all(p.get("description") for p in query.values())
