@@ -13,10 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelocal.postprocess import box_iou
-from facelocal.types import FaceDetections
-
-# Index each landmark takes after a mirror: the eyes and the mouth corners trade places, the nose stays.
-MIRRORED_LANDMARKS = (1, 0, 2, 4, 3)
+from facelocal.types import FaceDetections, mirror_faces
 
 PAPER_SHORT_SIDES = (500, 800, 1100, 1400, 1700)
 
@@ -32,12 +29,8 @@ def unflip(detections: FaceDetections) -> FaceDetections:
     Coordinates are continuous (a box spans ``x1..x2``), so a point at ``x`` mirrors to ``width - x``; box
     corners swap, and landmark pairs swap back so that ``left_eye`` is again the subject's left eye.
     """
-    width = detections.width
-    boxes = detections.boxes.copy()
-    boxes[:, 0], boxes[:, 2] = width - detections.boxes[:, 2], width - detections.boxes[:, 0]
-    landmarks = detections.landmarks[:, MIRRORED_LANDMARKS].copy()
-    landmarks[..., 0] = width - landmarks[..., 0]
-    return FaceDetections(boxes, detections.scores.copy(), landmarks, width, detections.height)
+    boxes, landmarks = mirror_faces(detections.boxes, detections.landmarks, detections.width)
+    return FaceDetections(boxes, detections.scores.copy(), landmarks, detections.width, detections.height)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,19 @@ import numpy as np
 
 # Order of the five landmarks, as in the public annotations and the paper.
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
+# Index each landmark takes in a mirror image: the eyes and the mouth corners trade places, the nose stays.
+MIRRORED_LANDMARKS = (1, 0, 2, 4, 3)
+
+
+def mirror_faces(boxes: np.ndarray, landmarks: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``(N, 4)`` xyxy and landmarks ``(N, 5, 2)`` as they lie in the left-right mirror of a ``width``-wide
+    image (an involution). Coordinates are continuous, so ``x`` maps to ``width - x``: box corners swap, and the
+    landmark pairs swap so that ``left_eye`` stays the subject's left eye."""
+    mirrored_boxes = boxes.copy()
+    mirrored_boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
+    mirrored_landmarks = landmarks[:, MIRRORED_LANDMARKS].copy()
+    mirrored_landmarks[..., 0] = width - mirrored_landmarks[..., 0]
+    return mirrored_boxes, mirrored_landmarks
 
 
 @dataclass

@@ -13,9 +13,7 @@ import numpy as np
 from PIL import Image
 
 from facelocal.data.annotations import FaceAnnotations
-
-# Landmark order: left eye, right eye, nose, left mouth corner, right mouth corner. A mirror image swaps sides.
-FLIPPED_LANDMARK_ORDER = (1, 0, 2, 4, 3)
+from facelocal.types import mirror_faces
 
 
 @dataclass(frozen=True)
@@ -116,11 +114,7 @@ def crop_and_resize(
 
 def horizontal_flip(image: np.ndarray, faces: FaceAnnotations) -> tuple[np.ndarray, FaceAnnotations]:
     """Mirror an image and its faces; the left/right eyes and mouth corners swap names."""
-    width = image.shape[1]
-    boxes = faces.boxes.copy()
-    boxes[:, [0, 2]] = width - faces.boxes[:, [2, 0]]
-    landmarks = faces.landmarks[:, FLIPPED_LANDMARK_ORDER].copy()
-    landmarks[..., 0] = width - landmarks[..., 0]
+    boxes, landmarks = mirror_faces(faces.boxes, faces.landmarks, image.shape[1])
     return np.ascontiguousarray(image[:, ::-1]), FaceAnnotations(boxes, landmarks, faces.has_landmarks)
 
 
