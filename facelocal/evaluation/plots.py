@@ -19,6 +19,13 @@ def _pyplot():
     return plt
 
 
+def _save(figure, out: str | Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    _pyplot().close(figure)
+    return Path(out)
+
+
 def plot_pr_curves(result: WiderFaceResult, out: str | Path, label: str = "facelocal") -> Path:
     """One panel per setting: precision against recall, the legend giving the AP."""
     plt = _pyplot()
@@ -30,10 +37,7 @@ def plot_pr_curves(result: WiderFaceResult, out: str | Path, label: str = "facel
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="Recall", ylabel="Precision", title=f"{setting.capitalize()} ({r.faces} faces)")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left")
-    figure.tight_layout()
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
-    return Path(out)
+    return _save(figure, out)
 
 
 def plot_ced(thresholds: np.ndarray, fractions: np.ndarray, out: str | Path, label: str = "facelocal") -> Path:
@@ -45,7 +49,4 @@ def plot_ced(thresholds: np.ndarray, fractions: np.ndarray, out: str | Path, lab
     ax.set(xlim=(0, thresholds[-1]), ylim=(0, 1), xlabel="Normalised mean error", ylabel="Fraction of faces")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
-    return Path(out)
+    return _save(figure, out)
