@@ -82,7 +82,6 @@ async def detect(request: Request, core: CoreDep, options: QueryOptions) -> Imag
 )
 async def detect_batch(request: Request, core: CoreDep, options: QueryOptions) -> BatchResponse:
     items, options = await read_images(request, options)
-    core.validate_options(options)
     good = [item for item in items if isinstance(item, bytes)]
     outcomes = iter(await core.detect_batch(good, options))
     results = [next(outcomes) if isinstance(item, bytes) else item for item in items]
