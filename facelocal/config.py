@@ -96,7 +96,7 @@ PRESETS: dict[str, ModelConfig] = {
         leaky_slope=0.1,
     ),
     # The same network as trained in biubug6/Face-Detector-1MB-with-landmark: plain ReLU throughout and
-    # smaller anchors. The checkpoint in shared/data/weights is this training (see README, "Which config").
+    # smaller anchors (its mobilenet0.25_Final.pth has the release's key names, so it loads into either).
     "mobilenet0.25-1mb": ModelConfig(
         name="mobilenet0.25-1mb",
         backbone="mobilenet0.25",
@@ -123,8 +123,9 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
-# The configuration the checkpoint in shared/data/weights was trained with (see README, "Which config").
-DEFAULT_CONFIG = "mobilenet0.25-1mb"
+# The configuration of the Pytorch_Retinaface release checkpoint, used for files the library does not know
+# (facelocal.weights.KNOWN_CHECKPOINTS picks the preset of a known file by its hash).
+DEFAULT_CONFIG = "mobilenet0.25"
 
 
 def get_config(name: str) -> ModelConfig:

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facelocal.config import DEFAULT_CONFIG, SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
+from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
 from facelocal.models.decoded import DecodedRetinaFace
 from facelocal.models.retinaface import RetinaFace, load_pretrained
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import ResizePolicy, to_network_input
 from facelocal.types import FaceDetections
+from facelocal.weights import preset_for
 
 
 class Detector:
@@ -41,9 +42,13 @@ class Detector:
         return self.network.model.config
 
     @classmethod
-    def from_weights(cls, weights: str | Path, config: str | ModelConfig = DEFAULT_CONFIG, **kwargs) -> Detector:
-        """Load a checkpoint in the public format (``strict=True``) and wrap it."""
-        config = get_config(config) if isinstance(config, str) else config
+    def from_weights(cls, weights: str | Path, config: str | ModelConfig | None = None, **kwargs) -> Detector:
+        """Load a checkpoint in the public format (``strict=True``) and wrap it.
+
+        Without ``config`` the preset comes from the file (:func:`facelocal.weights.preset_for`).
+        """
+        if not isinstance(config, ModelConfig):
+            config = get_config(preset_for(weights, config))
         return cls(load_pretrained(config, weights), **kwargs)
 
     @torch.inference_mode()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
+import warnings
 from pathlib import Path
 
 from facelocal.config import DEFAULT_CONFIG
@@ -13,22 +15,61 @@ CONFIG_ENV = "FACELOCAL_CONFIG"
 DEFAULT_CONFIG_FILE = Path("~/.config/facelocal/config.toml")
 
 
+# Public checkpoints this library recognises by content, and the preset each was trained with. Files with the
+# same key names but other training (there are many retrains of mobilenet0.25_Final.pth) are not listed.
+KNOWN_CHECKPOINTS: dict[str, str] = {
+    # biubug6/Pytorch_Retinaface release, RetinaFace MobileNet-0.25 (README, "Getting the weights").
+    "2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220": "mobilenet0.25",
+    # biubug6/Face-Detector-1MB-with-landmark, weights/mobilenet0.25_Final.pth: same keys, anchors 10-256, ReLU.
+    "ed6fa7d45a5179f03cb5ce82c73b0c6711372968e53782e88395acee88d319e1": "mobilenet0.25-1mb",
+}
+
+
 class WeightsNotFoundError(FileNotFoundError):
     """No usable weights path; the message names every way to provide one."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def preset_for(weights: str | os.PathLike, requested: str | None = None) -> str:
+    """The preset to build for ``weights``: ``requested`` if given, else the known file's, else the default.
+
+    A request that contradicts a known file is honoured (a user may know better) with a warning, since the
+    wrong preset loads without error and gives boxes in the wrong places.
+    """
+    known = KNOWN_CHECKPOINTS.get(file_sha256(weights))
+    if requested is None:
+        return known or DEFAULT_CONFIG
+    if known is not None and known != requested:
+        warnings.warn(
+            f"{weights} is a known {known} checkpoint, but preset {requested} was asked for; its faces will be "
+            f"misplaced unless it was retrained (drop the preset to use {known})",
+            stacklevel=2,
+        )
+    return requested
 
 
 def config_file() -> Path:
     return Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)).expanduser()
 
 
-def resolve_weights(explicit: str | os.PathLike | None = None, model: str = DEFAULT_CONFIG) -> Path:
+def resolve_weights(explicit: str | os.PathLike | None = None, model: str | None = None) -> Path:
     """The first of: ``explicit``, ``$FACELOCAL_WEIGHTS``, ``weights.<model>`` in the config file.
 
     The config file (``$FACELOCAL_CONFIG`` or ``~/.config/facelocal/config.toml``) looks like::
 
         [weights]
-        "mobilenet0.25-1mb" = "/data/weights/mobilenet0.25_Final.pth"
+        "mobilenet0.25" = "/data/weights/mobilenet0.25_Final.pth"
+
+    ``model`` (a preset name) picks the entry; without one, the default preset's.
     """
+    model = model or DEFAULT_CONFIG
     candidates: list[tuple[str, str]] = []
     if explicit:
         candidates.append(("--weights", str(explicit)))

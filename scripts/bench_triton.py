@@ -39,7 +39,7 @@ from tests.triton.harness import CPU_MODEL_CONFIG, start_local_triton  # noqa: E
 FLOAT_BYTES = 4
 # The network's raw heads per anchor: 4 box offsets, 2 class logits, 10 landmark offsets.
 RAW_HEAD_FLOATS = 4 + 2 + 10
-DEFAULT_IMAGES = [ROOT.parent / "shared" / "data" / "images" / name for name in ("selfie_group.jpg", "crowd.jpg")]
+DEFAULT_IMAGES = [ROOT.parent / "shared" / "data" / "images" / name for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")]
 
 
 def anchors_at(canvas: int) -> int:

@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
                 forwards[("torch", threads)] = bench.torch_forward(network, bench.thread_count(threads))
         results = bench.run_benchmark(jpegs, forwards, args.repeats)
     cpu = _cpu_model()
-    print(f"CPU: {cpu}; {bench.thread_count('all')} usable threads; config {args.config}; {args.repeats} repeats; ms")
+    print(f"CPU: {cpu}; {bench.thread_count('all')} usable threads; config {model.config.name}; {args.repeats} repeats; ms")
     print(bench.format_table(results))
     if args.json:
-        report = {"cpu": cpu, "machine": platform.machine(), "config": args.config, "results": [r.record() for r in results]}
+        report = {"cpu": cpu, "machine": platform.machine(), "config": model.config.name, "results": [r.record() for r in results]}
         args.json.write_text(json.dumps(report, indent=2))
     return 0
 

@@ -8,7 +8,11 @@ from facelocal.config import DEFAULT_CONFIG, PRESETS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=DEFAULT_CONFIG, choices=sorted(PRESETS), help="model configuration")
+    parser.add_argument(
+        "--config",
+        choices=sorted(PRESETS),
+        help=f"model preset (default: the one a known checkpoint was trained with, else {DEFAULT_CONFIG})",
+    )
     parser.add_argument("--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the config file)")
 
 
@@ -17,13 +21,14 @@ def load_torch_model(args: argparse.Namespace):
     from facelocal.cli import CommandError
     from facelocal.config import get_config
     from facelocal.models import load_pretrained
-    from facelocal.weights import WeightsNotFoundError, resolve_weights
+    from facelocal.weights import WeightsNotFoundError, preset_for, resolve_weights
 
     try:
         weights = resolve_weights(args.weights, args.config)
     except WeightsNotFoundError as exc:
         raise CommandError(str(exc)) from None
+    preset = preset_for(weights, args.config)
     try:
-        return load_pretrained(get_config(args.config), weights)
+        return load_pretrained(get_config(preset), weights)
     except RuntimeError as exc:
-        raise CommandError(f"{weights} does not match the {args.config} network: {exc}") from None
+        raise CommandError(f"{weights} does not match the {preset} network: {exc}") from None

@@ -39,7 +39,7 @@ def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_pat
     key = "0--Parade/0_Parade_marchingband_1_465"
     image = tmp_path / "images" / f"{key}.jpg"
     image.parent.mkdir(parents=True)
-    image.write_bytes(shared_file("images", "crowd.jpg").read_bytes())
+    image.write_bytes(shared_file("images", "wider_train_band_crowd.jpg").read_bytes())
     out = tmp_path / "out.json"
     code = main([
         "eval", "widerface", "--images", str(tmp_path / "images"), "--gt", str(shared_file(*GT_DIR_FILE).parent),
@@ -67,7 +67,7 @@ def test_bench_emits_every_stage_for_each_backend(tmp_path, weights_path):
     ])
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["cpu"] and report["config"] == "mobilenet0.25-1mb"
+    assert report["cpu"] and report["config"] == "mobilenet0.25"
     assert {(r["backend"], r["threads"]) for r in report["results"]} == {("onnxruntime", "1"), ("torch", "1")}
     for record in report["results"]:
         assert (record["width"], record["height"]) == (640, 480) and record["paper_ms"] == 17.2

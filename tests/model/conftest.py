@@ -9,6 +9,16 @@ import pytest
 
 from tests.paths import shared_file
 
+# Every photo in shared/data/images; the reference file holds the release's detections on each.
+PHOTO_NAMES = (
+    "selfie_group.jpg",
+    "wider_train_band_crowd.jpg",
+    "two_people_hd.jpg",
+    "single_face_closeup.jpg",
+    "single_face_small.jpg",
+    "masked_faces_grid.jpg",
+)
+
 
 @pytest.fixture(scope="session")
 def reference() -> dict[str, list[dict]]:
@@ -19,4 +29,4 @@ def reference() -> dict[str, list[dict]]:
 def photos() -> dict[str, np.ndarray]:
     from facelocal.imageio import load_image
 
-    return {name: load_image(shared_file("images", name)) for name in ("selfie_group.jpg", "crowd.jpg")}
+    return {name: load_image(shared_file("images", name)) for name in PHOTO_NAMES}

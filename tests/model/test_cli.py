@@ -39,7 +39,7 @@ def test_detect_json_schema_and_drawing(tmp_path, weights_path):
 
 
 def test_weights_from_environment_and_thresholds(weights_path):
-    image = str(shared_file("images", "crowd.jpg"))
+    image = str(shared_file("images", "wider_train_band_crowd.jpg"))
     env = {"FACELOCAL_WEIGHTS": str(weights_path)}
     strict = json.loads(facelocal("detect", image, "--json", "--score-threshold", "0.9", env=env).stdout)
     loose = json.loads(facelocal("detect", image, "--json", "--score-threshold", "0.3", env=env).stdout)
@@ -49,12 +49,12 @@ def test_weights_from_environment_and_thresholds(weights_path):
 
 def test_missing_weights_exit_nonzero_and_name_the_fix(tmp_path):
     env = {"FACELOCAL_WEIGHTS": "", "FACELOCAL_CONFIG": str(tmp_path / "none.toml")}
-    done = facelocal("detect", str(shared_file("images", "crowd.jpg")), env=env)
+    done = facelocal("detect", str(shared_file("images", "wider_train_band_crowd.jpg")), env=env)
     assert done.returncode == 2
     assert "--weights" in done.stderr and "FACELOCAL_WEIGHTS" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_bad_resize_flag_is_a_clean_error(weights_path):
-    done = facelocal("detect", str(shared_file("images", "crowd.jpg")), "--weights", str(weights_path),
+    done = facelocal("detect", str(shared_file("images", "wider_train_band_crowd.jpg")), "--weights", str(weights_path),
                      "--resize", "square:3")
     assert done.returncode == 2 and "invalid resize policy" in done.stderr

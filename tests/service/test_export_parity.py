@@ -21,7 +21,7 @@ from tests.paths import shared_file
 def _batch(canvas_h: int, canvas_w: int) -> np.ndarray:
     """Both shared photos letterboxed onto one ``(2, 3, canvas_h, canvas_w)`` batch."""
     tensors = []
-    for name in ("selfie_group.jpg", "crowd.jpg"):
+    for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg"):
         rgb = load_image(shared_file("images", name))
         placement = ResizePolicy("letterbox", min(canvas_h, canvas_w)).plan(rgb.shape[1], rgb.shape[0])
         padded = np.zeros((3, canvas_h, canvas_w), np.float32)

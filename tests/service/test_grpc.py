@@ -81,7 +81,7 @@ def loop_thread() -> Iterator[LoopThread]:
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, bytes]:
-    return {name: shared_file("images", name).read_bytes() for name in ("selfie_group.jpg", "crowd.jpg")}
+    return {name: shared_file("images", name).read_bytes() for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")}
 
 
 def start(loop_thread: LoopThread, settings: Settings, *, backend=None, warm: bool = True) -> Running:
@@ -150,7 +150,7 @@ def test_detect_returns_faces_in_image_pixels(grpc_service: Running, images: dic
     response = grpc_service.stub.Detect(pb.DetectRequest(image=images["selfie_group.jpg"], request_id="r-1"), timeout=TIMEOUT_S)
     width, height = Image.open(io.BytesIO(images["selfie_group.jpg"])).size
     assert (response.width, response.height) == (width, height)
-    assert response.model == grpc_service.core.model_info().name == "mobilenet0.25-1mb"
+    assert response.model == grpc_service.core.model_info().name == "mobilenet0.25"
     assert response.request_id == "r-1"
     boxes, scores = boxes_scores(response)
     assert len(response.faces) >= 10  # a group selfie
@@ -164,7 +164,7 @@ def test_detect_returns_faces_in_image_pixels(grpc_service: Running, images: dic
 
 
 def test_unset_options_take_the_rest_defaults(grpc_service: Running, images: dict[str, bytes]) -> None:
-    image = images["crowd.jpg"]
+    image = images["wider_train_band_crowd.jpg"]
     implicit = grpc_service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
     explicit = grpc_service.stub.Detect(
         pb.DetectRequest(
@@ -209,7 +209,7 @@ def test_options_filter_and_shape_faces(grpc_service: Running, images: dict[str,
 def test_unusable_options_are_invalid_argument(
     grpc_service: Running, images: dict[str, bytes], options: pb.DetectOptions, code: str
 ) -> None:
-    error = rpc_error(grpc_service.stub.Detect, pb.DetectRequest(image=images["crowd.jpg"], options=options))
+    error = rpc_error(grpc_service.stub.Detect, pb.DetectRequest(image=images["wider_train_band_crowd.jpg"], options=options))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_code(error) == code
 
@@ -243,7 +243,7 @@ def test_bad_image_is_invalid_argument_with_error_code(
 def test_batch_agrees_with_single_requests_and_isolates_a_bad_image(
     grpc_service: Running, images: dict[str, bytes]
 ) -> None:
-    selfie, crowd = images["selfie_group.jpg"], images["crowd.jpg"]
+    selfie, crowd = images["selfie_group.jpg"], images["wider_train_band_crowd.jpg"]
     singles = [grpc_service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S) for image in (selfie, crowd)]
     batch = grpc_service.stub.DetectBatch(
         pb.DetectBatchRequest(images=[selfie, b"\xff\xd8\xff broken", crowd], request_id="b-1"), timeout=TIMEOUT_S
@@ -264,7 +264,7 @@ def test_empty_batch_is_invalid_argument(grpc_service: Running) -> None:
 
 def test_list_models(grpc_service: Running) -> None:
     (model,) = grpc_service.stub.ListModels(pb.ListModelsRequest(), timeout=TIMEOUT_S).models
-    assert (model.name, model.backend, model.has_dense, model.ready) == ("mobilenet0.25-1mb", "onnxruntime", False, True)
+    assert (model.name, model.backend, model.has_dense, model.ready) == ("mobilenet0.25", "onnxruntime", False, True)
     assert (model.canvas_size, model.max_batch_size) == (640, 8)
 
 
@@ -272,7 +272,7 @@ def test_list_models(grpc_service: Running) -> None:
 
 
 def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Running, images: dict[str, bytes]) -> None:
-    names = ("selfie_group.jpg", "crowd.jpg")
+    names = ("selfie_group.jpg", "wider_train_band_crowd.jpg")
     expected = {name: grpc_service.stub.Detect(pb.DetectRequest(image=images[name]), timeout=TIMEOUT_S) for name in names}
     frames = [names[i % 2] for i in range(20)]
     inferences_before = count(grpc_service.core, "facelocal_inferences_total")
@@ -295,7 +295,7 @@ def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Runnin
 
 
 def test_stream_answers_a_bad_frame_in_band_and_continues(grpc_service: Running, images: dict[str, bytes]) -> None:
-    good = images["crowd.jpg"]
+    good = images["wider_train_band_crowd.jpg"]
     frames = [good, b"garbage", good, pb.DetectOptions(return_mesh=True), good]
     requests = [
         pb.DetectRequest(image=good, options=frame, request_id=str(i))
@@ -367,8 +367,8 @@ def test_reflection_lists_and_describes_the_service(grpc_service: Running) -> No
 @pytest.fixture(scope="module")
 def guarded(start_service, images: dict[str, bytes]) -> Iterator[grpc.Channel]:
     """A channel to the full service (``facelocal serve``'s code path) with an API key and a body limit
-    large enough for selfie_group.jpg, too small for crowd.jpg."""
-    limit = (len(images["selfie_group.jpg"]) + len(images["crowd.jpg"])) // 2
+    large enough for wider_train_band_crowd.jpg, too small for selfie_group.jpg."""
+    limit = (len(images["wider_train_band_crowd.jpg"]) + len(images["selfie_group.jpg"])) // 2
     running = start_service(api_key="s3cret", max_body_bytes=limit)
     with grpc.insecure_channel(running.grpc_target) as channel:
         yield channel
@@ -377,11 +377,11 @@ def guarded(start_service, images: dict[str, bytes]) -> Iterator[grpc.Channel]:
 
 @pytest.mark.parametrize("metadata", [None, (("authorization", "Bearer wrong"),), (("authorization", "s3cret"),)])
 def test_api_key_is_required_when_set(guarded: grpc.Channel, images: dict[str, bytes], metadata) -> None:
-    error = rpc_error(pb_grpc.FaceDetectorStub(guarded).Detect, pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=metadata)
+    error = rpc_error(pb_grpc.FaceDetectorStub(guarded).Detect, pb.DetectRequest(image=images["wider_train_band_crowd.jpg"]), metadata=metadata)
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_code(error) == "unauthorized"
 
-    stream = pb_grpc.FaceDetectorStub(guarded).DetectStream(iter([pb.DetectRequest(image=images["selfie_group.jpg"])]), metadata=metadata)
+    stream = pb_grpc.FaceDetectorStub(guarded).DetectStream(iter([pb.DetectRequest(image=images["wider_train_band_crowd.jpg"])]), metadata=metadata)
     with pytest.raises(grpc.RpcError) as caught:
         list(stream)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -389,10 +389,10 @@ def test_api_key_is_required_when_set(guarded: grpc.Channel, images: dict[str, b
 
 def test_valid_api_key_is_accepted_and_health_stays_open(guarded: grpc.Channel, images: dict[str, bytes]) -> None:
     bearer = (("authorization", "Bearer s3cret"),)
-    response = pb_grpc.FaceDetectorStub(guarded).Detect(pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=bearer, timeout=TIMEOUT_S)
+    response = pb_grpc.FaceDetectorStub(guarded).Detect(pb.DetectRequest(image=images["wider_train_band_crowd.jpg"]), metadata=bearer, timeout=TIMEOUT_S)
     assert len(response.faces) >= 10
     (frame,) = pb_grpc.FaceDetectorStub(guarded).DetectStream(
-        iter([pb.DetectRequest(image=images["selfie_group.jpg"])]), metadata=bearer, timeout=TIMEOUT_S
+        iter([pb.DetectRequest(image=images["wider_train_band_crowd.jpg"])]), metadata=bearer, timeout=TIMEOUT_S
     )
     assert_same_faces(frame.result, response)
     health = health_pb2_grpc.HealthStub(guarded)
@@ -401,7 +401,7 @@ def test_valid_api_key_is_accepted_and_health_stays_open(guarded: grpc.Channel, 
 
 def test_message_over_max_body_bytes_is_refused(guarded: grpc.Channel, images: dict[str, bytes]) -> None:
     bearer = (("authorization", "Bearer s3cret"),)
-    error = rpc_error(pb_grpc.FaceDetectorStub(guarded).Detect, pb.DetectRequest(image=images["crowd.jpg"]), metadata=bearer)
+    error = rpc_error(pb_grpc.FaceDetectorStub(guarded).Detect, pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=bearer)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
@@ -462,7 +462,7 @@ def test_full_queue_is_resource_exhausted(loop_thread: LoopThread, onnx_model_pa
 # --- the full service: REST and gRPC side by side ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["selfie_group.jpg", "crowd.jpg"])
+@pytest.mark.parametrize("name", ["selfie_group.jpg", "wider_train_band_crowd.jpg"])
 def test_rest_and_grpc_return_the_same_faces(service: RunningService, images: dict[str, bytes], name: str) -> None:
     import httpx
 

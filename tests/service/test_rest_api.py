@@ -9,7 +9,7 @@ import pytest
 
 from tests.service.helpers import assert_same_faces, boxes, client, photo_bytes
 
-SELFIE_FACES = 27  # faces above 0.5 in selfie_group.jpg with the shipped checkpoint (mobilenet0.25-1mb)
+SELFIE_FACES = 26  # faces above 0.5 in selfie_group.jpg with the release weights on the 640 canvas
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def selfie_result(http) -> dict:
 
 def test_raw_body_finds_the_faces_in_image_pixels(selfie_result) -> None:
     assert (selfie_result["width"], selfie_result["height"]) == (1024, 624)
-    assert selfie_result["model"] == "mobilenet0.25-1mb"
+    assert selfie_result["model"] == "mobilenet0.25"
     assert len(selfie_result["faces"]) == SELFIE_FACES
     found = boxes(selfie_result)
     assert (found[:, 2] > found[:, 0]).all() and (found[:, 3] > found[:, 1]).all()
@@ -56,10 +56,10 @@ def test_multipart_and_json_give_the_same_faces_as_raw(http, selfie_result) -> N
 
 
 def test_batch_agrees_with_single_requests(http, selfie_result) -> None:
-    crowd = http.post("/v1/detect", content=photo_bytes("crowd.jpg"), headers={"content-type": "image/jpeg"}).json()
-    files = [("images", ("a.jpg", photo_bytes(), "image/jpeg")), ("images", ("b.jpg", photo_bytes("crowd.jpg"), "image/jpeg"))]
+    crowd = http.post("/v1/detect", content=photo_bytes("wider_train_band_crowd.jpg"), headers={"content-type": "image/jpeg"}).json()
+    files = [("images", ("a.jpg", photo_bytes(), "image/jpeg")), ("images", ("b.jpg", photo_bytes("wider_train_band_crowd.jpg"), "image/jpeg"))]
     multipart = http.post("/v1/detect/batch", files=files)
-    encoded = [base64.b64encode(photo_bytes(name)).decode() for name in ("selfie_group.jpg", "crowd.jpg")]
+    encoded = [base64.b64encode(photo_bytes(name)).decode() for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")]
     as_json = http.post("/v1/detect/batch", json={"images": encoded})
     for response in (multipart, as_json):
         assert response.status_code == 200, response.text
@@ -142,7 +142,7 @@ def test_health_models_and_unknown_routes(http) -> None:
     models = http.get("/v1/models").json()["models"]
     assert models == [
         {
-            "name": "mobilenet0.25-1mb",
+            "name": "mobilenet0.25",
             "backend": "onnxruntime",
             "has_dense": False,
             "canvas_size": 640,

@@ -12,7 +12,7 @@ from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from tests.paths import shared_file
 from tests.service.helpers import assert_same_faces, boxes, client, encode, metric, photo, photo_bytes
 
-PHOTOS = ("selfie_group.jpg", "crowd.jpg")
+PHOTOS = ("selfie_group.jpg", "wider_train_band_crowd.jpg")
 JPEG = {"content-type": "image/jpeg"}
 
 

@@ -13,7 +13,7 @@ from facelocal.models.retinaface import HeadOutputs
 from facelocal.training.loss import LossConfig, MultiBoxLoss, hard_negative_mask
 from facelocal.training.matcher import POSITIVE, match_anchors
 
-CONFIG = get_config("mobilenet0.25-1mb")
+CONFIG = get_config("mobilenet0.25")
 SIZE = 160
 
 

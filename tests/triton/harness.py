@@ -279,7 +279,7 @@ def photo_canvases(canvas: int) -> np.ndarray:
     from tests.paths import shared_file
 
     tensors = []
-    for name in ("selfie_group.jpg", "crowd.jpg"):
+    for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg"):
         rgb = load_image(shared_file("images", name))
         placement = ResizePolicy("letterbox", canvas).plan(rgb.shape[1], rgb.shape[0])
         tensors.append(to_network_input(rgb, placement))
