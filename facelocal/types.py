@@ -32,6 +32,9 @@ class FaceDetections:
         scores: ``(N,)`` float32 face probabilities, descending.
         landmarks: ``(N, 5, 2)`` float32 ``(x, y)``: left eye, right eye, nose, left and right mouth corner.
         width, height: size of the image the coordinates refer to.
+        meshes: ``(N, 468, 3)`` float32 FaceMesh vertices ``(x, y, z)`` in image pixels (z: relative depth,
+            negative towards the camera), NaN for faces that got no mesh; ``None`` when no mesh was asked for.
+        mesh_scores: ``(N,)`` float32 mesh presence probabilities (NaN where no mesh), or ``None``.
     """
 
     boxes: np.ndarray
@@ -39,6 +42,8 @@ class FaceDetections:
     landmarks: np.ndarray
     width: int
     height: int
+    meshes: np.ndarray | None = None
+    mesh_scores: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -55,11 +60,16 @@ class FaceDetections:
 
     def select(self, index: np.ndarray) -> FaceDetections:
         """The faces at ``index`` (an index array or boolean mask)."""
-        return FaceDetections(self.boxes[index], self.scores[index], self.landmarks[index], self.width, self.height)
+        meshes = None if self.meshes is None else self.meshes[index]
+        mesh_scores = None if self.mesh_scores is None else self.mesh_scores[index]
+        return FaceDetections(
+            self.boxes[index], self.scores[index], self.landmarks[index], self.width, self.height, meshes, mesh_scores
+        )
 
     def faces(self, decimals: int = 2) -> list[dict]:
-        """The JSON face schema shared by the CLI and the REST API."""
-        return [
+        """The JSON face schema shared by the CLI and the REST API (with ``mesh`` and ``mesh_score`` when meshes
+        were computed; ``null`` for a face that got none)."""
+        faces = [
             {
                 "box": [round(float(v), decimals) for v in box],
                 "score": round(float(score), 5),
@@ -67,3 +77,9 @@ class FaceDetections:
             }
             for box, score, points in zip(self.boxes, self.scores, self.landmarks)
         ]
+        if self.meshes is not None:
+            for face, mesh, mesh_score in zip(faces, self.meshes, self.mesh_scores):
+                has_mesh = bool(np.isfinite(mesh_score))
+                face["mesh"] = np.round(mesh.astype(np.float64), decimals).tolist() if has_mesh else None
+                face["mesh_score"] = round(float(mesh_score), 5) if has_mesh else None
+        return faces

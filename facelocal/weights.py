@@ -11,6 +11,9 @@ from pathlib import Path
 from facelocal.config import DEFAULT_CONFIG
 
 WEIGHTS_ENV = "FACELOCAL_WEIGHTS"
+MESH_WEIGHTS_ENV = "FACELOCAL_MESH_WEIGHTS"
+# The config file's [weights] key for MediaPipe's face_landmark.tflite (the FaceMesh stage).
+MESH_WEIGHTS_KEY = "facemesh"
 CONFIG_ENV = "FACELOCAL_CONFIG"
 DEFAULT_CONFIG_FILE = Path("~/.config/facelocal/config.toml")
 
@@ -88,4 +91,28 @@ def resolve_weights(explicit: str | os.PathLike | None = None, model: str | None
     raise WeightsNotFoundError(
         f"no weights for {model}: pass --weights PATH, set ${WEIGHTS_ENV}, or add "
         f'[weights] "{model}" = "PATH" to {path}. See the README section "Getting the weights".'
+    )
+
+
+def resolve_mesh_weights(explicit: str | os.PathLike | None = None) -> Path:
+    """MediaPipe's ``face_landmark.tflite``: the first of ``explicit``, ``$FACELOCAL_MESH_WEIGHTS`` and
+    ``weights.facemesh`` in the config file (see :func:`resolve_weights`)."""
+    candidates: list[tuple[str, str]] = []
+    if explicit:
+        candidates.append(("--mesh-weights", str(explicit)))
+    if os.environ.get(MESH_WEIGHTS_ENV):
+        candidates.append((f"${MESH_WEIGHTS_ENV}", os.environ[MESH_WEIGHTS_ENV]))
+    path = config_file()
+    if path.is_file():
+        entry = tomllib.loads(path.read_text()).get("weights", {}).get(MESH_WEIGHTS_KEY)
+        if entry:
+            candidates.append((str(path), entry))
+    for source, value in candidates:
+        weights = Path(value).expanduser()
+        if weights.is_file():
+            return weights
+        raise WeightsNotFoundError(f"FaceMesh model {weights} (from {source}) does not exist")
+    raise WeightsNotFoundError(
+        f"no FaceMesh model: pass --mesh-weights PATH (MediaPipe's face_landmark.tflite), set ${MESH_WEIGHTS_ENV}, "
+        f'or add [weights] {MESH_WEIGHTS_KEY} = "PATH" to {path}. See the README section "Dense face mesh".'
     )

@@ -41,6 +41,21 @@ def onnx_model_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path
 
 
 
+@pytest.fixture(scope="session")
+def mesh_weights_path() -> Path:
+    """MediaPipe's FaceMesh v1 model (face_landmark.tflite) from shared/data."""
+    return shared_file("weights", "facemesh", "face_landmark.tflite")
+
+
+@pytest.fixture(scope="session")
+def mesh_onnx_path(tmp_path_factory: pytest.TempPathFactory, mesh_weights_path: Path) -> Path:
+    """FaceMesh exported to ONNX from the .tflite, as `facelocal export onnx --mesh` does (about 1 s)."""
+    from facelocal.export import export_mesh_onnx
+    from facelocal.models.facemesh import load_facemesh
+
+    return export_mesh_onnx(load_facemesh(mesh_weights_path), tmp_path_factory.mktemp("mesh") / "facemesh.onnx")
+
+
 @dataclass
 class RunningService:
     """A service started by :func:`start_service`: its settings and where to reach it."""

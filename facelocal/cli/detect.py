@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from facelocal.cli.common import add_model_arguments
+from facelocal.cli.common import add_mesh_weights_argument, add_model_arguments
 from facelocal.config import SERVE_POSTPROCESS
 
 
@@ -19,6 +19,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--score-threshold", type=float, default=SERVE_POSTPROCESS.score_threshold)
     parser.add_argument("--nms-threshold", type=float, default=SERVE_POSTPROCESS.nms_threshold)
     parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
+    parser.add_argument(
+        "--mesh",
+        action="store_true",
+        help="add FaceMesh's 468 3D vertices and presence score to each face (--json: mesh, mesh_score; --draw: "
+        "the vertices)",
+    )
+    add_mesh_weights_argument(parser)
+    parser.add_argument(
+        "--mesh-min-face",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="faces whose longer box side is under PX get no mesh (null); default 48",
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,8 +55,15 @@ def run(args: argparse.Namespace) -> int:
         resize = ResizePolicy.parse(args.resize)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    from facelocal.cli.common import load_mesh_model
+    from facelocal.facemesh import MESH_MIN_FACE
+
+    if not args.mesh and (args.mesh_weights or args.mesh_min_face is not None):
+        raise CommandError("--mesh-weights and --mesh-min-face need --mesh")
     postprocess = replace(SERVE_POSTPROCESS, score_threshold=args.score_threshold, nms_threshold=args.nms_threshold)
-    detector = Detector(load_torch_model(args), postprocess=postprocess, resize=resize)
+    mesh = load_mesh_model(args)[0] if args.mesh else None
+    min_face = MESH_MIN_FACE if args.mesh_min_face is None else args.mesh_min_face
+    detector = Detector(load_torch_model(args), postprocess=postprocess, resize=resize, mesh=mesh, mesh_min_face=min_face)
     for index, path in enumerate(args.images):
         try:
             rgb = load_image(path)
@@ -55,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: {len(result)} faces ({result.width}x{result.height})")
             for face in result.faces():
-                print(f"  score {face['score']:.3f} box {face['box']}")
+                mesh = ""
+                if "mesh" in face:
+                    mesh = " no mesh (small face)" if face["mesh"] is None else f" mesh presence {face['mesh_score']:.3f}"
+                print(f"  score {face['score']:.3f} box {face['box']}{mesh}")
         if args.draw:
             out = draw_path(args.draw, index, len(args.images))
             draw_detections(rgb, result).save(out)

@@ -1,0 +1,189 @@
+"""The dense face mesh stage, torch-free: crop a detected face for FaceMesh v1 and map its 468 vertices back.
+
+FaceMesh v1 (MediaPipe's ``face_landmark.tflite``, Apache-2.0) takes a ``192 x 192`` RGB crop of one face and
+returns 468 vertices ``(x, y, z)`` in crop pixels plus a face-presence logit. This module makes the crop from a
+RetinaFace box and its five landmarks, and projects the vertices back into the image; the network itself runs
+as ONNX (:class:`OnnxFaceMesh` here, the service's backends) or in torch (``facelocal.models.facemesh``).
+
+Crop: centred on the box, a square of side ``1.5 x`` the longer box side, rotated so that the eye line is
+level (roll from the two eye landmarks), resampled bilinearly to ``192 x 192``. Coordinates are continuous
+pixels (pixel ``i`` spans ``[i, i + 1)``) in the crop and in the image, as Pillow's transforms and the model use.
+
+Numpy and Pillow only: the service imports this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+INPUT_SIZE = 192
+NUM_VERTICES = 468
+CROP_SCALE = 1.5
+# Faces whose longer box side is below this many pixels get no mesh by default: FaceMesh's presence score
+# falls below 0.5 for most faces under ~45-60 px, and their meshes are unreliable.
+MESH_MIN_FACE = 48.0
+TFLITE_SHA256 = "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"
+# The ONNX graph facelocal exports: uint8 RGB crops in, crop-pixel vertices and the presence logit out.
+ONNX_INPUT = "crops"
+ONNX_OUTPUTS = ("vertices", "presence_logit")
+
+# Mesh vertices that correspond to RetinaFace's five landmarks (the canonical FaceMesh topology; "left" and
+# "right" as seen in an upright image, RetinaFace's order). Eye centre: the mean of the eye's 16-vertex lid
+# contour (the pupil of a forward-looking eye sits in the middle of the opening). Nose: vertex 4, the point of
+# the nose ridge; vertex 1, often called the tip, is on the tip's underside, and on the shared photos
+# RetinaFace's nose point lies 0.16 inter-eye distances above it on average, 0.04 closer to vertex 4. Mouth
+# corners: 61 and 291, where the upper and lower lip contours meet.
+LEFT_EYE_CONTOUR = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+RIGHT_EYE_CONTOUR = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+NOSE_TIP = 4
+LEFT_MOUTH_CORNER = 61
+RIGHT_MOUTH_CORNER = 291
+
+
+@dataclass(frozen=True)
+class MeshCrop:
+    """Where a crop lies in its image.
+
+    ``matrix`` ``(2, 3)`` maps crop pixels ``(u, v, 1)`` to image pixels; ``scale`` is image pixels per crop
+    pixel; ``angle`` the roll in radians (the eye line's direction in the image, clockwise positive as the
+    image's y axis points down).
+    """
+
+    matrix: np.ndarray
+    scale: float
+    angle: float
+
+
+def crop_geometry(box: Sequence[float], landmarks: np.ndarray, crop_scale: float = CROP_SCALE) -> MeshCrop:
+    """The crop of one face: its ``box`` ``(x1, y1, x2, y2)`` and ``(5, 2)`` RetinaFace ``landmarks``."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = crop_scale * max(x2 - x1, y2 - y1, 1e-3)
+    (lx, ly), (rx, ry) = np.asarray(landmarks, np.float64)[:2]
+    angle = math.atan2(ry - ly, rx - lx)
+    cos, sin = math.cos(angle), math.sin(angle)
+    scale = side / INPUT_SIZE
+    half = INPUT_SIZE / 2.0
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    # image = centre + scale * R(angle) @ (crop - half)
+    matrix = np.array(
+        [
+            [scale * cos, -scale * sin, cx - scale * half * (cos - sin)],
+            [scale * sin, scale * cos, cy - scale * half * (sin + cos)],
+        ],
+        np.float64,
+    )
+    return MeshCrop(matrix, scale, angle)
+
+
+def crop_face(image: Image.Image | np.ndarray, geometry: MeshCrop) -> np.ndarray:
+    """The ``(192, 192, 3)`` uint8 RGB crop (bilinear; outside the image is black). The model reads it as
+    ``crop / 255`` (float32 in ``[0, 1]``); the exported graph does that division itself."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    crop = image.transform(
+        (INPUT_SIZE, INPUT_SIZE),
+        Image.Transform.AFFINE,
+        data=tuple(geometry.matrix.ravel()),
+        resample=Image.Resampling.BILINEAR,
+    )
+    return np.asarray(crop)
+
+
+def crop_faces(
+    rgb: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, crop_scale: float = CROP_SCALE
+) -> tuple[np.ndarray, list[MeshCrop]]:
+    """Crops ``(N, 192, 192, 3)`` uint8 and their geometry for ``(N, 4)`` boxes and ``(N, 5, 2)`` landmarks."""
+    image = Image.fromarray(rgb)
+    geometries = [crop_geometry(box, points, crop_scale) for box, points in zip(boxes, landmarks)]
+    crops = np.zeros((len(geometries), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+    for row, geometry in enumerate(geometries):
+        crops[row] = crop_face(image, geometry)
+    return crops, geometries
+
+
+def to_unit_float(crops: np.ndarray) -> np.ndarray:
+    """uint8 crops as the model's float32 input in ``[0, 1]`` (what the ONNX graph computes from uint8)."""
+    return crops.astype(np.float32) / np.float32(255.0)
+
+
+def project_vertices(vertices: np.ndarray, geometry: MeshCrop) -> np.ndarray:
+    """``(468, 3)`` crop-pixel vertices to image pixels: x, y through the crop's matrix, z scaled alike
+    (relative depth in image pixels, negative towards the camera)."""
+    vertices = np.asarray(vertices, np.float64).reshape(NUM_VERTICES, 3)
+    out = np.empty((NUM_VERTICES, 3), np.float64)
+    out[:, :2] = vertices[:, :2] @ geometry.matrix[:, :2].T + geometry.matrix[:, 2]
+    out[:, 2] = vertices[:, 2] * geometry.scale
+    return out.astype(np.float32)
+
+
+def presence_score(logit: np.ndarray | float) -> np.ndarray:
+    """Sigmoid of the presence logit: the probability that the crop shows a face."""
+    logit = np.asarray(logit, np.float64)
+    return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+
+
+def five_points(mesh: np.ndarray) -> np.ndarray:
+    """The mesh's counterparts of RetinaFace's five landmarks, ``(5, 2)``: eye centres, nose tip, mouth corners."""
+    mesh = np.asarray(mesh)
+    return np.stack(
+        [
+            mesh[list(LEFT_EYE_CONTOUR), :2].mean(axis=0),
+            mesh[list(RIGHT_EYE_CONTOUR), :2].mean(axis=0),
+            mesh[NOSE_TIP, :2],
+            mesh[LEFT_MOUTH_CORNER, :2],
+            mesh[RIGHT_MOUTH_CORNER, :2],
+        ]
+    )
+
+
+def mesh_eligible(boxes: np.ndarray, min_face: float) -> np.ndarray:
+    """Boolean mask of the faces whose longer box side is at least ``min_face`` pixels."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return sides >= min_face
+
+
+# (N, 192, 192, 3) uint8 crops -> (N, 468, 3) crop-pixel vertices and (N, 1) presence logits.
+MeshInfer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def mesh_faces(
+    rgb: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, infer: MeshInfer, max_batch: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Meshes ``(N, 468, 3)`` in image pixels and presence scores ``(N,)`` for every given face."""
+    crops, geometries = crop_faces(rgb, boxes, landmarks)
+    meshes = np.zeros((len(crops), NUM_VERTICES, 3), np.float32)
+    scores = np.zeros((len(crops),), np.float32)
+    for start in range(0, len(crops), max_batch):
+        vertices, logits = infer(crops[start : start + max_batch])
+        for offset, (raw, logit) in enumerate(zip(vertices, logits)):
+            meshes[start + offset] = project_vertices(raw, geometries[start + offset])
+            scores[start + offset] = presence_score(np.ravel(logit)[0])
+    return meshes, scores
+
+
+class OnnxFaceMesh:
+    """The exported FaceMesh graph (``facelocal export onnx --mesh``) in ONNX Runtime on CPU."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        names = [tensor.name for tensor in self.session.get_inputs()], [t.name for t in self.session.get_outputs()]
+        if names != ([ONNX_INPUT], list(ONNX_OUTPUTS)):
+            raise ValueError(f"{path} is not a facelocal FaceMesh export: inputs/outputs {names}")
+
+    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, 192, 192, 3)`` uint8 RGB crops -> ``(N, 468, 3)`` vertices in crop pixels, ``(N, 1)`` logits."""
+        vertices, logits = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(crops, np.uint8)})
+        return vertices, logits
