@@ -186,3 +186,125 @@ def format_table(results: Sequence[BenchResult]) -> str:
             f"| {'' if paper is None else f'{paper:.1f}'} | {ratio_forward} | {ratio_total} |"
         )
     return "\n".join(lines)
+
+
+# -- the FaceMesh stage --------------------------------------------------------------------------------------
+
+# Ways the mesh stage can run the N faces of one image (or of several requests: the service's batcher).
+MESH_MODES = {
+    "single": "one face per session.run, one after another",
+    "batched": "every face in one session.run",
+    "parallel": "faces split over the threads, one face per single-threaded session.run (the service's CPU mode)",
+}
+
+
+@dataclass
+class MeshBenchResult:
+    """Per-face milliseconds of the mesh stage on one photo, beside the detector's cost on that photo."""
+
+    threads: str
+    thread_count: int
+    faces: int
+    detector_ms: float
+    crop_ms_per_face: float
+    project_ms_per_face: float
+    inference_ms_per_face: dict[str, float]
+    repeats: int
+
+    def record(self) -> dict:
+        return {
+            "threads": self.threads,
+            "thread_count": self.thread_count,
+            "faces": self.faces,
+            "detector_total_ms": self.detector_ms,
+            "crop_ms_per_face": self.crop_ms_per_face,
+            "project_ms_per_face": self.project_ms_per_face,
+            "inference_ms_per_face": self.inference_ms_per_face,
+            "mesh_ms_per_face": {mode: self.crop_ms_per_face + self.project_ms_per_face + ms
+                                 for mode, ms in self.inference_ms_per_face.items()},
+            "repeats": self.repeats,
+        }
+
+
+def run_mesh_benchmark(
+    photo: Path,
+    detector_onnx: Path,
+    mesh_onnx: Path,
+    threads: Sequence[str],
+    repeats: int,
+    min_face: float | None = None,
+    progress: bool = True,
+) -> list[MeshBenchResult]:
+    """Time the mesh stage per face on ``photo`` (the faces the detector finds there, longer side >= ``min_face``)
+    in each mode of :data:`MESH_MODES`, and the detector's whole pipeline on the same photo; medians of
+    ``repeats`` rounds in which the modes take turns."""
+    from tqdm import tqdm
+
+    from facelocal.facemesh import MESH_MIN_FACE, OnnxFaceMesh, crop_faces, mesh_eligible, project_vertices
+
+    min_face = MESH_MIN_FACE if min_face is None else min_face
+    jpeg = Path(photo).read_bytes()
+    rgb = decode_image(jpeg)
+    results = []
+    for spec in threads:
+        count = thread_count(spec)
+        forward = onnxruntime_forward(detector_onnx, count)
+        height, width = rgb.shape[:2]
+        placement = Placement(1.0, width, height, width, height)
+        boxes, scores, landmarks = forward(to_network_input(rgb, placement)[None])
+        faces = select_faces(boxes[0], scores[0], landmarks[0], placement, width, height, SERVE_POSTPROCESS)
+        faces = faces.select(np.nonzero(mesh_eligible(faces.boxes, min_face))[0])
+        if len(faces) == 0:
+            raise ValueError(f"no face of {min_face:g} px or more in {photo}")
+        runners = {
+            "single": OnnxFaceMesh(mesh_onnx, threads=count, rows_at_once=1),
+            "batched": OnnxFaceMesh(mesh_onnx, threads=count),
+            "parallel": OnnxFaceMesh(mesh_onnx, threads=1, rows_at_once=1, workers=count),
+        }
+        crops, geometries = crop_faces(rgb, faces.boxes, faces.landmarks)
+        for runner in runners.values():
+            runner(crops)  # warm-up
+        time_pipeline(jpeg, forward)
+        samples: dict[str, list[float]] = {name: [] for name in (*runners, "detector", "crop", "project")}
+        clock = time.perf_counter
+        for _ in tqdm(range(repeats), desc=f"mesh bench, {spec} threads", disable=not progress, leave=False):
+            samples["detector"].append(time_pipeline(jpeg, forward)[0]["total"])
+            started = clock()
+            crops, geometries = crop_faces(rgb, faces.boxes, faces.landmarks)
+            samples["crop"].append(clock() - started)
+            for name, runner in runners.items():
+                started = clock()
+                vertices, _ = runner(crops)
+                samples[name].append(clock() - started)
+            started = clock()
+            for raw, geometry in zip(vertices, geometries):
+                project_vertices(raw, geometry)
+            samples["project"].append(clock() - started)
+        for runner in runners.values():
+            runner.close()
+        per_face = {name: float(np.median(values)) * 1000.0 / len(faces) for name, values in samples.items()}
+        results.append(
+            MeshBenchResult(
+                spec, count, len(faces), float(np.median(samples["detector"])) * 1000.0, per_face["crop"],
+                per_face["project"], {name: per_face[name] for name in runners}, repeats,
+            )
+        )
+    return results
+
+
+def format_mesh_table(results: Sequence[MeshBenchResult]) -> str:
+    """A markdown table: detector total on the photo, then the mesh stage's cost per face in each mode."""
+    lines = [
+        "| threads | faces | detector, whole photo (ms) | crop / face | project / face "
+        "| mesh / face, single | batched | parallel | mesh, all faces (parallel) |",
+        "|" + "---|" * 9,
+    ]
+    for r in results:
+        inference = r.inference_ms_per_face
+        overhead = r.crop_ms_per_face + r.project_ms_per_face
+        lines.append(
+            f"| {r.threads} ({r.thread_count}) | {r.faces} | {r.detector_ms:.1f} | {r.crop_ms_per_face:.2f} "
+            f"| {r.project_ms_per_face:.3f} | {inference['single'] + overhead:.2f} | {inference['batched'] + overhead:.2f} "
+            f"| {inference['parallel'] + overhead:.2f} | {(inference['parallel'] + overhead) * r.faces:.1f} |"
+        )
+    return "\n".join(lines)

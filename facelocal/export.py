@@ -178,6 +178,9 @@ def fold_pads_into_convs(proto):
         folded.append(node)
     for node in folded:
         graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input}
+    for tensor in [tensor for tensor in graph.initializer if tensor.name not in used]:
+        graph.initializer.remove(tensor)  # left behind by the folding
     return proto
 
 

@@ -76,3 +76,18 @@ def test_bench_emits_every_stage_for_each_backend(tmp_path, weights_path):
             timing = record["stages"][stage]
             assert 0 < timing["min_ms"] <= timing["median_ms"] <= timing["p90_ms"]
         assert record["stages"]["total"]["median_ms"] >= record["stages"]["forward"]["median_ms"]
+
+
+def test_bench_mesh_reports_the_cost_per_face_beside_the_detector(tmp_path, weights_path, mesh_weights_path, capsys):
+    out = tmp_path / "mesh.json"
+    code = main([
+        "bench", "--mesh", "--repeats", "1", "--threads", "1", "--weights", str(weights_path),
+        "--mesh-weights", str(mesh_weights_path), "--photo", str(shared_file("images", "selfie_group.jpg")),
+        "--json", str(out),
+    ])
+    assert code == 0
+    assert "mesh / face, single" in capsys.readouterr().out
+    (record,) = json.loads(out.read_text())["mesh"]
+    assert record["faces"] >= 15 and record["detector_total_ms"] > 0
+    assert set(record["inference_ms_per_face"]) == {"single", "batched", "parallel"}
+    assert all(ms > 0 for ms in record["mesh_ms_per_face"].values())
