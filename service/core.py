@@ -18,8 +18,9 @@ from facelocal.types import FaceDetections
 from service.alignment import align_face, encode_png_base64
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
-from service.errors import ServiceError, queue_full, unavailable, validation_error
+from service.errors import ServiceError, queue_full, unavailable
 from service.images import decode
+from service.mesh import MeshStage
 from service.metrics import ServiceMetrics
 from service.schemas import DetectOptions, Face, ImageResult, ModelInfo, Timings
 from service.settings import Settings
@@ -69,6 +70,8 @@ class DetectionCore:
             max_queue=settings.max_queue,
         )
         self._executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="facelocal-cpu")
+        # FaceMesh on the detected faces (return_mesh), with a batcher of its own.
+        self.mesh = MeshStage(settings, self.metrics)
         self._ready = False
         # Images admitted and not yet answered (decoding, queued, in a batch, post-processing). Capping them
         # bounds memory before decoding too, not only in the batcher queue.
@@ -94,19 +97,26 @@ class DetectionCore:
         boxes, scores, landmarks = await self.backend.infer(warm_up)
         if boxes.shape[:2] != scores.shape or landmarks.shape[:2] != scores.shape:
             raise RuntimeError(f"backend outputs disagree: {boxes.shape}, {scores.shape}, {landmarks.shape}")
+        await self.mesh.start()
         self._ready = True
 
     async def stop(self) -> None:
         """Stop taking work and finish every queued image."""
         self._ready = False
         await self._batcher.stop()
+        await self.mesh.stop()
         self._executor.shutdown(wait=True)
+
+    def model_infos(self) -> list[ModelInfo]:
+        """The detector, then the mesh model when one is configured (``GET /v1/models``, ``ListModels``)."""
+        mesh = self.mesh.model_info()
+        return [self.model_info()] + ([mesh] if mesh is not None else [])
 
     def model_info(self) -> ModelInfo:
         return ModelInfo(
             name=self.backend.model_name,
             backend=self.backend.name,
-            has_dense=self.backend.has_dense,
+            has_dense=self.backend.has_dense or self.mesh.ready,
             canvas_size=self.canvas_size,
             max_batch_size=self.settings.max_batch_size,
             ready=self._ready,
@@ -114,13 +124,7 @@ class DetectionCore:
 
     def validate_options(self, options: DetectOptions) -> None:
         """Reject options this model cannot honour (422) before any work is done."""
-        if options.return_mesh:
-            reason = (
-                f"model {self.backend.model_name} has no dense mesh branch"
-                if not self.backend.has_dense
-                else "this server's backends do not return dense mesh vertices"
-            )
-            raise validation_error(f"return_mesh is not available: {reason}", code="mesh_unavailable")
+        self.mesh.check(options)  # return_mesh needs a working mesh model: 422 mesh_unavailable otherwise
 
     async def detect(self, data: bytes, options: DetectOptions) -> ImageResult:
         """Faces in one encoded image; raises :class:`ServiceError` for anything the client got wrong."""
@@ -135,7 +139,13 @@ class DetectionCore:
             prepared = await loop.run_in_executor(self._executor, self._prepare, data, options)
             # Submitted together, the views of one image usually share one inference.
             outputs = await asyncio.gather(*(self._batcher.submit(view.tensor) for view in prepared.views))
-            return await loop.run_in_executor(self._executor, self._finish, prepared, outputs, options)
+            # The mesh stage crops from each face's box and landmarks, so it needs the landmarks even when the
+            # client does not (it drops them again).
+            finish_options = options.model_copy(update={"return_landmarks": True}) if options.return_mesh else options
+            result = await loop.run_in_executor(self._executor, self._finish, prepared, outputs, finish_options)
+            if options.return_mesh:
+                result = await self.mesh.add_meshes(prepared.rgb, result, options, self._executor)
+            return result
         finally:
             self._admitted -= 1
 

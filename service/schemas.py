@@ -24,7 +24,16 @@ class DetectOptions(BaseModel):
     return_landmarks: bool = Field(True, description="include the five landmarks of each face")
     return_crops: bool = Field(False, description="include a 112x112 ArcFace-aligned crop per face (base64 PNG)")
     return_mesh: bool = Field(
-        False, description="include dense 3D mesh vertices; only models with a dense branch (else 422)"
+        False,
+        description="include FaceMesh's 468 3D vertices and presence score for each face at least mesh_min_face "
+        "px (422 mesh_unavailable when the server has no mesh model); at most the server's mesh_max_faces faces "
+        "per image (default 64, best scores first) get one, the image then says mesh_truncated",
+    )
+    mesh_min_face: float = Field(
+        48.0,
+        ge=0.0,
+        description="with return_mesh: faces whose longer box side is below this many pixels get no mesh "
+        "(mesh_skipped: face_too_small)",
     )
     tta: TTAMode = Field(
         "none",
@@ -58,6 +67,19 @@ class Face(BaseModel):
     crop: str | None = Field(
         None, description="112x112 ArcFace-aligned face as base64 PNG (only with return_crops)"
     )
+    mesh: list[list[float]] | None = Field(
+        None,
+        description="468 [x, y, z] FaceMesh vertices in image pixels, z the relative depth on the same scale "
+        "(negative towards the camera), in the canonical FaceMesh vertex order (only with return_mesh)",
+    )
+    mesh_score: float | None = Field(
+        None, description="FaceMesh presence probability: above 0.5, the mesh model sees a face (with the mesh)"
+    )
+    mesh_skipped: str | None = Field(
+        None,
+        description="with return_mesh, why this face has no mesh: face_too_small (under mesh_min_face) or "
+        "mesh_limit (beyond the server's mesh_max_faces per image)",
+    )
 
 
 class Timings(BaseModel):
@@ -67,6 +89,9 @@ class Timings(BaseModel):
     queue: float = Field(..., description="waiting in the micro-batcher queue")
     inference: float = Field(..., description="the batched backend inference this image was part of")
     postprocess: float = Field(..., description="thresholds, NMS, mapping to image pixels, crops")
+    mesh: float | None = Field(
+        None, description="the mesh stage: crops, waiting for and running the batched mesh inference (return_mesh)"
+    )
 
 
 class ImageResult(BaseModel):
@@ -77,6 +102,9 @@ class ImageResult(BaseModel):
     model: str = Field(..., description="name of the model that produced the faces")
     faces: list[Face] = Field(..., description="faces by descending score")
     timings_ms: Timings = Field(..., description="per-stage timings in milliseconds")
+    mesh_truncated: bool | None = Field(
+        None, description="with return_mesh: true when faces beyond mesh_max_faces were left without a mesh"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -113,11 +141,12 @@ class BatchJSONRequest(DetectOptions):
 class ModelInfo(BaseModel):
     """The model the service runs."""
 
-    name: str = Field(..., description="model name, e.g. mobilenet0.25-1mb")
+    name: str = Field(..., description="model name, e.g. mobilenet0.25-1mb, facemesh")
+    role: str = Field("detector", description="detector (faces, boxes, landmarks) or mesh (return_mesh vertices)")
     backend: str = Field(..., description="inference backend: onnxruntime or triton")
     has_dense: bool = Field(..., description="whether return_mesh is available")
-    canvas_size: int = Field(..., description="square canvas images are letterboxed onto")
-    max_batch_size: int = Field(..., description="most images per backend inference")
+    canvas_size: int = Field(..., description="square canvas images are letterboxed onto (mesh: the crop side)")
+    max_batch_size: int = Field(..., description="most images (mesh: face crops) per backend inference")
     ready: bool = Field(..., description="whether the warm-up inference has passed")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -38,3 +38,26 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="when set, /v1/* requires 'Authorization: Bearer <key>'")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: runtime default)")
     shutdown_grace_s: float = Field(10.0, ge=0, description="how long in-flight requests may take on shutdown")
+    # The dense mesh stage (service/mesh.py): FaceMesh v1 on each detected face.
+    mesh_model_path: Path | None = Field(
+        Path("artifacts/facemesh.onnx"),
+        description="FaceMesh ONNX for the onnxruntime backend ('facelocal export onnx --mesh'); the default is "
+        "used when the file exists, a path set explicitly must exist; empty or 'none': no mesh",
+    )
+    triton_mesh_model: str = Field(
+        "facemesh", description="FaceMesh model in the Triton repository for the triton backend (empty: no mesh)"
+    )
+    mesh_max_faces: int = Field(
+        64, ge=1, description="most faces per image that get a mesh (best scores first); the rest are flagged"
+    )
+    mesh_max_batch_size: int = Field(32, ge=1, description="most face crops per mesh inference")
+    mesh_max_delay_ms: float = Field(1.0, ge=0, description="longest wait for a mesh batch to fill, in milliseconds")
+    mesh_max_queue: int = Field(512, ge=1, description="face crops waiting for mesh inference before 503 queue_full")
+    mesh_threads: int = Field(
+        0, ge=0, description="threads the onnxruntime mesh backend spreads a batch's crops over (0: every core)"
+    )
+
+    @field_validator("mesh_model_path", mode="before")
+    @classmethod
+    def _no_mesh(cls, value):
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value

@@ -127,7 +127,9 @@ def start_service(onnx_model_path: Path) -> Iterator[Callable[..., RunningServic
     started: list[RunningService] = []
 
     def start(*, wait_ready: bool = True, **overrides) -> RunningService:
-        values = {"host": "127.0.0.1", "model_path": onnx_model_path, "intra_op_threads": 2} | overrides
+        # No mesh model unless a test asks for one (a developer's artifacts/facemesh.onnx must not change results).
+        values = {"host": "127.0.0.1", "model_path": onnx_model_path, "intra_op_threads": 2, "mesh_model_path": None,
+                  "triton_mesh_model": ""} | overrides
         values.setdefault("http_port", free_port())
         values.setdefault("grpc_port", free_port())
         running = launch_service(Settings(**values), wait_ready=wait_ready)

@@ -24,6 +24,12 @@ _FLAGS = {
     "--max-queue": ("max_queue", int, "queued images before 503 queue_full (default 64)"),
     "--max-body-bytes": ("max_body_bytes", int, "largest request body (default 20 MiB)"),
     "--intra-op-threads": ("intra_op_threads", int, "ONNX Runtime threads (default 0: runtime's choice)"),
+    "--mesh-model-path": (
+        "mesh_model_path", str,
+        "FaceMesh ONNX for return_mesh (default artifacts/facemesh.onnx when it exists; 'none': no mesh)",
+    ),
+    "--triton-mesh-model": ("triton_mesh_model", str, "FaceMesh model in the Triton repository (default facemesh)"),
+    "--mesh-max-faces": ("mesh_max_faces", int, "most faces per image that get a mesh (default 64)"),
 }
 
 
@@ -60,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
             f"model file {settings.model_path} not found. Export it first:\n"
             f"  facelocal export onnx --out {settings.model_path}\n"
             "or point --model-path (FACELOCAL_MODEL_PATH) at an exported model."
+        )
+    mesh = settings.mesh_model_path
+    if settings.backend == "onnxruntime" and mesh is not None and "mesh_model_path" in settings.model_fields_set \
+            and not mesh.is_file():
+        raise CommandError(
+            f"mesh model {mesh} not found. Export it first:\n"
+            f"  facelocal export onnx --mesh --mesh-weights face_landmark.tflite --out {mesh}\n"
+            "or pass --mesh-model-path none to serve without return_mesh."
         )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from service.app import run as run_service

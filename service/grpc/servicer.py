@@ -98,7 +98,7 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         async with self._handling(context, "ListModels"):
-            return pb.ListModelsResponse(models=[converters.model_info_to_proto(self._core.model_info())])
+            return pb.ListModelsResponse(models=[converters.model_info_to_proto(info) for info in self._core.model_infos()])
 
     async def _detect_frame(self, request: pb.DetectRequest) -> pb.DetectStreamResponse:
         started = time.perf_counter()

@@ -11,7 +11,7 @@ _ERROR_DESCRIPTIONS = {
     413: "Body over max_body_bytes (payload_too_large) or image over max_pixels (image_too_large)",
     415: "Content type not accepted, or declared type does not match the bytes "
     "(unsupported_media_type, content_type_mismatch, unsupported_format)",
-    422: "Invalid option values, or return_mesh on a model without a dense branch (validation_error, mesh_unavailable)",
+    422: "Invalid option values, or return_mesh on a server without a mesh model (validation_error, mesh_unavailable)",
     503: "Queue full (queue_full, with Retry-After), model warming up (not_ready) or backend down (backend_unavailable)",
 }
 

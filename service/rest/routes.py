@@ -96,9 +96,14 @@ async def detect_batch(request: Request, core: CoreDep, options: QueryOptions) -
 models_router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Depends(require_api_key)])
 
 
-@models_router.get("/models", response_model=ModelList, summary="The model being served", responses=error_responses(401))
+@models_router.get(
+    "/models",
+    response_model=ModelList,
+    summary="The models being served: the detector, then the mesh model (return_mesh) when there is one",
+    responses=error_responses(401),
+)
 async def list_models(core: CoreDep) -> ModelList:
-    return ModelList(models=[core.model_info()])
+    return ModelList(models=core.model_infos())
 
 
 health_router = APIRouter(tags=["health"])

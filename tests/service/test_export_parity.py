@@ -57,7 +57,8 @@ def test_onnx_metadata_names_the_model(onnx_model_path) -> None:
 
 def test_serving_package_never_imports_torch() -> None:
     code = (
-        "import sys, service.app, service.core, service.backends.onnxruntime, service.rest, facelocal.cli.serve; "
+        "import sys, service.app, service.core, service.mesh, service.backends.onnxruntime, service.backends.triton_mesh, "
+        "service.rest, facelocal.facemesh, facelocal.cli.serve; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

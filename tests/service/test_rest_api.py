@@ -41,8 +41,9 @@ def test_raw_body_finds_the_faces_in_image_pixels(selfie_result) -> None:
         # Landmarks of a real face sit inside (or within a few px of) its box.
         assert (points[:, 0] > x1 - 5).all() and (points[:, 0] < x2 + 5).all()
         assert (points[:, 1] > y1 - 5).all() and (points[:, 1] < y2 + 5).all()
-    assert set(selfie_result["timings_ms"]) == {"decode", "queue", "inference", "postprocess"}
-    assert all(value >= 0 for value in selfie_result["timings_ms"].values())
+    assert set(selfie_result["timings_ms"]) == {"decode", "queue", "inference", "postprocess", "mesh"}
+    assert selfie_result["timings_ms"]["mesh"] is None, "no mesh was asked for"
+    assert all(value >= 0 for value in selfie_result["timings_ms"].values() if value is not None)
 
 
 def test_multipart_and_json_give_the_same_faces_as_raw(http, selfie_result) -> None:
@@ -118,13 +119,13 @@ def test_crops_are_112px_pngs(http) -> None:
         assert np.asarray(crop).std() > 20
 
 
-def test_return_mesh_without_dense_branch_is_422(http) -> None:
+def test_return_mesh_without_a_mesh_model_is_422(http) -> None:
     response = http.post(
         "/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"}, params={"return_mesh": "true"}
     )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "mesh_unavailable"
-    assert "dense" in response.json()["error"]["message"]
+    assert "no mesh model is configured" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -143,6 +144,7 @@ def test_health_models_and_unknown_routes(http) -> None:
     assert models == [
         {
             "name": "mobilenet0.25",
+            "role": "detector",
             "backend": "onnxruntime",
             "has_dense": False,
             "canvas_size": 640,
@@ -172,7 +174,7 @@ def test_openapi_documents_every_field_and_error(http) -> None:
     query = {p["name"]: p for p in spec["paths"]["/v1/detect"]["post"]["parameters"] if p["in"] == "query"}
     assert set(query) == {
         "score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh",
-        "tta",
+        "tta", "mesh_min_face",
     }
     assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale"]
     assert all(p.get("description") for p in query.values())

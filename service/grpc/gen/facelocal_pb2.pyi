@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DetectOptions(_message.Message):
-    __slots__ = ("score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh", "tta")
+    __slots__ = ("score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh", "tta", "mesh_min_face")
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     NMS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAX_FACES_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class DetectOptions(_message.Message):
     RETURN_CROPS_FIELD_NUMBER: _ClassVar[int]
     RETURN_MESH_FIELD_NUMBER: _ClassVar[int]
     TTA_FIELD_NUMBER: _ClassVar[int]
+    MESH_MIN_FACE_FIELD_NUMBER: _ClassVar[int]
     score_threshold: float
     nms_threshold: float
     max_faces: int
@@ -24,7 +25,8 @@ class DetectOptions(_message.Message):
     return_crops: bool
     return_mesh: bool
     tta: str
-    def __init__(self, score_threshold: _Optional[float] = ..., nms_threshold: _Optional[float] = ..., max_faces: _Optional[int] = ..., min_face_size: _Optional[float] = ..., return_landmarks: _Optional[bool] = ..., return_crops: _Optional[bool] = ..., return_mesh: _Optional[bool] = ..., tta: _Optional[str] = ...) -> None: ...
+    mesh_min_face: float
+    def __init__(self, score_threshold: _Optional[float] = ..., nms_threshold: _Optional[float] = ..., max_faces: _Optional[int] = ..., min_face_size: _Optional[float] = ..., return_landmarks: _Optional[bool] = ..., return_crops: _Optional[bool] = ..., return_mesh: _Optional[bool] = ..., tta: _Optional[str] = ..., mesh_min_face: _Optional[float] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
     __slots__ = ("image", "options", "request_id")
@@ -57,44 +59,54 @@ class Point(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("box", "score", "landmarks", "crop_png")
+    __slots__ = ("box", "score", "landmarks", "crop_png", "mesh", "mesh_score", "mesh_skipped")
     BOX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     CROP_PNG_FIELD_NUMBER: _ClassVar[int]
+    MESH_FIELD_NUMBER: _ClassVar[int]
+    MESH_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MESH_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     box: Box
     score: float
     landmarks: _containers.RepeatedCompositeFieldContainer[Point]
     crop_png: bytes
-    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., crop_png: _Optional[bytes] = ...) -> None: ...
+    mesh: _containers.RepeatedScalarFieldContainer[float]
+    mesh_score: float
+    mesh_skipped: str
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., crop_png: _Optional[bytes] = ..., mesh: _Optional[_Iterable[float]] = ..., mesh_score: _Optional[float] = ..., mesh_skipped: _Optional[str] = ...) -> None: ...
 
 class Timings(_message.Message):
-    __slots__ = ("decode_ms", "queue_ms", "inference_ms", "postprocess_ms")
+    __slots__ = ("decode_ms", "queue_ms", "inference_ms", "postprocess_ms", "mesh_ms")
     DECODE_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
     POSTPROCESS_MS_FIELD_NUMBER: _ClassVar[int]
+    MESH_MS_FIELD_NUMBER: _ClassVar[int]
     decode_ms: float
     queue_ms: float
     inference_ms: float
     postprocess_ms: float
-    def __init__(self, decode_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ...) -> None: ...
+    mesh_ms: float
+    def __init__(self, decode_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ..., mesh_ms: _Optional[float] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
-    __slots__ = ("width", "height", "model", "faces", "timings", "request_id")
+    __slots__ = ("width", "height", "model", "faces", "timings", "request_id", "mesh_truncated")
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MESH_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     width: int
     height: int
     model: str
     faces: _containers.RepeatedCompositeFieldContainer[Face]
     timings: Timings
     request_id: str
-    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., model: _Optional[str] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    mesh_truncated: bool
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., model: _Optional[str] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., request_id: _Optional[str] = ..., mesh_truncated: _Optional[bool] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message")
@@ -145,20 +157,22 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "backend", "has_dense", "canvas_size", "max_batch_size", "ready")
+    __slots__ = ("name", "backend", "has_dense", "canvas_size", "max_batch_size", "ready", "role")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     HAS_DENSE_FIELD_NUMBER: _ClassVar[int]
     CANVAS_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: str
     has_dense: bool
     canvas_size: int
     max_batch_size: int
     ready: bool
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., has_dense: _Optional[bool] = ..., canvas_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., ready: _Optional[bool] = ...) -> None: ...
+    role: str
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., has_dense: _Optional[bool] = ..., canvas_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., ready: _Optional[bool] = ..., role: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)

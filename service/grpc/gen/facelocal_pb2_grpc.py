@@ -85,7 +85,7 @@ class FaceDetectorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """The served model (GET /v1/models).
+        """The served models (GET /v1/models): the detector, then the mesh model when there is one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,283 @@
+"""The dense mesh stage of the service: FaceMesh v1 on every detected face, batched across requests.
+
+After detection, each face whose longer box side is at least ``mesh_min_face`` pixels (a request option,
+default 48) is cropped (:mod:`facelocal.facemesh`: 1.5x the box, eyes level, 192x192) and its crop goes into a
+:class:`MeshBatcher` of its own: crops from all faces of all requests in flight share one mesh inference, as
+canvases do for detection. The vertices come back in image pixels with the presence score.
+
+At most ``mesh_max_faces`` faces per image get a mesh (the best-scoring ones); the others get
+``mesh_skipped="mesh_limit"`` and the image ``mesh_truncated=true``. Faces under the size get
+``mesh_skipped="face_too_small"``.
+
+Backends: ONNX Runtime in process (``mesh_model_path``, exported by ``facelocal export onnx --mesh``) when the
+detector runs on ONNX Runtime; Triton's ``triton_mesh_model`` (``model_repository/facemesh``) when it runs on
+Triton. Without a mesh model, ``return_mesh`` is refused with 422 ``mesh_unavailable`` and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from facelocal.facemesh import (
+    INPUT_SIZE,
+    NUM_VERTICES,
+    MeshCrop,
+    OnnxFaceMesh,
+    crop_faces,
+    mesh_eligible,
+    presence_score,
+    project_vertices,
+)
+from service.batcher import MicroBatcher
+from service.errors import ServiceError, unavailable, validation_error
+from service.metrics import ServiceMetrics
+from service.schemas import DetectOptions, ImageResult, ModelInfo
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MESH_MODEL_NAME = "facemesh"
+SKIPPED_SMALL = "face_too_small"
+SKIPPED_LIMIT = "mesh_limit"
+
+
+# -- backends ------------------------------------------------------------------------------------------------
+
+
+class OnnxRuntimeMeshBackend:
+    """The exported FaceMesh graph in ONNX Runtime, in a thread of its own.
+
+    One mesh inference (one batch from the batcher) runs its crops one at a time, split over ``threads``
+    single-threaded workers: on CPU a single crop keeps its activations in cache, so it is faster per face
+    than a batched run (``facelocal bench --mesh``), and the workers use every core.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path, threads: int = 0) -> None:
+        workers = threads or len(os.sched_getaffinity(0))
+        self._mesh = OnnxFaceMesh(path, threads=1, rows_at_once=1, workers=workers)
+        metadata = self._mesh.session.get_modelmeta().custom_metadata_map
+        self.model_name = metadata.get("facelocal.model", MESH_MODEL_NAME)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemesh-ort")
+
+    async def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._mesh, crops)
+        except RuntimeError as exc:
+            raise unavailable(f"ONNX Runtime failed on the mesh model: {exc}") from exc
+
+    async def ready(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._mesh.close()
+
+
+def create_mesh_backend(settings: Settings):
+    """The mesh backend the settings ask for, or ``None`` with the reason there is none."""
+    if settings.backend == "triton":
+        if not settings.triton_mesh_model:
+            return None, "no Triton mesh model is configured (FACELOCAL_TRITON_MESH_MODEL)"
+        from service.backends.triton_mesh import TritonMeshBackend
+
+        return TritonMeshBackend(settings), None
+    path = settings.mesh_model_path
+    if path is None:
+        return None, "no mesh model is configured (FACELOCAL_MESH_MODEL_PATH)"
+    if not path.is_file():
+        if "mesh_model_path" in settings.model_fields_set:
+            raise FileNotFoundError(
+                f"mesh model {path} not found; export it with 'facelocal export onnx --mesh "
+                f"--mesh-weights face_landmark.tflite --out {path}'"
+            )
+        return None, (f"the mesh model {path} does not exist; export it with 'facelocal export onnx --mesh' "
+                      "(make model does)")
+    return OnnxRuntimeMeshBackend(path, settings.mesh_threads), None
+
+
+# -- batching ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MeshOutput:
+    """One crop's share of a batched mesh inference."""
+
+    vertices: np.ndarray  # (468, 3) crop pixels
+    logit: float
+    queue_ms: float
+    inference_ms: float
+    batch_size: int
+
+
+class MeshBatcher(MicroBatcher):
+    """:class:`~service.batcher.MicroBatcher` for ``(192, 192, 3)`` uint8 crops: the same bounded queue, batch
+    size and delay, recorded in the ``facelocal_mesh_*`` metrics."""
+
+    def __init__(self, backend, metrics: ServiceMetrics, **limits) -> None:
+        view = SimpleNamespace(
+            queue_depth=metrics.mesh_queue_depth,
+            inferences_total=metrics.mesh_inferences_total,
+            batch_size=metrics.mesh_batch_size,
+        )
+        super().__init__(backend, view, **limits)
+
+    async def _infer(self, batch) -> None:
+        started = time.perf_counter()
+        try:
+            vertices, logits = await self._backend.infer(np.stack([p.tensor for p in batch]))
+        except ServiceError as exc:
+            self._fail(batch, exc)
+            return
+        except Exception as exc:  # a backend bug must not kill the worker and hang every later request
+            self._fail(batch, unavailable(f"mesh inference failed: {type(exc).__name__}: {exc}"))
+            return
+        inference_ms = (time.perf_counter() - started) * 1000.0
+        self._metrics.inferences_total.inc()
+        self._metrics.batch_size.observe(len(batch))
+        for row, pending in enumerate(batch):
+            if not pending.future.done():
+                pending.future.set_result(
+                    MeshOutput(
+                        vertices[row].reshape(NUM_VERTICES, 3),
+                        float(np.ravel(logits[row])[0]),
+                        queue_ms=(started - pending.enqueued) * 1000.0,
+                        inference_ms=inference_ms,
+                        batch_size=len(batch),
+                    )
+                )
+
+
+# -- the stage -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _MeshPlan:
+    """Which faces of one image get a mesh, and their crops."""
+
+    indices: list[int]
+    crops: np.ndarray
+    geometries: list[MeshCrop]
+    skipped: dict[int, str]
+    truncated: bool
+
+
+class MeshStage:
+    """FaceMesh after detection: owns the mesh backend and batcher; the core calls :meth:`add_meshes`."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.backend, self._reason = create_mesh_backend(settings)
+        self._batcher: MeshBatcher | None = None
+        self._ready = False
+
+    @property
+    def available(self) -> bool:
+        return self.backend is not None and self._reason is None
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``return_mesh`` works now (a mesh model passed its warm-up)."""
+        return self.available and self._ready
+
+    @property
+    def unavailable_reason(self) -> str:
+        return self._reason or "the mesh model is still warming up"
+
+    async def start(self) -> None:
+        """Start the batcher and run one warm-up crop. A mesh model that fails here leaves detection serving and
+        ``return_mesh`` answered with 422 and the reason."""
+        if self.backend is None:
+            log.info("dense mesh off: %s", self._reason)
+            return
+        self._batcher = MeshBatcher(
+            self.backend,
+            self.metrics,
+            max_batch_size=self.settings.mesh_max_batch_size,
+            max_delay_ms=self.settings.mesh_max_delay_ms,
+            max_queue=self.settings.mesh_max_queue,
+        )
+        self._batcher.start()
+        try:
+            vertices, logits = await self.backend.infer(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
+            if np.shape(vertices) != (1, NUM_VERTICES, 3) or np.size(logits) != 1:
+                raise ValueError(f"mesh model outputs {np.shape(vertices)} and {np.shape(logits)}")
+        except (ServiceError, ValueError, OSError) as exc:
+            message = exc.message if isinstance(exc, ServiceError) else str(exc)
+            self._reason = f"the mesh model {self.backend.model_name!r} failed its warm-up: {message}"
+            log.warning("dense mesh off: %s", self._reason)
+            return
+        self._ready = True
+        log.info("dense mesh on: %s through %s", self.backend.model_name, self.backend.name)
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self._batcher is not None:
+            await self._batcher.stop()
+        if self.backend is not None:
+            await self.backend.close()
+
+    def check(self, options: DetectOptions) -> None:
+        """422 ``mesh_unavailable`` for ``return_mesh`` when this server has no working mesh model."""
+        if options.return_mesh and not self.ready:
+            raise validation_error(f"return_mesh is not available: {self.unavailable_reason}", code="mesh_unavailable")
+
+    def model_info(self) -> ModelInfo | None:
+        if self.backend is None:
+            return None
+        return ModelInfo(
+            name=self.backend.model_name,
+            role="mesh",
+            backend=self.backend.name,
+            has_dense=True,
+            canvas_size=INPUT_SIZE,
+            max_batch_size=self.settings.mesh_max_batch_size,
+            ready=self._ready,
+        )
+
+    def _plan(self, rgb: np.ndarray, result: ImageResult, options: DetectOptions) -> _MeshPlan:
+        boxes = np.array([face.box for face in result.faces], np.float64).reshape(-1, 4)
+        eligible = mesh_eligible(boxes, options.mesh_min_face)
+        indices, skipped = [], {}
+        for index, big in enumerate(eligible):
+            if not big:
+                skipped[index] = SKIPPED_SMALL
+            elif len(indices) < self.settings.mesh_max_faces:
+                indices.append(index)
+            else:
+                skipped[index] = SKIPPED_LIMIT
+        landmarks = np.array([result.faces[i].landmarks for i in indices], np.float64).reshape(-1, 5, 2)
+        crops, geometries = crop_faces(rgb, boxes[indices], landmarks)
+        return _MeshPlan(indices, crops, geometries, skipped, SKIPPED_LIMIT in skipped.values())
+
+    async def add_meshes(
+        self, rgb: np.ndarray, result: ImageResult, options: DetectOptions, executor: Executor
+    ) -> ImageResult:
+        """``result`` (whose faces carry landmarks) with a mesh, score or skip reason on every face."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        plan = await loop.run_in_executor(executor, self._plan, rgb, result, options)
+        outputs = await asyncio.gather(*(self._batcher.submit(crop) for crop in plan.crops))
+        faces = list(result.faces)
+        for index, geometry, output in zip(plan.indices, plan.geometries, outputs):
+            mesh = project_vertices(output.vertices, geometry)
+            faces[index] = faces[index].model_copy(
+                update={"mesh": np.round(mesh.astype(np.float64), 2).tolist(),
+                        "mesh_score": round(float(presence_score(output.logit)), 5)}
+            )
+        for index, reason in plan.skipped.items():
+            faces[index] = faces[index].model_copy(update={"mesh_skipped": reason})
+        if not options.return_landmarks:
+            faces = [face.model_copy(update={"landmarks": None}) for face in faces]
+        timings = result.timings_ms.model_copy(update={"mesh": round((time.perf_counter() - started) * 1000.0, 3)})
+        return result.model_copy(update={"faces": faces, "mesh_truncated": plan.truncated, "timings_ms": timings})
