@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build the TensorRT FP16 engine Triton serves as model_repository/retinaface_trt, on the GPU that will run it.
+"""Build the TensorRT FP16 engine Triton serves as model_repository/retinaface_trt (or, given facemesh_trt's
+config, the FaceMesh engine), on the GPU that will run it.
 
 A plan file only runs on the GPU model and TensorRT version it was built with, so it is never committed:
 this script runs on the serving host (the compose file's ``trt-build`` service does it on first start,
@@ -8,6 +9,8 @@ bound from retinaface_trt/config.pbtxt, so the optimisation profile (batch 1..ma
 canvas) always matches what Triton's batcher sends.
 
     python scripts/build_trt_engine.py --onnx model_repository/retinaface/1/model.onnx
+    python scripts/build_trt_engine.py --config model_repository/facemesh_trt/config.pbtxt \
+        --onnx model_repository/facemesh/1/model.onnx
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.backends.triton_config import INPUT_NAME, compact_model_shape, read_model_config  # noqa: E402
+from service.backends.triton_config import (  # noqa: E402
+    INPUT_NAME,
+    MESH_INPUT,
+    compact_model_shape,
+    is_mesh_config,
+    mesh_model_batch,
+    read_model_config,
+)
 
 DEFAULT_CONFIG = ROOT / "model_repository" / "retinaface_trt" / "config.pbtxt"
 WORKSPACE_BYTES = 4 << 30
@@ -31,11 +41,13 @@ WORKSPACE_BYTES = 4 << 30
 # all in FP16 lost most faces on the shared photos, while FP16 convolutions alone kept every face
 # (scripts/bench_gpu.py).
 FP16_LAYER_TYPES = ("CONVOLUTION", "DECONVOLUTION", "ACTIVATION", "POOLING", "RESIZE", "SCALE")
+# FaceMesh has no decode: its PReLUs are Relu/Mul/Sub (ELEMENTWISE) and its channel paddings PADDING, all FP16.
+MESH_FP16_LAYER_TYPES = (*FP16_LAYER_TYPES, "ELEMENTWISE", "PADDING", "UNARY", "SHUFFLE")
 
 
-def keep_decode_in_fp32(network, trt) -> None:
-    """Pin every layer outside :data:`FP16_LAYER_TYPES` (and its outputs) to FP32."""
-    allowed = {getattr(trt.LayerType, name) for name in FP16_LAYER_TYPES if hasattr(trt.LayerType, name)}
+def keep_decode_in_fp32(network, trt, fp16_types: tuple[str, ...] = FP16_LAYER_TYPES) -> None:
+    """Pin every layer outside ``fp16_types`` (and its outputs) to FP32."""
+    allowed = {getattr(trt.LayerType, name) for name in fp16_types if hasattr(trt.LayerType, name)}
     floats = (trt.float16, trt.float32)
     for index in range(network.num_layers):
         layer = network.get_layer(index)
@@ -49,8 +61,11 @@ def keep_decode_in_fp32(network, trt) -> None:
             layer.set_output_type(output, trt.float32)
 
 
-def build_engine(onnx_path: Path, canvas: int, max_batch: int, opt_batch: int, fp16: bool = True) -> bytes:
-    """Parse ``onnx_path`` and build a serialized engine for ``(1..max_batch, 3, canvas, canvas)`` inputs.
+def build_engine(
+    onnx_path: Path, canvas: int, max_batch: int, opt_batch: int, fp16: bool = True, mesh: bool = False
+) -> bytes:
+    """Parse ``onnx_path`` and build a serialized engine for ``(1..max_batch, 3, canvas, canvas)`` inputs
+    (with ``mesh``: FaceMesh's ``(1..max_batch, 192, 192, 3)`` uint8 crops).
 
     The optimisation profile's ``opt`` shape is the batch TensorRT tunes its kernels for; pick the batch
     the dynamic batcher most often forms.
@@ -73,11 +88,11 @@ def build_engine(onnx_path: Path, canvas: int, max_batch: int, opt_batch: int, f
         if not builder.platform_has_fast_fp16:
             raise RuntimeError("this GPU has no fast FP16; build with --fp32")
         config.set_flag(trt.BuilderFlag.FP16)
-        keep_decode_in_fp32(network, trt)
+        keep_decode_in_fp32(network, trt, MESH_FP16_LAYER_TYPES if mesh else FP16_LAYER_TYPES)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
     profile = builder.create_optimization_profile()
-    shape = (3, canvas, canvas)
-    profile.set_shape(INPUT_NAME, (1, *shape), (opt_batch, *shape), (max_batch, *shape))
+    name, shape = (MESH_INPUT[0], tuple(MESH_INPUT[2])) if mesh else (INPUT_NAME, (3, canvas, canvas))
+    profile.set_shape(name, (1, *shape), (opt_batch, *shape), (max_batch, *shape))
     config.add_optimization_profile(profile)
 
     engine = builder.build_serialized_network(network, config)
@@ -96,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if the plan exists")
     args = parser.parse_args(argv)
 
-    shape = compact_model_shape(read_model_config(args.config))
+    config = read_model_config(args.config)
+    mesh = is_mesh_config(config)
+    if mesh:
+        max_batch, canvas = mesh_model_batch(config), MESH_INPUT[2][0]
+    else:
+        shape = compact_model_shape(config)
+        max_batch, canvas = shape.max_batch_size, shape.canvas
     out = args.out or args.config.parent / "1" / "model.plan"
     if out.exists() and not args.force:
         print(f"{out} exists; --force rebuilds it")
@@ -104,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.onnx.is_file():
         print(f"{args.onnx} not found: run scripts/prepare_model_repository.py first", file=sys.stderr)
         return 1
-    opt_batch = args.opt_batch or max(1, shape.max_batch_size // 2)
+    opt_batch = args.opt_batch or max(1, max_batch // 2)
     started = time.perf_counter()
-    plan = build_engine(args.onnx, shape.canvas, shape.max_batch_size, opt_batch, fp16=not args.fp32)
+    plan = build_engine(args.onnx, canvas, max_batch, opt_batch, fp16=not args.fp32, mesh=mesh)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(plan)
     precision = "FP32" if args.fp32 else "FP16"
-    print(f"wrote {out} ({len(plan) / 1e6:.1f} MB, {precision}, batch 1..{shape.max_batch_size} "
-          f"at {shape.canvas}x{shape.canvas}) in {time.perf_counter() - started:.0f} s")
+    print(f"wrote {out} ({len(plan) / 1e6:.1f} MB, {precision}, batch 1..{max_batch} "
+          f"at {canvas}x{canvas}) in {time.perf_counter() - started:.0f} s")
     return 0
 
 

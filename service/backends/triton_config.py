@@ -73,3 +73,27 @@ def compact_model_shape(config: ModelConfig) -> CompactModelShape:
         dense=parameters.get(DENSE_PARAMETER, "false") == "true",
         pixels_uint8=input_type == "TYPE_UINT8",
     )
+
+
+# The FaceMesh model (model_repository/facemesh, facemesh_trt): uint8 crops in, vertices and presence out.
+MESH_INPUT = ("crops", "TYPE_UINT8", [192, 192, 3])
+MESH_OUTPUTS = {"vertices": ("TYPE_FP32", [468, 3]), "presence_logit": ("TYPE_FP32", [1])}
+
+
+def is_mesh_config(config: ModelConfig) -> bool:
+    return [tensor.name for tensor in config.input] == [MESH_INPUT[0]]
+
+
+def mesh_model_batch(config: ModelConfig) -> int:
+    """Check that ``config`` describes the FaceMesh graph facelocal exports; returns its ``max_batch_size``."""
+    type_name = model_config_pb2.DataType.Name
+    inputs = [(t.name, type_name(t.data_type), list(t.dims)) for t in config.input]
+    outputs = {t.name: (type_name(t.data_type), list(t.dims)) for t in config.output}
+    if inputs != [MESH_INPUT] or outputs != MESH_OUTPUTS:
+        raise ValueError(
+            f"model {config.name!r} is not FaceMesh: inputs {inputs}, outputs {outputs}; expected {[MESH_INPUT]}, "
+            f"{MESH_OUTPUTS}"
+        )
+    if config.max_batch_size < 1:
+        raise ValueError(f"model {config.name!r}: FaceMesh needs a batch dimension (max_batch_size >= 1)")
+    return config.max_batch_size

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from facelocal.facemesh import INPUT_SIZE, NUM_VERTICES, ONNX_INPUT, ONNX_OUTPUTS
+from facelocal.facemesh import ONNX_INPUT, ONNX_OUTPUTS
 from service.backends.triton import TritonBackend
+from service.backends.triton_config import mesh_model_batch
 from service.errors import unavailable
 from service.settings import Settings
 
@@ -26,17 +27,10 @@ class TritonMeshBackend(TritonBackend):
             if not self._needs_setup:
                 return
             config = await self._model_config()
-            inputs = {tensor.name: list(tensor.dims) for tensor in config.input}
-            outputs = {tensor.name: list(tensor.dims) for tensor in config.output}
-            expected = ({ONNX_INPUT: [INPUT_SIZE, INPUT_SIZE, 3]},
-                        {ONNX_OUTPUTS[0]: [NUM_VERTICES, 3], ONNX_OUTPUTS[1]: [1]})
-            if (inputs, outputs) != expected:
-                raise unavailable(
-                    f"Triton model {self._model!r} is not FaceMesh: inputs {inputs}, outputs {outputs}, "
-                    f"expected {expected}",
-                    code="model_mismatch",
-                )
-            self._model_batch = config.max_batch_size or 1
+            try:
+                self._model_batch = mesh_model_batch(config)
+            except ValueError as exc:
+                raise unavailable(str(exc), code="model_mismatch") from None
             self._needs_setup = False
 
     async def _infer_chunk(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -49,8 +49,12 @@ def container_ports(spec: dict) -> set[int]:
 
 
 def option(command: list[str], name: str) -> str:
-    (value,) = [part.split("=", 1)[1] for part in command if part.startswith(f"--{name}=")]
+    (value,) = options(command, name)
     return value
+
+
+def options(command: list[str], name: str) -> list[str]:
+    return [part.split("=", 1)[1] for part in command if part.startswith(f"--{name}=")]
 
 
 def test_profiles_hold_a_triton_and_an_api_each(compose):
@@ -81,8 +85,9 @@ def test_api_environment_validates_and_points_at_its_triton(compose, monkeypatch
         triton = compose["services"][host]
         assert spec["profiles"] == triton["profiles"], f"{name} and {host} must start together"
         assert int(port) in container_ports(triton), f"{name}: Triton gRPC port {port} is not the one it serves"
-        assert option(triton["command"], "load-model") == settings.triton_model
-        assert settings.triton_model in repository_models
+        # The detector, then the FaceMesh model behind return_mesh.
+        assert options(triton["command"], "load-model") == [settings.triton_model, settings.triton_mesh_model]
+        assert {settings.triton_model, settings.triton_mesh_model} <= repository_models
         assert {settings.http_port, settings.grpc_port} == container_ports(spec)
         assert spec["depends_on"] == {host: {"condition": "service_healthy"}}
 
@@ -133,6 +138,7 @@ def test_mounted_and_built_paths_exist(compose):
             for context in build.get("additional_contexts", {}).values():
                 weights = (ROOT / default_of(context)).resolve()
                 assert (weights / "mobilenet0.25_Final.pth").is_file(), f"{name}: no checkpoint in {weights}"
+                assert (weights / "facemesh" / "face_landmark.tflite").is_file(), f"{name}: no FaceMesh in {weights}"
 
 
 def test_model_repository_mount_matches_the_scripts(compose):

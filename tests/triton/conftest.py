@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from service.backends.triton_config import compact_model_shape, read_model_config
-from tests.triton.harness import CPU_MODEL_CONFIG, ROOT, TritonServer, TritonUnavailableError, start_local_triton
+from tests.triton.harness import (
+    CPU_MODEL_CONFIG,
+    ROOT,
+    TritonServer,
+    TritonUnavailableError,
+    start_local_triton,
+)
 
 
 @pytest.fixture(scope="session")
@@ -33,18 +39,31 @@ def compact_onnx_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Pa
     return out
 
 
-def _start(workdir: Path, onnx_path: Path) -> TritonServer:
+@pytest.fixture(scope="session")
+def mesh_repository_onnx(tmp_path_factory: pytest.TempPathFactory, mesh_weights_path: Path) -> Path:
+    """FaceMesh exported by the script that fills model_repository/facemesh/1 (about 2 s)."""
+    out = tmp_path_factory.mktemp("facemesh") / "model.onnx"
+    command = [sys.executable, str(ROOT / "scripts" / "prepare_model_repository.py"), "--model", "facemesh",
+               "--mesh-weights", str(mesh_weights_path), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+def _start(workdir: Path, onnx_path: Path, mesh_onnx_path: Path | None = None) -> TritonServer:
     try:
-        server, _ = start_local_triton(workdir, onnx_path)
+        server, _ = start_local_triton(workdir, onnx_path, mesh_onnx_path)
     except TritonUnavailableError as exc:
         pytest.fail(str(exc), pytrace=False)
     return server
 
 
 @pytest.fixture(scope="session")
-def triton(tmp_path_factory: pytest.TempPathFactory, compact_onnx_path: Path) -> Iterator[TritonServer]:
-    """A Triton shared by the tests that do not stop it."""
-    server = _start(tmp_path_factory.mktemp("triton"), compact_onnx_path)
+def triton(
+    tmp_path_factory: pytest.TempPathFactory, compact_onnx_path: Path, mesh_repository_onnx: Path
+) -> Iterator[TritonServer]:
+    """A Triton shared by the tests that do not stop it: the detector and the FaceMesh model."""
+    server = _start(tmp_path_factory.mktemp("triton"), compact_onnx_path, mesh_repository_onnx)
     yield server
     server.stop()
 

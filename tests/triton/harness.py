@@ -33,6 +33,7 @@ from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_MODEL_CONFIG = ROOT / "model_repository" / "retinaface" / "config.pbtxt"
+MESH_MODEL_CONFIG = ROOT / "model_repository" / "facemesh" / "config.pbtxt"
 SITE_PACKAGES_PARAMETER = "site_packages"
 ONNX_PATH_PARAMETER = "onnx_path"
 STARTUP_TIMEOUT_S = 60.0
@@ -59,6 +60,7 @@ class TritonPythonModel:
         self._session = ort.InferenceSession(
             parameters["{onnx}"]["string_value"], sess_options=options, providers=["CPUExecutionProvider"]
         )
+        self._input = self._session.get_inputs()[0].name
         self._outputs = [output.name for output in self._session.get_outputs()]
 
     def execute(self, requests):
@@ -66,10 +68,10 @@ class TritonPythonModel:
         # Tensors cross the stub through DLPack: its pybind11 reads numpy 2 arrays' sizes wrongly
         # (as_numpy / Tensor(name, array) give empty buffers), DLPack carries no numpy struct layout.
         np, pb = self._np, self._pb
-        inputs = [np.from_dlpack(pb.get_input_tensor_by_name(request, "images")) for request in requests]
+        inputs = [np.from_dlpack(pb.get_input_tensor_by_name(request, self._input)) for request in requests]
         sizes = [len(batch) for batch in inputs]
         batch = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
-        results = self._session.run(self._outputs, {{"images": batch}})
+        results = self._session.run(self._outputs, {{self._input: batch}})
         responses, start = [], 0
         for size in sizes:
             tensors = [
@@ -263,10 +265,13 @@ class TritonServer:
         self.start(timeout_s)
 
 
-def start_local_triton(workdir: Path, onnx_path: Path) -> tuple[TritonServer, str]:
-    """Start a Triton serving ``onnx_path`` as the CPU model; returns the server and the model name."""
+def start_local_triton(workdir: Path, onnx_path: Path, mesh_onnx_path: Path | None = None) -> tuple[TritonServer, str]:
+    """Start a Triton serving ``onnx_path`` as the CPU model (and ``mesh_onnx_path`` as the FaceMesh model of
+    ``model_repository/facemesh``); returns the server and the detector's model name."""
     repository = workdir / "repository"
     model_name = write_python_model(repository, onnx_path)
+    if mesh_onnx_path is not None:
+        write_python_model(repository, mesh_onnx_path, MESH_MODEL_CONFIG)
     server = TritonServer(repository=repository, workdir=workdir)
     server.start()
     return server, model_name

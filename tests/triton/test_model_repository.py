@@ -8,16 +8,52 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from service.backends.triton_config import compact_model_shape, parse_model_config, read_model_config
-from tests.triton.harness import CPU_MODEL_CONFIG, ROOT, photo_canvases, write_python_model
+from service.backends.triton_config import (
+    compact_model_shape,
+    is_mesh_config,
+    mesh_model_batch,
+    parse_model_config,
+    read_model_config,
+)
+from tests.triton.harness import CPU_MODEL_CONFIG, MESH_MODEL_CONFIG, ROOT, photo_canvases, write_python_model
 
 REPOSITORY = ROOT / "model_repository"
-CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt"))
+ALL_CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt"))
+CONFIGS = [path for path in ALL_CONFIGS if not is_mesh_config(read_model_config(path))]  # the detectors
+MESH_CONFIGS = [path for path in ALL_CONFIGS if is_mesh_config(read_model_config(path))]
 PLATFORMS = {"retinaface": ("onnxruntime_onnx", "KIND_CPU"), "retinaface_trt": ("tensorrt_plan", "KIND_GPU")}
+MESH_PLATFORMS = {"facemesh": ("onnxruntime_onnx", "KIND_CPU"), "facemesh_trt": ("tensorrt_plan", "KIND_GPU")}
 
 
 def test_repository_holds_the_cpu_and_gpu_models():
     assert sorted(path.parent.name for path in CONFIGS) == sorted(PLATFORMS)
+    assert sorted(path.parent.name for path in MESH_CONFIGS) == sorted(MESH_PLATFORMS)
+
+
+@pytest.mark.parametrize("path", MESH_CONFIGS, ids=lambda path: path.parent.name)
+def test_mesh_configs_describe_the_exported_facemesh_with_dynamic_batching(path: Path):
+    from tritonclient.grpc import model_config_pb2
+
+    config = read_model_config(path)
+    platform, kind = MESH_PLATFORMS[path.parent.name]
+    assert config.name == path.parent.name and config.platform == platform
+    assert [model_config_pb2.ModelInstanceGroup.Kind.Name(group.kind) for group in config.instance_group] == [kind]
+    batch = mesh_model_batch(config)
+    preferred = list(config.dynamic_batching.preferred_batch_size)
+    assert batch >= 32 and preferred == sorted(preferred) and preferred[-1] == batch
+
+
+def test_mesh_export_fits_the_mesh_config(mesh_repository_onnx: Path):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(mesh_repository_onnx), providers=["CPUExecutionProvider"])
+    config = read_model_config(MESH_MODEL_CONFIG)
+    (graph_input,) = session.get_inputs()
+    assert (graph_input.name, graph_input.type) == (config.input[0].name, "tensor(uint8)")
+    assert graph_input.shape[1:] == list(config.input[0].dims) and not isinstance(graph_input.shape[0], int)
+    vertices, logits = session.run(None, {"crops": np.zeros((2, 192, 192, 3), np.uint8)})
+    declared = {tensor.name: list(tensor.dims) for tensor in config.output}
+    assert {"vertices": list(vertices.shape[1:]), "presence_logit": list(logits.shape[1:])} == declared
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.parent.name)

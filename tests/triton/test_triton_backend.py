@@ -30,7 +30,7 @@ def test_triton_service_finds_the_embedded_faces(start_service, service, triton:
     remote = start_service(backend="triton", triton_url=triton.grpc_url)
     with client(service.http_url) as embedded_http, client(remote.http_url) as triton_http:
         models = triton_http.get("/v1/models").json()["models"]
-        assert [(m["name"], m["backend"]) for m in models] == [("mobilenet0.25", "triton")]
+        assert [(m["name"], m["backend"]) for m in models] == [("mobilenet0.25", "triton")], "no mesh model was asked for"
         for name in PHOTOS:
             embedded, served = detect(embedded_http, name), detect(triton_http, name)
             assert embedded.status_code == served.status_code == 200, served.text
