@@ -8,6 +8,7 @@ answers 200 and returns a :class:`RunningService`. ``service`` is a default one 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import urllib.error
@@ -22,6 +23,12 @@ from tests.paths import shared_file
 from tests.ports import free_port
 
 READY_TIMEOUT_S = 60.0
+
+# Services built in tests get a mesh model only when a test passes one: a developer's artifacts/facemesh.onnx
+# (the Settings default, exported by `make model`) must not change what the other tests see. Explicit
+# settings win over these variables.
+os.environ["FACELOCAL_MESH_MODEL_PATH"] = "none"
+os.environ["FACELOCAL_TRITON_MESH_MODEL"] = ""
 
 
 @pytest.fixture(scope="session")

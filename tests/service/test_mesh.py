@@ -218,6 +218,7 @@ def test_mesh_model_settings(tmp_path, monkeypatch):
     backend, reason = create_mesh_backend(Settings(mesh_model_path=None))
     assert backend is None and "no mesh model" in reason
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FACELOCAL_MESH_MODEL_PATH")  # tests/conftest.py turns the default off
     backend, reason = create_mesh_backend(Settings())  # the default artifacts/facemesh.onnx, absent here
     assert backend is None and "facelocal export onnx --mesh" in reason
     with pytest.raises(FileNotFoundError, match="export onnx --mesh"):

@@ -72,7 +72,7 @@ def test_triton_mesh_backend_returns_the_onnx_outputs_and_batches(triton: Triton
         return model.inference_count, model.execution_count
 
     async def run():
-        backend = TritonMeshBackend(Settings(backend="triton", triton_url=triton.grpc_url))
+        backend = TritonMeshBackend(Settings(backend="triton", triton_url=triton.grpc_url, triton_mesh_model="facemesh"))
         try:
             whole = await backend.infer(crops)
             singles = await asyncio.gather(*(backend.infer(crop[None]) for crop in crops))
