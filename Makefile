@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WEIGHTS ?= ../shared/data/weights/mobilenet0.25_Final.pth
+PRESET ?=
 MODEL ?= artifacts/model.onnx
+EXPORT_ARGS := --weights $(WEIGHTS)$(if $(PRESET), --config $(PRESET))
 PYTEST_ARGS ?=
 
-.PHONY: setup serve test test-slow model clean
+.PHONY: setup serve test test-slow model clean FORCE
 
 setup: $(VENV)/.installed
 
@@ -16,10 +18,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps "nvidia-pytriton==0.7.0"  # tritonserver for tests/triton; see pyproject.toml
 	touch $@
 
-# Export the ONNX model the service runs (torch is needed for this step only).
+# Export the ONNX model the service runs (torch is needed for this step only). It is redone when the weights
+# file changes or when WEIGHTS or PRESET name another one (the stamp holds the export's arguments).
 model: $(MODEL)
-$(MODEL): $(VENV)/.installed
-	$(BIN)/facelocal export onnx --weights $(WEIGHTS) --out $(MODEL)
+$(MODEL): $(WEIGHTS) $(MODEL).args $(VENV)/.installed
+	$(BIN)/facelocal export onnx $(EXPORT_ARGS) --out $(MODEL)
+
+$(MODEL).args: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(EXPORT_ARGS)' | cmp -s - $@ || echo '$(EXPORT_ARGS)' > $@
 
 serve: $(MODEL)
 	$(BIN)/facelocal serve --model-path $(MODEL)

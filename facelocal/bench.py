@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from facelocal.config import SERVE_POSTPROCESS, PostprocessConfig
 from facelocal.imageio import decode_image
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import Placement, to_network_input
+from facelocal.runtime import Forward
 
 SIZES: dict[str, tuple[int, int]] = {"vga": (640, 480), "hd": (1920, 1080), "4k": (4096, 2160)}
 STAGES = ("decode", "preprocess", "forward", "postprocess", "total")
@@ -27,9 +28,6 @@ BACKENDS = ("onnxruntime", "torch")
 
 # RetinaFace paper, Table 5: MobileNet-0.25 on CPU, milliseconds (no 4K, no multi-thread HD figure).
 PAPER_MS: dict[tuple[str, str], float] = {("vga", "1"): 17.2, ("hd", "1"): 130.4, ("vga", "all"): 5.5}
-
-Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-
 
 def make_jpeg(photo: Path, width: int, height: int, quality: int = 90) -> bytes:
     """``photo`` scaled to cover ``width x height``, centre-cropped, encoded as JPEG in memory."""
@@ -45,36 +43,6 @@ def make_jpeg(photo: Path, width: int, height: int, quality: int = 90) -> bytes:
 def thread_count(spec: str) -> int:
     """``1`` or ``all`` (every CPU this process may use) to a number."""
     return len(os.sched_getaffinity(0)) if spec == "all" else int(spec)
-
-
-def onnxruntime_forward(model_path: Path, threads: int) -> Forward:
-    """An ORT session with full graph optimisation and ``threads`` intra-op threads, as a forward function."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-
-    def forward(batch: np.ndarray):
-        return tuple(session.run(None, {input_name: batch}))
-
-    return forward
-
-
-def torch_forward(model, threads: int) -> Forward:
-    """Torch eager on ``model`` (a ``DecodedRetinaFace``) with ``threads`` intra-op threads."""
-    import torch
-
-    def forward(batch: np.ndarray):
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            return tuple(t.numpy() for t in model(torch.from_numpy(batch)))
-
-    return forward
 
 
 def time_pipeline(

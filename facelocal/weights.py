@@ -11,6 +11,7 @@ from pathlib import Path
 from facelocal.config import DEFAULT_CONFIG
 
 WEIGHTS_ENV = "FACELOCAL_WEIGHTS"
+CACHE_ENV = "XDG_CACHE_HOME"
 CONFIG_ENV = "FACELOCAL_CONFIG"
 DEFAULT_CONFIG_FILE = Path("~/.config/facelocal/config.toml")
 
@@ -89,3 +90,12 @@ def resolve_weights(explicit: str | os.PathLike | None = None, model: str | None
         f"no weights for {model}: pass --weights PATH, set ${WEIGHTS_ENV}, or add "
         f'[weights] "{model}" = "PATH" to {path}. See the README section "Getting the weights".'
     )
+
+
+def exported_model_path(weights: str | os.PathLike, preset: str) -> Path:
+    """Where ``facelocal serve --weights`` keeps the ONNX export of ``weights`` under ``preset``.
+
+    Keyed by the file's content and the preset, so a changed file or preset never reuses a stale export.
+    """
+    cache = Path(os.environ.get(CACHE_ENV) or "~/.cache").expanduser() / "facelocal" / "models"
+    return cache / f"{file_sha256(weights)[:16]}-{preset}.onnx"

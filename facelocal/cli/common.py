@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from facelocal.config import DEFAULT_CONFIG, PRESETS
 
@@ -16,17 +17,25 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the config file)")
 
 
+def weights_from_args(args: argparse.Namespace) -> Path:
+    """The checkpoint ``--weights``, ``$FACELOCAL_WEIGHTS`` or the config file names; else :class:`CommandError`."""
+    from facelocal.cli import CommandError
+    from facelocal.weights import WeightsNotFoundError, resolve_weights
+
+    try:
+        return resolve_weights(args.weights, args.config)
+    except WeightsNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def load_torch_model(args: argparse.Namespace):
-    """Resolve the weights and load the network; user errors become :class:`CommandError`."""
+    """Load the network for :func:`weights_from_args`, its preset from the file unless ``--config`` is given."""
     from facelocal.cli import CommandError
     from facelocal.config import get_config
     from facelocal.models import load_pretrained
-    from facelocal.weights import WeightsNotFoundError, preset_for, resolve_weights
+    from facelocal.weights import preset_for
 
-    try:
-        weights = resolve_weights(args.weights, args.config)
-    except WeightsNotFoundError as exc:
-        raise CommandError(str(exc)) from None
+    weights = weights_from_args(args)
     preset = preset_for(weights, args.config)
     try:
         return load_pretrained(get_config(preset), weights)

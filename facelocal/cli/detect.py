@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     postprocess = replace(SERVE_POSTPROCESS, score_threshold=args.score_threshold, nms_threshold=args.nms_threshold)
-    detector = Detector(load_torch_model(args), postprocess=postprocess, resize=resize)
+    detector = Detector.from_model(load_torch_model(args), postprocess=postprocess, resize=resize)
     for index, path in enumerate(args.images):
         try:
             rgb = load_image(path)

@@ -13,7 +13,7 @@ class InferenceBackend(Protocol):
 
     Attributes:
         name: backend name, ``onnxruntime`` or ``triton``.
-        model_name: the model's name, e.g. ``mobilenet0.25-1mb``.
+        model_name: the model's name, e.g. ``mobilenet0.25``.
         has_dense: whether the model has the dense mesh branch.
         fixed_canvas: the square canvas side the model requires, or ``None`` if any size works.
     """

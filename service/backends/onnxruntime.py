@@ -6,8 +6,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import onnxruntime as ort
 
+from facelocal.runtime import onnxruntime_session
 from service.errors import unavailable
 from service.settings import Settings
 
@@ -28,12 +28,7 @@ class OnnxRuntimeBackend:
                 f"model file {settings.model_path} not found; export it with "
                 f"'facelocal export onnx --out {settings.model_path}'"
             )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = settings.intra_op_threads
-        self._session = ort.InferenceSession(
-            str(settings.model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = onnxruntime_session(settings.model_path, settings.intra_op_threads)
         metadata = self._session.get_modelmeta().custom_metadata_map
         self.model_name = settings.model_name or metadata.get("facelocal.config", settings.model_path.stem)
         self.has_dense = metadata.get("facelocal.dense", "false") == "true"

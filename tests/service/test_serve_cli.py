@@ -86,3 +86,18 @@ def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None
     assert len(results) == 8 and all(len(r["faces"]) > 20 for r in results)
     with pytest.raises(httpx.TransportError):
         httpx.get(url + "/healthz", timeout=2)
+
+
+def test_serve_weights_exports_once_into_a_cache_keyed_by_content(tmp_path, monkeypatch, weights_path) -> None:
+    from facelocal.cli.serve import export_cached
+    from facelocal.weights import file_sha256
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    exported = export_cached(weights_path, None)
+    assert exported == tmp_path / "facelocal" / "models" / f"{file_sha256(weights_path)[:16]}-mobilenet0.25.onnx"
+    stamp = exported.stat().st_mtime_ns
+    assert export_cached(weights_path, None).stat().st_mtime_ns == stamp  # reused, not exported again
+    # Another preset is another export, never the stale one.
+    with pytest.warns(UserWarning):
+        assert export_cached(weights_path, "mobilenet0.25-1mb").name.endswith("-mobilenet0.25-1mb.onnx")
+    assert main(["serve", "--weights", str(weights_path), "--model-path", "x.onnx"]) == 2

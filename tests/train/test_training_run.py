@@ -75,7 +75,7 @@ def test_training_from_scratch_learns_the_photos(labelled_photos, tmp_path):
     # The checkpoint loads with strict=True through the same path as `facelocal detect --weights`.
     # Faces of 40-60 px, seen at half size: the scale the 160 px crops trained on.
     model = load_pretrained(get_config(DEFAULT_CONFIG), result.checkpoint)
-    detector = Detector(model, resize=ResizePolicy.parse("long:512"))
+    detector = Detector.from_model(model, resize=ResizePolicy.parse("long:512"))
     found = detector.detect([load_image(record.path) for record in labelled_photos])
     assert recall(labelled_photos, found) >= 0.8
 
