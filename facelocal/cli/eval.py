@@ -169,19 +169,20 @@ def run_widerface(args: argparse.Namespace) -> int:
 
 def run_landmarks(args: argparse.Namespace) -> int:
     from facelocal.cli import CommandError
-    from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks, parse_labels
+    from facelocal.data.annotations import read_retinaface_labels
+    from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks
 
     if not args.labels.is_file():
         raise CommandError(f"labels file {args.labels} not found")
     try:
-        labels = parse_labels(args.labels)
+        labels = read_retinaface_labels(args.labels, args.images)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    labels = [image for image in labels if image.has_landmarks.any()]
+    labels = [image for image in labels if image.faces.has_landmarks.any()]
     labels = sorted(labels, key=lambda image: image.path)[: args.limit]
     if not labels:
         raise CommandError(f"{args.labels} has no face with five landmarks")
-    detections, seconds_per_image, about = _detect_all(args, {image.path: args.images / image.path for image in labels})
+    detections, seconds_per_image, about = _detect_all(args, {image.path: image.path for image in labels})
     result = evaluate_landmarks(labels, detections)
     summary = result.summary()
     print(f"landmarks on {len(labels)} images: {summary['faces_matched']} faces matched, {summary['faces_missed']} missed")
