@@ -19,7 +19,7 @@ from PIL import Image
 from facelocal.config import SERVE_POSTPROCESS, PostprocessConfig
 from facelocal.imageio import decode_image
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import Placement, to_network_input
+from facelocal.preprocess import Placement, to_canvas
 from facelocal.runtime import Forward
 
 SIZES: dict[str, tuple[int, int]] = {"vga": (640, 480), "hd": (1920, 1080), "4k": (4096, 2160)}
@@ -54,7 +54,7 @@ def time_pipeline(
     rgb = decode_image(jpeg)
     t1 = clock()
     height, width = rgb.shape[:2]
-    batch = to_network_input(rgb, Placement(1.0, width, height, width, height))[None]
+    batch = to_canvas(rgb, Placement(1.0, width, height, width, height))[None]
     t2 = clock()
     boxes, scores, landmarks = forward(batch)
     t3 = clock()

@@ -10,7 +10,7 @@ import numpy as np
 
 from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import ResizePolicy, to_network_input
+from facelocal.preprocess import ResizePolicy, to_canvas
 from facelocal.runtime import Forward, onnxruntime_forward, torch_forward
 from facelocal.types import FaceDetections
 from facelocal.weights import preset_for
@@ -73,7 +73,7 @@ class Detector:
         for indices in groups.values():
             for start in range(0, len(indices), self.max_batch_size):
                 chunk = indices[start : start + self.max_batch_size]
-                batch = np.stack([to_network_input(images[i], placements[i]) for i in chunk])
+                batch = np.stack([to_canvas(images[i], placements[i]) for i in chunk])
                 boxes, scores, landmarks = self.forward(batch)
                 for row, i in enumerate(chunk):
                     height, width = images[i].shape[:2]

@@ -1,6 +1,6 @@
 """Forward functions: the decoded network as numpy in, numpy out, on ONNX Runtime or torch.
 
-A forward maps a ``(B, 3, H, W)`` float32 batch (BGR minus the mean) to ``boxes (B, K, 4)``,
+A forward maps a ``(B, 3, H, W)`` uint8 BGR canvas batch (:mod:`facelocal.contract`) to ``boxes (B, K, 4)``,
 ``scores (B, K)`` and ``landmarks (B, K, 10)`` in canvas pixels. The ONNX Runtime half imports no torch.
 """
 

@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.backends.triton_config import INPUT_NAME, compact_model_shape, read_model_config  # noqa: E402
+from facelocal.contract import INPUT_NAME  # noqa: E402
+from service.backends.triton_config import compact_model_shape, read_model_config  # noqa: E402
 
 DEFAULT_CONFIG = ROOT / "model_repository" / "retinaface_trt" / "config.pbtxt"
 WORKSPACE_BYTES = 4 << 30

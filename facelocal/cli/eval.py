@@ -54,13 +54,14 @@ def _build_detector(args: argparse.Namespace, **kwargs):
     import tempfile
 
     from facelocal.cli.common import load_torch_model, weights_from_args
+    from facelocal.contract import PRESET_KEY
     from facelocal.detector import Detector
     from facelocal.export import export_onnx
     from facelocal.runtime import onnxruntime_session
     from facelocal.weights import file_sha256
 
     if args.onnx:
-        preset = onnxruntime_session(args.onnx).get_modelmeta().custom_metadata_map.get("facelocal.config")
+        preset = onnxruntime_session(args.onnx).get_modelmeta().custom_metadata_map.get(PRESET_KEY)
         about = {"model": str(args.onnx), "sha256": file_sha256(args.onnx), "preset": preset, "runtime": "onnxruntime"}
         return Detector.from_onnx(args.onnx, **kwargs), about
     weights, model = weights_from_args(args), load_torch_model(args)

@@ -24,7 +24,7 @@ class InferenceBackend(Protocol):
     fixed_canvas: int | None
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(B, 3, H, W)`` float32 BGR-minus-mean to ``boxes (B, K, 4)``, ``scores (B, K)`` and
+        """``(B, 3, H, W)`` uint8 BGR canvases (:mod:`facelocal.contract`) to ``boxes (B, K, 4)``, ``scores (B, K)`` and
         ``landmarks (B, K, 10)`` in canvas pixels.
 
         Must not block the event loop. Raises ``ServiceError`` 503 ``backend_unavailable`` when the

@@ -114,17 +114,18 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     import onnxruntime
 
     from facelocal.config import SERVE_POSTPROCESS
+    from facelocal.contract import PRESET_KEY
     from facelocal.imageio import load_image
     from facelocal.postprocess import select_faces
-    from facelocal.preprocess import ResizePolicy, to_network_input
+    from facelocal.preprocess import ResizePolicy, to_canvas
 
     metadata = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
-    assert metadata["facelocal.config"] == DEFAULT_CONFIG
+    assert metadata[PRESET_KEY] == DEFAULT_CONFIG
     # The service's path: ONNX Runtime on the exported graph finds what `facelocal detect` found.
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     rgb = load_image(labelled_photos[0].path)
     placement = ResizePolicy().plan(rgb.shape[1], rgb.shape[0])
-    boxes, scores, landmarks = session.run(None, {"images": to_network_input(rgb, placement)[None]})
+    boxes, scores, landmarks = session.run(None, {"images": to_canvas(rgb, placement)[None]})
     height, width = rgb.shape[:2]
     onnx_faces = select_faces(boxes[0], scores[0], landmarks[0], placement, width, height, SERVE_POSTPROCESS)
     torch_boxes = np.array([face["box"] for face in results[0]["faces"]], np.float32)
