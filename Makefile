@@ -8,7 +8,7 @@ MODEL ?= artifacts/model.onnx
 EXPORT_ARGS := --weights $(WEIGHTS)$(if $(PRESET), --config $(PRESET))
 PYTEST_ARGS ?=
 
-.PHONY: setup serve test test-slow model clean FORCE
+.PHONY: setup serve test test-slow screenshot model clean FORCE
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ serve: $(MODEL)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The README's picture of the try-it page, from the browser test that checks it.
+screenshot: $(VENV)/.installed
+	FACELOCAL_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/web -k selfie_group $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

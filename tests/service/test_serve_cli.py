@@ -13,7 +13,7 @@ import pytest
 
 from facelocal.cli import main
 from tests.ports import free_port
-from tests.service.helpers import client, photo_bytes
+from tests.service.helpers import client, photo_bytes, wait_ready
 
 SERVE = "import sys; from facelocal.cli import main; sys.exit(main())"
 
@@ -35,19 +35,6 @@ def test_flags_override_environment(monkeypatch) -> None:
     assert (settings.max_batch_size, settings.http_port, settings.max_delay_ms, settings.grpc_port) == (3, 9100, 2.5, 50051)
 
 
-def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("facelocal serve did not become ready")
-
-
 def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None:
     http_port, grpc_port = free_port(), free_port()
     command = [
@@ -57,7 +44,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{http_port}"
     try:
-        _wait_ready(url, process)
+        wait_ready(url, process)
         responses: list[httpx.Response] = []
         files = [("images", (f"{i}.jpg", photo_bytes(), "image/jpeg")) for i in range(8)]
 
