@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WEIGHTS ?= ../shared/data/weights/mobilenet0.25_Final.pth
 PRESET ?=
 MODEL ?= artifacts/model.onnx
-EXPORT_ARGS := --weights $(WEIGHTS)$(if $(PRESET), --config $(PRESET))
+EXPORT_ARGS := --weights $(WEIGHTS)$(if $(PRESET), --preset $(PRESET))
 PYTEST_ARGS ?=
 
 .PHONY: setup serve test test-slow screenshot model clean FORCE

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = compact_model_shape(read_model_config(args.repository / args.model / "config.pbtxt"))
     out = args.out or args.repository / args.model / "1" / "model.onnx"
     command = [sys.executable, "-m", "facelocal.cli", "export", "onnx", "--out", str(out),
-               "--config", shape.preset, "--canvas", str(shape.canvas), "--top-k", str(shape.top_k)]
+               "--preset", shape.preset, "--canvas", str(shape.canvas), "--top-k", str(shape.top_k)]
     if args.weights:
         command += ["--weights", args.weights]
     subprocess.run(command, check=True)

@@ -27,7 +27,7 @@ def test_missing_model_says_how_to_export_it(tmp_path, capsys) -> None:
 
 def test_flags_override_environment(monkeypatch) -> None:
     from facelocal.cli import build_parser
-    from facelocal.cli.serve import build_settings
+    from service.cli import build_settings
 
     monkeypatch.setenv("FACELOCAL_MAX_BATCH_SIZE", "3")
     monkeypatch.setenv("FACELOCAL_HTTP_PORT", "9001")
@@ -76,7 +76,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None
 
 
 def test_serve_weights_exports_once_into_a_cache_keyed_by_content(tmp_path, monkeypatch, weights_path) -> None:
-    from facelocal.cli.serve import export_cached
+    from service.cli import export_cached
     from facelocal.weights import file_sha256
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -88,3 +88,14 @@ def test_serve_weights_exports_once_into_a_cache_keyed_by_content(tmp_path, monk
     with pytest.warns(UserWarning):
         assert export_cached(weights_path, "mobilenet0.25-1mb").name.endswith("-mobilenet0.25-1mb.onnx")
     assert main(["serve", "--weights", str(weights_path), "--model-path", "x.onnx"]) == 2
+
+
+def test_every_setting_is_a_flag_with_its_description() -> None:
+    from facelocal.cli import build_parser
+    from service.settings import Settings
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]
+    flags = {option: action for action in serve._actions for option in action.option_strings}
+    for name, field in Settings.model_fields.items():
+        action = flags[f"--{name.replace('_', '-')}"]
+        assert action.dest == name and field.description in action.help and f"FACELOCAL_{name.upper()}" in action.help

@@ -1,53 +1,60 @@
 """``facelocal serve``: REST (port 8000) and gRPC (port 50051) in one process over the exported model.
 
-Settings come from ``FACELOCAL_*`` environment variables; flags override them. ``--weights`` serves a
-checkpoint directly: it is exported once (torch needed) into a cache keyed by the file's hash and preset.
+Every :class:`~service.settings.Settings` field is a flag (``--max-batch-size`` for ``max_batch_size``) and
+an environment variable (``FACELOCAL_MAX_BATCH_SIZE``); a flag given wins over the environment. ``--weights``
+serves a checkpoint directly: it is exported once (torch needed) into a cache keyed by the file's hash and
+preset. The ``facelocal`` command finds this module through the ``facelocal.commands`` entry point, so the
+library never imports the service.
 """
 
 from __future__ import annotations
 
 import argparse
+import types
+import typing
 from pathlib import Path
 
-from facelocal.config import PRESETS
+from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 
-# Flag name -> (Settings field, type, help). Unset flags leave the environment/default value alone.
-_FLAGS = {
-    "--host": ("host", str, "listen address (default 0.0.0.0)"),
-    "--http-port": ("http_port", int, "REST port (default 8000)"),
-    "--grpc-port": ("grpc_port", int, "gRPC port (default 50051)"),
-    "--backend": ("backend", str, "onnxruntime (default, in process) or triton"),
-    "--model-path": ("model_path", Path, "ONNX model for the onnxruntime backend (default artifacts/model.onnx)"),
-    "--model-name": ("model_name", str, "reported model name (default: from the ONNX metadata)"),
-    "--triton-url": ("triton_url", str, "Triton address host:port (default 127.0.0.1:8001)"),
-    "--triton-model": ("triton_model", str, "model name in the Triton repository (default retinaface)"),
-    "--canvas-size": ("canvas_size", int, "square letterbox canvas (default 640)"),
-    "--max-batch-size": ("max_batch_size", int, "most images per inference (default 8)"),
-    "--max-delay-ms": ("max_delay_ms", float, "longest wait for a batch to fill (default 5)"),
-    "--max-queue": ("max_queue", int, "queued images before 503 queue_full (default 64)"),
-    "--max-body-bytes": ("max_body_bytes", int, "largest request body (default 20 MiB)"),
-    "--intra-op-threads": ("intra_op_threads", int, "ONNX Runtime threads (default 0: runtime's choice)"),
-}
+from facelocal.cli import CommandError
+from facelocal.cli.common import add_preset_argument
+from service.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="run the REST and gRPC service", description=__doc__)
-    for flag, (field, kind, text) in _FLAGS.items():
-        parser.add_argument(flag, dest=field, type=kind, help=text)
+    parser = subparsers.add_parser(
+        "serve", help="run the REST and gRPC service", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    settings = parser.add_argument_group("settings (flag, or FACELOCAL_<NAME> in the environment)")
+    for name, field in Settings.model_fields.items():
+        settings.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, **_argument_for(name, field))
     parser.add_argument("--weights", type=Path, help="serve this checkpoint (exported once into ~/.cache/facelocal)")
-    parser.add_argument("--config", choices=sorted(PRESETS), help="the checkpoint's preset (default: from the file)")
+    add_preset_argument(parser)
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.set_defaults(func=run)
 
 
-def build_settings(args: argparse.Namespace):
+def _argument_for(name: str, field: FieldInfo) -> dict:
+    """argparse keywords for one Settings field: its type or choices, and its description with the default."""
+    kind = field.annotation
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # ``X | None``: the flag gives an X
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    default = "unset" if field.default is None else field.default
+    text = f"{field.description} (default: {default}; env {Settings.model_config['env_prefix']}{name.upper()})"
+    if typing.get_origin(kind) is typing.Literal:
+        return {"choices": typing.get_args(kind), "help": text}
+    if kind is bool:
+        return {"action": argparse.BooleanOptionalAction, "help": text}
+    return {"type": str if kind is SecretStr else kind, "help": text, "metavar": name.upper()}
+
+
+def build_settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by the flags that were given."""
     from pydantic import ValidationError
 
-    from facelocal.cli import CommandError
-    from service.settings import Settings
-
-    overrides = {field: value for field, *_ in _FLAGS.values() if (value := getattr(args, field)) is not None}
+    overrides = {name: value for name in Settings.model_fields if (value := getattr(args, name, None)) is not None}
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -56,7 +63,6 @@ def build_settings(args: argparse.Namespace):
 
 def export_cached(weights: Path, preset: str | None) -> Path:
     """The ONNX export of ``weights``, made on first use; a clear error when torch is not installed."""
-    from facelocal.cli import CommandError
     from facelocal.weights import exported_model_path, preset_for
 
     if not weights.is_file():
@@ -86,18 +92,16 @@ def export_cached(weights: Path, preset: str | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from facelocal.cli import CommandError
-
     if args.weights is not None:
         if args.model_path is not None:
             raise CommandError("pass --weights or --model-path, not both")
-        args.model_path = export_cached(args.weights, args.config)
+        args.model_path = export_cached(args.weights, args.preset)
     settings = build_settings(args)
     if settings.backend == "onnxruntime" and not settings.model_path.is_file():
         raise CommandError(
             f"model file {settings.model_path} not found. Export it first:\n"
             f"  facelocal export onnx --out {settings.model_path}\n"
-            "or point --model-path (FACELOCAL_MODEL_PATH) at an exported model."
+            "or point --model-path (FACELOCAL_MODEL_PATH) at an exported model, or serve a checkpoint with --weights."
         )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from service.app import run as run_service
