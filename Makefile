@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WEIGHTS ?= ../shared/data/weights/mobilenet0.25_Final.pth
+PRESET ?=
 MODEL ?= artifacts/model.onnx
+EXPORT_ARGS := --weights $(WEIGHTS)$(if $(PRESET), --preset $(PRESET))
 # FaceMesh for return_mesh: exported when the .tflite is there; the service finds artifacts/facemesh.onnx itself.
 MESH_WEIGHTS ?= ../shared/data/weights/facemesh/face_landmark.tflite
 MESH_MODEL ?= artifacts/facemesh.onnx
 MESH_TARGET := $(if $(wildcard $(MESH_WEIGHTS)),$(MESH_MODEL))
 PYTEST_ARGS ?=
 
-.PHONY: setup serve test test-slow model clean
+.PHONY: setup serve test test-slow screenshot model clean FORCE
 
 setup: $(VENV)/.installed
 
@@ -20,13 +22,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps "nvidia-pytriton==0.7.0"  # tritonserver for tests/triton; see pyproject.toml
 	touch $@
 
-# Export the ONNX models the service runs (torch is needed for this step only): the detector, and FaceMesh
-# (return_mesh) when $(MESH_WEIGHTS) exists; without it the service answers return_mesh with 422.
+# Export the ONNX models the service runs (torch is needed for this step only): the detector, redone when the
+# weights file changes or when WEIGHTS or PRESET name another one (the stamp holds the export's arguments), and
+# FaceMesh (return_mesh) when $(MESH_WEIGHTS) exists; without it the service answers return_mesh with 422.
 model: $(MODEL) $(MESH_TARGET)
-$(MODEL): $(VENV)/.installed
-	$(BIN)/facelocal export onnx --weights $(WEIGHTS) --out $(MODEL)
+$(MODEL): $(WEIGHTS) $(MODEL).args $(VENV)/.installed
+	$(BIN)/facelocal export onnx $(EXPORT_ARGS) --out $(MODEL)
 
-$(MESH_MODEL): $(VENV)/.installed $(MESH_WEIGHTS)
+$(MODEL).args: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(EXPORT_ARGS)' | cmp -s - $@ || echo '$(EXPORT_ARGS)' > $@
+
+$(MESH_MODEL): $(MESH_WEIGHTS) $(VENV)/.installed
 	$(BIN)/facelocal export onnx --mesh --mesh-weights $(MESH_WEIGHTS) --out $(MESH_MODEL)
 
 serve: $(MODEL) $(MESH_TARGET)
@@ -34,6 +41,10 @@ serve: $(MODEL) $(MESH_TARGET)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The README's picture of the try-it page, from the browser test that checks it.
+screenshot: $(VENV)/.installed
+	FACELOCAL_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/web -k selfie_group $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from PIL import Image
 from facelocal.config import SERVE_POSTPROCESS, PostprocessConfig
 from facelocal.imageio import decode_image
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import Placement, to_network_input
+from facelocal.preprocess import Placement, to_canvas
+from facelocal.runtime import Forward
 
 SIZES: dict[str, tuple[int, int]] = {"vga": (640, 480), "hd": (1920, 1080), "4k": (4096, 2160)}
 STAGES = ("decode", "preprocess", "forward", "postprocess", "total")
@@ -27,9 +28,6 @@ BACKENDS = ("onnxruntime", "torch")
 
 # RetinaFace paper, Table 5: MobileNet-0.25 on CPU, milliseconds (no 4K, no multi-thread HD figure).
 PAPER_MS: dict[tuple[str, str], float] = {("vga", "1"): 17.2, ("hd", "1"): 130.4, ("vga", "all"): 5.5}
-
-Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-
 
 def make_jpeg(photo: Path, width: int, height: int, quality: int = 90) -> bytes:
     """``photo`` scaled to cover ``width x height``, centre-cropped, encoded as JPEG in memory."""
@@ -47,36 +45,6 @@ def thread_count(spec: str) -> int:
     return len(os.sched_getaffinity(0)) if spec == "all" else int(spec)
 
 
-def onnxruntime_forward(model_path: Path, threads: int) -> Forward:
-    """An ORT session with full graph optimisation and ``threads`` intra-op threads, as a forward function."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-
-    def forward(batch: np.ndarray):
-        return tuple(session.run(None, {input_name: batch}))
-
-    return forward
-
-
-def torch_forward(model, threads: int) -> Forward:
-    """Torch eager on ``model`` (a ``DecodedRetinaFace``) with ``threads`` intra-op threads."""
-    import torch
-
-    def forward(batch: np.ndarray):
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            return tuple(t.numpy() for t in model(torch.from_numpy(batch)))
-
-    return forward
-
-
 def time_pipeline(
     jpeg: bytes, forward: Forward, postprocess: PostprocessConfig = SERVE_POSTPROCESS
 ) -> tuple[dict[str, float], int]:
@@ -86,7 +54,7 @@ def time_pipeline(
     rgb = decode_image(jpeg)
     t1 = clock()
     height, width = rgb.shape[:2]
-    batch = to_network_input(rgb, Placement(1.0, width, height, width, height))[None]
+    batch = to_canvas(rgb, Placement(1.0, width, height, width, height))[None]
     t2 = clock()
     boxes, scores, landmarks = forward(batch)
     t3 = clock()
@@ -241,6 +209,7 @@ def run_mesh_benchmark(
     from tqdm import tqdm
 
     from facelocal.facemesh import MESH_MIN_FACE, OnnxFaceMesh, crop_faces, mesh_eligible, project_vertices
+    from facelocal.runtime import onnxruntime_forward
 
     min_face = MESH_MIN_FACE if min_face is None else min_face
     jpeg = Path(photo).read_bytes()
@@ -251,7 +220,7 @@ def run_mesh_benchmark(
         forward = onnxruntime_forward(detector_onnx, count)
         height, width = rgb.shape[:2]
         placement = Placement(1.0, width, height, width, height)
-        boxes, scores, landmarks = forward(to_network_input(rgb, placement)[None])
+        boxes, scores, landmarks = forward(to_canvas(rgb, placement)[None])
         faces = select_faces(boxes[0], scores[0], landmarks[0], placement, width, height, SERVE_POSTPROCESS)
         faces = faces.select(np.nonzero(mesh_eligible(faces.boxes, min_face))[0])
         if len(faces) == 0:

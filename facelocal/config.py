@@ -12,13 +12,10 @@ Four presets ship with the library:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Backbone = Literal["mobilenet0.25", "resnet50"]
-
-# BGR mean the public weights were trained with; pixels are not scaled.
-BGR_MEAN: tuple[float, float, float] = (104.0, 117.0, 123.0)
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,6 @@ class ModelConfig:
     num_landmarks: int = 5
     dense: bool = False
     leaky_slope: float = 0.0
-    bgr_mean: tuple[float, float, float] = field(default=BGR_MEAN)
 
     @property
     def anchors_per_location(self) -> int:

@@ -1,4 +1,4 @@
-"""Batched inference with the torch network: images of any size in, one :class:`FaceDetections` each out."""
+"""Batched inference: images of any size in, one :class:`FaceDetections` each out, on torch or ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -7,49 +7,50 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
-from facelocal.facemesh import MESH_MIN_FACE, NUM_VERTICES, mesh_eligible, mesh_faces, to_unit_float
-from facelocal.models.decoded import DecodedRetinaFace
-from facelocal.models.facemesh import FaceMeshNet, load_facemesh
-from facelocal.models.retinaface import RetinaFace, load_pretrained
+from facelocal.facemesh import MESH_MIN_FACE, NUM_VERTICES, MeshInfer, OnnxFaceMesh, mesh_eligible, mesh_faces
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import ResizePolicy, to_network_input
+from facelocal.preprocess import ResizePolicy, to_canvas
+from facelocal.runtime import Forward, onnxruntime_forward, torch_forward
 from facelocal.types import FaceDetections
 from facelocal.weights import preset_for
 
 
 class Detector:
-    """Runs a :class:`RetinaFace` over RGB images.
+    """Runs a decoded RetinaFace forward (:mod:`facelocal.runtime`) over RGB images.
 
     Images whose canvases share a shape (always so under a letterbox policy) go through the network as one
     batch; others are grouped by shape, so no image is padded beyond its own canvas.
 
-    With a ``mesh`` model (:class:`~facelocal.models.facemesh.FaceMeshNet`, see ``from_weights(mesh_weights=)``)
-    every face whose longer box side is at least ``mesh_min_face`` pixels also gets FaceMesh's 468 vertices and
-    presence score (``FaceDetections.meshes`` / ``mesh_scores``; NaN for smaller faces).
+    With a ``mesh`` stage (a :data:`~facelocal.facemesh.MeshInfer`: FaceMesh in torch, see
+    ``from_weights(mesh_weights=)``, or its ONNX export, ``from_onnx(mesh_model_path=)``) every face whose longer
+    box side is at least ``mesh_min_face`` pixels also gets FaceMesh's 468 vertices and presence score
+    (``FaceDetections.meshes`` / ``mesh_scores``; NaN for smaller faces).
     """
 
     def __init__(
         self,
-        model: RetinaFace,
+        forward: Forward,
         postprocess: PostprocessConfig = SERVE_POSTPROCESS,
         resize: ResizePolicy = ResizePolicy(),
         max_batch_size: int = 16,
-        mesh: FaceMeshNet | None = None,
+        mesh: MeshInfer | None = None,
         mesh_min_face: float = MESH_MIN_FACE,
     ) -> None:
-        self.network = DecodedRetinaFace(model.eval())
+        self.forward = forward
         self.postprocess = postprocess
         self.resize = resize
         self.max_batch_size = max_batch_size
-        self.mesh = None if mesh is None else mesh.eval()
+        self.mesh = mesh
         self.mesh_min_face = mesh_min_face
 
-    @property
-    def config(self) -> ModelConfig:
-        return self.network.model.config
+    @classmethod
+    def from_model(cls, model, **kwargs) -> Detector:
+        """Torch eager over a :class:`~facelocal.models.retinaface.RetinaFace`."""
+        from facelocal.models.decoded import DecodedRetinaFace
+
+        return cls(torch_forward(DecodedRetinaFace(model.eval())), **kwargs)
 
     @classmethod
     def from_weights(
@@ -59,17 +60,35 @@ class Detector:
         mesh_weights: str | Path | None = None,
         **kwargs,
     ) -> Detector:
-        """Load a checkpoint in the public format (``strict=True``) and wrap it; with ``mesh_weights`` (MediaPipe's
-        ``face_landmark.tflite``) also the FaceMesh stage.
+        """Load a checkpoint in the public format (``strict=True``) and run it with torch; with ``mesh_weights``
+        (MediaPipe's ``face_landmark.tflite``) also the FaceMesh stage, in torch.
 
         Without ``config`` the preset comes from the file (:func:`facelocal.weights.preset_for`).
         """
+        from facelocal.models.retinaface import load_pretrained
+
         if not isinstance(config, ModelConfig):
             config = get_config(preset_for(weights, config))
-        mesh = load_facemesh(mesh_weights) if mesh_weights is not None else None
-        return cls(load_pretrained(config, weights), mesh=mesh, **kwargs)
+        if mesh_weights is not None:
+            from facelocal.models.facemesh import load_facemesh, torch_mesh_infer
 
-    @torch.inference_mode()
+            kwargs["mesh"] = torch_mesh_infer(load_facemesh(mesh_weights))
+        return cls.from_model(load_pretrained(config, weights), **kwargs)
+
+    @classmethod
+    def from_onnx(
+        cls, model_path: str | Path, threads: int = 0, mesh_model_path: str | Path | None = None, **kwargs
+    ) -> Detector:
+        """An exported model (``facelocal export onnx``, dynamic size) on ONNX Runtime, with the FaceMesh export
+        (``facelocal export onnx --mesh``) when ``mesh_model_path`` is given; needs no torch."""
+        if mesh_model_path is not None:
+            kwargs["mesh"] = OnnxFaceMesh(mesh_model_path, threads=threads, rows_at_once=1)
+        return cls(onnxruntime_forward(model_path, threads), **kwargs)
+
+    def with_resize(self, resize: ResizePolicy) -> Detector:
+        """The same network, post-processing and mesh stage under another resize policy."""
+        return Detector(self.forward, self.postprocess, resize, self.max_batch_size, self.mesh, self.mesh_min_face)
+
     def detect(self, images: Sequence[np.ndarray]) -> list[FaceDetections]:
         """Find faces in ``(H, W, 3)`` uint8 RGB images; results come back in input order."""
         placements = [self.resize.plan(image.shape[1], image.shape[0]) for image in images]
@@ -80,8 +99,8 @@ class Detector:
         for indices in groups.values():
             for start in range(0, len(indices), self.max_batch_size):
                 chunk = indices[start : start + self.max_batch_size]
-                batch = np.stack([to_network_input(images[i], placements[i]) for i in chunk])
-                boxes, scores, landmarks = (t.numpy() for t in self.network(torch.from_numpy(batch)))
+                batch = np.stack([to_canvas(images[i], placements[i]) for i in chunk])
+                boxes, scores, landmarks = self.forward(batch)
                 for row, i in enumerate(chunk):
                     height, width = images[i].shape[:2]
                     results[i] = select_faces(
@@ -91,20 +110,15 @@ class Detector:
             results = [self.add_meshes(image, faces) for image, faces in zip(images, results)]
         return results
 
-    @torch.inference_mode()
     def add_meshes(self, rgb: np.ndarray, faces: FaceDetections) -> FaceDetections:
         """``faces`` of ``rgb`` with FaceMesh vertices and presence scores (NaN for faces under ``mesh_min_face``)."""
         if self.mesh is None:
-            raise ValueError("this Detector has no mesh model (Detector.from_weights(..., mesh_weights=PATH))")
+            raise ValueError("this Detector has no mesh stage (Detector.from_weights(..., mesh_weights=PATH))")
         meshes = np.full((len(faces), NUM_VERTICES, 3), np.nan, np.float32)
         mesh_scores = np.full((len(faces),), np.nan, np.float32)
         eligible = np.nonzero(mesh_eligible(faces.boxes, self.mesh_min_face))[0]
         if len(eligible):
-            def infer(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                vertices, logits = self.mesh(torch.from_numpy(to_unit_float(crops)))
-                return vertices.numpy(), logits.numpy()
-
             meshes[eligible], mesh_scores[eligible] = mesh_faces(
-                rgb, faces.boxes[eligible], faces.landmarks[eligible], infer, max_batch=self.max_batch_size
+                rgb, faces.boxes[eligible], faces.landmarks[eligible], self.mesh, max_batch=self.max_batch_size
             )
         return FaceDetections(faces.boxes, faces.scores, faces.landmarks, faces.width, faces.height, meshes, mesh_scores)

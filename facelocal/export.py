@@ -7,11 +7,9 @@ from pathlib import Path
 
 import torch
 
+from facelocal.contract import DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRESET_KEY, TOP_K_KEY
 from facelocal.models.decoded import DecodedRetinaFace
 from facelocal.models.retinaface import RetinaFace
-
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("boxes", "scores", "landmarks")
 
 
 def export_onnx(
@@ -25,16 +23,16 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` with its decode as ONNX.
 
-    Input ``images``: ``(B, 3, H, W)`` float32, BGR minus the mean. Outputs ``boxes`` ``(B, K, 4)``,
-    ``scores`` ``(B, K)`` and ``landmarks`` ``(B, K, 10)`` in canvas pixels, where K is every anchor, or
-    the ``top_k`` best sorted by score. With ``dynamic`` the batch, height and width are free; otherwise
-    only the batch is, and the canvas is fixed (what Triton's batcher needs).
+    Input and outputs as :mod:`facelocal.contract` says: uint8 BGR canvases in (the graph subtracts the mean),
+    faces in canvas pixels out, every anchor or the ``top_k`` best sorted by score. With ``dynamic`` the
+    batch, height and width are free; otherwise only the batch is, and the canvas is fixed (what Triton's
+    batcher needs). This is the one recipe for every serving graph: ``make model``, Docker and Triton.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = DecodedRetinaFace(model.eval(), top_k=top_k).eval()
     height, width = canvas
-    example = torch.zeros(1, 3, height, width)
+    example = torch.zeros(1, 3, height, width, dtype=torch.uint8)
     axes = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
     if dynamic:
         axes[INPUT_NAME].update({2: "height", 3: "width"})
@@ -60,9 +58,9 @@ def _stamp_metadata(path: Path, model: RetinaFace, top_k: int | None) -> None:
     import onnx
 
     proto = onnx.load(str(path))
-    entries = {"facelocal.config": model.config.name, "facelocal.dense": str(model.config.dense).lower()}
+    entries = {PRESET_KEY: model.config.name, DENSE_KEY: str(model.config.dense).lower()}
     if top_k is not None:
-        entries["facelocal.top_k"] = str(top_k)
+        entries[TOP_K_KEY] = str(top_k)
     for key, value in entries.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))

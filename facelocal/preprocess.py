@@ -1,4 +1,4 @@
-"""Resize policies and the input normalisation the public weights were trained with.
+"""Resize policies and the canvas the network takes (:mod:`facelocal.contract`).
 
 Numpy and Pillow only: the serving path shares this module without importing torch.
 """
@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from facelocal.config import BGR_MEAN
+from facelocal.contract import BGR_MEAN, INPUT_DTYPE
 
 ResizeMode = Literal["original", "long", "letterbox"]
 
@@ -69,11 +69,11 @@ class Placement:
         return coords / np.float32(self.scale) if self.scale != 1.0 else coords
 
 
-def to_network_input(rgb: np.ndarray, placement: Placement | None = None) -> np.ndarray:
-    """An RGB ``(H, W, 3)`` uint8 image to the network's ``(3, canvas_h, canvas_w)`` float32 input.
+def to_canvas(rgb: np.ndarray, placement: Placement | None = None) -> np.ndarray:
+    """An RGB ``(H, W, 3)`` uint8 image to the network's ``(3, canvas_h, canvas_w)`` uint8 BGR canvas.
 
-    Channels are reordered to BGR and the mean (104, 117, 123) is subtracted, with no scaling, as the
-    public weights were trained. Padding is zero after the subtraction, i.e. the mean colour.
+    The image is resized as ``placement`` says and put at the top-left; the rest is the mean colour, which
+    the graph's mean subtraction turns into zeros.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
@@ -81,10 +81,10 @@ def to_network_input(rgb: np.ndarray, placement: Placement | None = None) -> np.
     placement = placement or Placement(1.0, width, height, width, height)
     if (placement.resized_w, placement.resized_h) != (width, height):
         rgb = np.asarray(Image.fromarray(rgb).resize((placement.resized_w, placement.resized_h), Image.BILINEAR))
-    out = np.zeros((3, placement.canvas_h, placement.canvas_w), np.float32)
     h, w = placement.resized_h, placement.resized_w
-    # Reorder to BGR planes while still uint8 (a quarter of the bytes of float32), then cast and subtract in
-    # one contiguous pass: about 1.5x faster than three strided per-channel passes on HD and 4K frames.
-    planes = np.ascontiguousarray(rgb.transpose(2, 0, 1)[::-1])
-    np.subtract(planes, np.asarray(BGR_MEAN, np.float32)[:, None, None], out=out[:, :h, :w], dtype=np.float32)
+    if (h, w) == (placement.canvas_h, placement.canvas_w):
+        return np.ascontiguousarray(rgb.transpose(2, 0, 1)[::-1])
+    out = np.empty((3, placement.canvas_h, placement.canvas_w), INPUT_DTYPE)
+    out[:] = np.asarray(BGR_MEAN, INPUT_DTYPE)[:, None, None]
+    out[:, :h, :w] = rgb.transpose(2, 0, 1)[::-1]
     return out

@@ -1,4 +1,4 @@
-"""Test-time augmentation over the torch :class:`~facelocal.detector.Detector`, as in the paper's testing
+"""Test-time augmentation over a :class:`~facelocal.detector.Detector`, as in the paper's testing
 details: horizontal flip, multi-scale, and box voting on the union of every view at IoU 0.4.
 
 The network-free pieces live in :mod:`facelocal.tta_ops` so that the serving path can reuse them.
@@ -51,10 +51,6 @@ class AugmentedDetector:
         self.detector = detector
         self.config = config
 
-    def _detector_for(self, resize: ResizePolicy) -> Detector:
-        base = self.detector
-        return Detector(base.network.model, base.postprocess, resize, base.max_batch_size)
-
     def detect_one(self, rgb: np.ndarray) -> FaceDetections:
         """Faces in one ``(H, W, 3)`` uint8 RGB image, in its pixels."""
         if not self.config.enabled:
@@ -62,7 +58,7 @@ class AugmentedDetector:
         height, width = rgb.shape[:2]
         detectors = [self.detector]
         if self.config.multiscale:
-            detectors += [self._detector_for(ResizePolicy("long", s)) for s in self.config.scales.long_sides(width, height)]
+            detectors += [self.detector.with_resize(ResizePolicy("long", s)) for s in self.config.scales.long_sides(width, height)]
         views = []
         for detector in detectors:
             views.append(detector.detect([rgb])[0])

@@ -14,6 +14,7 @@ WEIGHTS_ENV = "FACELOCAL_WEIGHTS"
 MESH_WEIGHTS_ENV = "FACELOCAL_MESH_WEIGHTS"
 # The config file's [weights] key for MediaPipe's face_landmark.tflite (the FaceMesh stage).
 MESH_WEIGHTS_KEY = "facemesh"
+CACHE_ENV = "XDG_CACHE_HOME"
 CONFIG_ENV = "FACELOCAL_CONFIG"
 DEFAULT_CONFIG_FILE = Path("~/.config/facelocal/config.toml")
 
@@ -116,3 +117,12 @@ def resolve_mesh_weights(explicit: str | os.PathLike | None = None) -> Path:
         f"no FaceMesh model: pass --mesh-weights PATH (MediaPipe's face_landmark.tflite), set ${MESH_WEIGHTS_ENV}, "
         f'or add [weights] {MESH_WEIGHTS_KEY} = "PATH" to {path}. See the README section "Dense face mesh".'
     )
+
+
+def exported_model_path(weights: str | os.PathLike, preset: str) -> Path:
+    """Where ``facelocal serve --weights`` keeps the ONNX export of ``weights`` under ``preset``.
+
+    Keyed by the file's content and the preset, so a changed file or preset never reuses a stale export.
+    """
+    cache = Path(os.environ.get(CACHE_ENV) or "~/.cache").expanduser() / "facelocal" / "models"
+    return cache / f"{file_sha256(weights)[:16]}-{preset}.onnx"

@@ -28,12 +28,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facelocal.config import BGR_MEAN, DEFAULT_CONFIG, SERVE_POSTPROCESS, get_config  # noqa: E402
+from facelocal.config import DEFAULT_CONFIG, SERVE_POSTPROCESS, get_config  # noqa: E402
+from facelocal.contract import OUTPUT_NAMES, PRESET_KEY, TOP_K_KEY  # noqa: E402
 from facelocal.imageio import load_image  # noqa: E402
 from facelocal.models import build_model, load_pretrained  # noqa: E402
 from facelocal.models.decoded import DecodedRetinaFace  # noqa: E402
 from facelocal.postprocess import box_iou, select_faces  # noqa: E402
-from facelocal.preprocess import ResizePolicy, to_network_input  # noqa: E402
+from facelocal.preprocess import ResizePolicy, to_canvas  # noqa: E402
 
 # (name, width, height) as in the RetinaFace paper's timing table.
 RESOLUTIONS = {"VGA": (640, 480), "HD": (1920, 1080), "4K": (4096, 2160)}
@@ -50,8 +51,8 @@ def parity(weights: Path, onnx_path: Path, images: list[Path], all_half: bool = 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     metadata = session.get_modelmeta().custom_metadata_map
     canvas_size = session.get_inputs()[0].shape[2]
-    network = load_pretrained(get_config(metadata["facelocal.config"]), weights)
-    network = DecodedRetinaFace(network, top_k=int(metadata["facelocal.top_k"])).cuda().eval()
+    network = load_pretrained(get_config(metadata[PRESET_KEY]), weights)
+    network = DecodedRetinaFace(network, top_k=int(metadata[TOP_K_KEY])).cuda().eval()
     if all_half:
         network = network.half()
     report = []
@@ -59,10 +60,8 @@ def parity(weights: Path, onnx_path: Path, images: list[Path], all_half: bool = 
         rgb = load_image(path)
         height, width = rgb.shape[:2]
         placement = ResizePolicy("letterbox", canvas_size).plan(width, height)
-        canvas = to_network_input(rgb, placement)[None]
-        pixels = canvas + np.array(BGR_MEAN, np.float32).reshape(1, 3, 1, 1)  # the graph may take uint8 pixels
-        feed = pixels.astype(np.uint8) if session.get_inputs()[0].type == "tensor(uint8)" else canvas
-        reference = session.run(["boxes", "scores", "landmarks"], {"images": feed})
+        canvas = to_canvas(rgb, placement)[None]
+        reference = session.run(list(OUTPUT_NAMES), {session.get_inputs()[0].name: canvas})
         tensor = torch.from_numpy(canvas).cuda()
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=not all_half):
             fp16 = [t.float().cpu().numpy() for t in network(tensor.half() if all_half else tensor)]

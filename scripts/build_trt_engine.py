@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from facelocal.contract import INPUT_NAME  # noqa: E402
 from service.backends.triton_config import (  # noqa: E402
-    INPUT_NAME,
     MESH_INPUT,
     compact_model_shape,
     is_mesh_config,

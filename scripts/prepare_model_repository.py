@@ -28,41 +28,6 @@ from service.backends.triton_config import (  # noqa: E402
 )
 
 
-def take_uint8_pixels(path: Path) -> None:
-    """Make the graph take BGR uint8 pixels: ``images`` (uint8) -> Cast -> minus the mean -> the network.
-
-    The service's float32 canvases are uint8 pixels minus an integer mean (padding is the mean colour),
-    so the uint8 form is lossless and a quarter of the bytes on the wire.
-    """
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from facelocal.config import BGR_MEAN
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    (network_input,) = graph.input
-    float_name = "images_float"
-    for node in graph.node:
-        node.input[:] = [float_name if name == network_input.name else name for name in node.input]
-    pixels = helper.make_tensor_value_info(network_input.name, TensorProto.UINT8, None)
-    pixels.type.tensor_type.shape.CopyFrom(network_input.type.tensor_type.shape)
-    mean = numpy_helper.from_array(np.array(BGR_MEAN, np.float32).reshape(1, 3, 1, 1), "bgr_mean")
-    prefix = [
-        helper.make_node("Cast", [network_input.name], ["images_cast"], to=TensorProto.FLOAT, name="pixels_to_float"),
-        helper.make_node("Sub", ["images_cast", "bgr_mean"], [float_name], name="subtract_mean"),
-    ]
-    graph.initializer.append(mean)
-    del graph.input[:]
-    graph.input.append(pixels)
-    new_nodes = prefix + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
@@ -84,14 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     shape = compact_model_shape(config)
     command = [sys.executable, "-m", "facelocal.cli", "export", "onnx", "--out", str(out),
-               "--config", shape.preset, "--canvas", str(shape.canvas), "--top-k", str(shape.top_k)]
+               "--preset", shape.preset, "--canvas", str(shape.canvas), "--top-k", str(shape.top_k)]
     if args.weights:
         command += ["--weights", args.weights]
     subprocess.run(command, check=True)
-    if shape.pixels_uint8:
-        take_uint8_pixels(out)
-    pixels = "uint8" if shape.pixels_uint8 else "float32"
-    print(f"{args.model}: {shape.preset}, {pixels} {shape.canvas}x{shape.canvas} canvas, top {shape.top_k}, batch <= {shape.max_batch_size}")
+    print(f"{args.model}: {shape.preset}, uint8 {shape.canvas}x{shape.canvas} canvas, top {shape.top_k}, batch <= {shape.max_batch_size}")
     return 0
 
 

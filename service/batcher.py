@@ -76,7 +76,7 @@ class MicroBatcher:
         self._worker = None
 
     async def submit(self, tensor: np.ndarray) -> BatchOutput:
-        """Queue one ``(3, S, S)`` float32 canvas and wait for its share of a batch."""
+        """Queue one ``(3, S, S)`` uint8 canvas and wait for its share of a batch."""
         if not self._accepting:
             raise unavailable("the service is not accepting work (starting or shutting down)", code="not_ready")
         pending = _Pending(tensor, asyncio.get_running_loop().create_future())

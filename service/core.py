@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from facelocal.config import PostprocessConfig
+from facelocal.contract import INPUT_DTYPE
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import Placement, ResizePolicy, to_network_input
+from facelocal.preprocess import Placement, ResizePolicy, to_canvas
 from facelocal.tta_ops import MultiScalePlan, box_voting, flip_image, unflip
 from facelocal.types import FaceDetections
 from service.alignment import align_face, encode_png_base64
@@ -93,7 +94,7 @@ class DetectionCore:
     async def start(self) -> None:
         """Start the batcher and run one warm-up inference; ready only if it succeeds."""
         self._batcher.start()
-        warm_up = np.zeros((1, 3, self.canvas_size, self.canvas_size), np.float32)
+        warm_up = np.zeros((1, 3, self.canvas_size, self.canvas_size), INPUT_DTYPE)
         boxes, scores, landmarks = await self.backend.infer(warm_up)
         if boxes.shape[:2] != scores.shape or landmarks.shape[:2] != scores.shape:
             raise RuntimeError(f"backend outputs disagree: {boxes.shape}, {scores.shape}, {landmarks.shape}")
@@ -165,10 +166,10 @@ class DetectionCore:
         started = time.perf_counter()
         rgb = decode(data, self.settings.max_pixels)
         placements = self._placements(rgb.shape[1], rgb.shape[0], options.tta_multiscale)
-        views = [_View(placement, to_network_input(rgb, placement), mirrored=False) for placement in placements]
+        views = [_View(placement, to_canvas(rgb, placement), mirrored=False) for placement in placements]
         if options.tta_flip:
             mirrored = np.ascontiguousarray(flip_image(rgb))
-            views += [_View(placement, to_network_input(mirrored, placement), mirrored=True) for placement in placements]
+            views += [_View(placement, to_canvas(mirrored, placement), mirrored=True) for placement in placements]
         return _Prepared(rgb, views, (time.perf_counter() - started) * 1000.0)
 
     def _placements(self, width: int, height: int, multiscale: bool) -> list[Placement]:

@@ -141,7 +141,7 @@ class BatchJSONRequest(DetectOptions):
 class ModelInfo(BaseModel):
     """The model the service runs."""
 
-    name: str = Field(..., description="model name, e.g. mobilenet0.25-1mb, facemesh")
+    name: str = Field(..., description="model name, e.g. mobilenet0.25, facemesh")
     role: str = Field("detector", description="detector (faces, boxes, landmarks) or mesh (return_mesh vertices)")
     backend: str = Field(..., description="inference backend: onnxruntime or triton")
     has_dense: bool = Field(..., description="whether return_mesh is available")

@@ -60,4 +60,4 @@ class Settings(BaseSettings):
     @field_validator("mesh_model_path", mode="before")
     @classmethod
     def _no_mesh(cls, value):
-        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+        return None if isinstance(value, (str, Path)) and str(value).strip().lower() in ("", "none") else value

@@ -1,26 +1,27 @@
 """The ``facelocal`` command. Each subcommand lives in its own module with ``register(subparsers)``;
-heavy imports (torch, the server) happen inside the command, so ``--help`` stays fast."""
+heavy imports (torch, the server) happen inside the command, so ``--help`` stays fast.
+
+Packages add subcommands through the ``facelocal.commands`` entry point group (the service adds ``serve``),
+so the library never imports them."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
 
-SUBCOMMAND_MODULES = ("detect", "export", "eval", "bench", "train", "serve")
+SUBCOMMAND_MODULES = ("detect", "export", "eval", "bench", "train")
+COMMANDS_ENTRY_POINT = "facelocal.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facelocal", description="RetinaFace face localisation")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"facelocal.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"facelocal.cli.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"facelocal.cli.{name}").register(subparsers)
+    for entry in entry_points(group=COMMANDS_ENTRY_POINT):
+        entry.load()(subparsers)
     return parser
 
 

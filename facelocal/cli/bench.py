@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from facelocal.cli.common import load_torch_model
     from facelocal.export import export_onnx
     from facelocal.models.decoded import DecodedRetinaFace
+    from facelocal.runtime import onnxruntime_forward, torch_forward
 
     if not args.photo.is_file():
         raise CommandError(f"photo {args.photo} not found (use --photo)")
@@ -69,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
         if "onnxruntime" in args.backends:
             onnx_path = export_onnx(model, Path(tmp) / "model.onnx")
             for threads in args.threads:
-                forwards[("onnxruntime", threads)] = bench.onnxruntime_forward(onnx_path, bench.thread_count(threads))
+                forwards[("onnxruntime", threads)] = onnxruntime_forward(onnx_path, bench.thread_count(threads))
         if "torch" in args.backends:
             network = DecodedRetinaFace(model.eval())
             for threads in args.threads:
-                forwards[("torch", threads)] = bench.torch_forward(network, bench.thread_count(threads))
+                forwards[("torch", threads)] = torch_forward(network, bench.thread_count(threads))
         results = bench.run_benchmark(jpegs, forwards, args.repeats)
     cpu = _cpu_model()
     print(f"CPU: {cpu}; {bench.thread_count('all')} usable threads; config {model.config.name}; {args.repeats} repeats; ms")

@@ -3,31 +3,45 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from facelocal.config import DEFAULT_CONFIG, PRESETS
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_preset_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--preset NAME`` (``--config`` is its old spelling, kept for one release)."""
+    fallback = f"the one a known checkpoint was trained with, else {DEFAULT_CONFIG}" if default is None else default
     parser.add_argument(
-        "--config",
-        choices=sorted(PRESETS),
-        help=f"model preset (default: the one a known checkpoint was trained with, else {DEFAULT_CONFIG})",
+        "--preset", "--config", dest="preset", default=default, choices=sorted(PRESETS),
+        help=f"model preset: anchors and activations the weights were trained with (default: {fallback})",
     )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    add_preset_argument(parser)
     parser.add_argument("--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the config file)")
 
 
+def weights_from_args(args: argparse.Namespace) -> Path:
+    """The checkpoint ``--weights``, ``$FACELOCAL_WEIGHTS`` or the config file names; else :class:`CommandError`."""
+    from facelocal.cli import CommandError
+    from facelocal.weights import WeightsNotFoundError, resolve_weights
+
+    try:
+        return resolve_weights(args.weights, args.preset)
+    except WeightsNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def load_torch_model(args: argparse.Namespace):
-    """Resolve the weights and load the network; user errors become :class:`CommandError`."""
+    """Load the network for :func:`weights_from_args`, its preset from the file unless ``--config`` is given."""
     from facelocal.cli import CommandError
     from facelocal.config import get_config
     from facelocal.models import load_pretrained
-    from facelocal.weights import WeightsNotFoundError, preset_for, resolve_weights
+    from facelocal.weights import preset_for
 
-    try:
-        weights = resolve_weights(args.weights, args.config)
-    except WeightsNotFoundError as exc:
-        raise CommandError(str(exc)) from None
-    preset = preset_for(weights, args.config)
+    weights = weights_from_args(args)
+    preset = preset_for(weights, args.preset)
     try:
         return load_pretrained(get_config(preset), weights)
     except RuntimeError as exc:

@@ -61,9 +61,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.mesh and (args.mesh_weights or args.mesh_min_face is not None):
         raise CommandError("--mesh-weights and --mesh-min-face need --mesh")
     postprocess = replace(SERVE_POSTPROCESS, score_threshold=args.score_threshold, nms_threshold=args.nms_threshold)
-    mesh = load_mesh_model(args)[0] if args.mesh else None
+    mesh = None
+    if args.mesh:
+        from facelocal.models.facemesh import torch_mesh_infer
+
+        mesh = torch_mesh_infer(load_mesh_model(args)[0])
     min_face = MESH_MIN_FACE if args.mesh_min_face is None else args.mesh_min_face
-    detector = Detector(load_torch_model(args), postprocess=postprocess, resize=resize, mesh=mesh, mesh_min_face=min_face)
+    detector = Detector.from_model(
+        load_torch_model(args), postprocess=postprocess, resize=resize, mesh=mesh, mesh_min_face=min_face
+    )
     for index, path in enumerate(args.images):
         try:
             rgb = load_image(path)

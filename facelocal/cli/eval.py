@@ -9,7 +9,7 @@ from pathlib import Path
 
 from facelocal.cli.common import add_model_arguments
 
-DEFAULT_VAL_IMAGES = Path("../shared/data/widerface/val_sample")
+DEFAULT_VAL_IMAGES = Path("../shared/data/widerface/val_sample/images")
 DEFAULT_GROUND_TRUTH = Path("../shared/data/widerface/ground_truth")
 
 
@@ -36,23 +36,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
+    parser.add_argument(
+        "--runtime",
+        choices=("onnxruntime", "torch"),
+        default="onnxruntime",
+        help="run the exported serving graph on ONNX Runtime (default, fast) or the torch network",
+    )
+    parser.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="evaluate this exported model (no torch)")
     parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
     parser.add_argument("--tta", default="", help="test-time augmentation: flip, multiscale or flip,multiscale")
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results as JSON")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images (sorted)")
 
 
-def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict, float]:
+def _build_detector(args: argparse.Namespace, **kwargs):
+    """The detector ``args`` ask for, and a description of it for the report (preset, runtime, weights hash)."""
+    import tempfile
+
+    from facelocal.cli.common import load_torch_model, weights_from_args
+    from facelocal.contract import PRESET_KEY
+    from facelocal.detector import Detector
+    from facelocal.export import export_onnx
+    from facelocal.runtime import onnxruntime_session
+    from facelocal.weights import file_sha256
+
+    if args.onnx:
+        preset = onnxruntime_session(args.onnx).get_modelmeta().custom_metadata_map.get(PRESET_KEY)
+        about = {"model": str(args.onnx), "sha256": file_sha256(args.onnx), "preset": preset, "runtime": "onnxruntime"}
+        return Detector.from_onnx(args.onnx, **kwargs), about
+    weights, model = weights_from_args(args), load_torch_model(args)
+    about = {"weights": str(weights), "sha256": file_sha256(weights), "preset": model.config.name}
+    if args.runtime == "torch":
+        return Detector.from_model(model, **kwargs), about | {"runtime": "torch"}
+    with tempfile.TemporaryDirectory() as tmp:  # the session holds the graph in memory once built
+        return Detector.from_onnx(export_onnx(model, f"{tmp}/model.onnx"), **kwargs), about | {"runtime": "onnxruntime"}
+
+
+def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict, float, dict]:
     """Run the detector (EVAL_POSTPROCESS, score 0.02) with the requested TTA over ``paths``.
 
-    Returns the detections by key and the mean seconds per image (decode excluded).
+    Images are decoded in a thread pool ahead of the network. Returns the detections by key, the mean
+    seconds per image (decode excluded) and the detector's description.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     from facelocal.cli import CommandError
-    from facelocal.cli.common import load_torch_model
     from facelocal.config import EVAL_POSTPROCESS
-    from facelocal.detector import Detector
     from facelocal.imageio import ImageDecodeError, load_image
     from facelocal.preprocess import ResizePolicy
     from facelocal.tta import AugmentedDetector, TTAConfig
@@ -62,17 +93,20 @@ def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict,
         tta = TTAConfig.parse(args.tta)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    detector = AugmentedDetector(Detector(load_torch_model(args), postprocess=EVAL_POSTPROCESS, resize=resize), tta)
+    base, about = _build_detector(args, postprocess=EVAL_POSTPROCESS, resize=resize)
+    detector = AugmentedDetector(base, tta)
     detections, seconds = {}, 0.0
-    for key, path in tqdm(paths.items(), desc="detect", unit="img"):
-        try:
-            rgb = load_image(path)
-        except (OSError, ImageDecodeError) as exc:
-            raise CommandError(f"{path}: {exc}") from None
-        start = time.perf_counter()
-        detections[key] = detector.detect_one(rgb)
-        seconds += time.perf_counter() - start
-    return detections, seconds / max(1, len(paths))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
+        decoded = [pool.submit(load_image, path) for path in paths.values()]
+        for (key, path), future in tqdm(zip(paths.items(), decoded), total=len(paths), desc="detect", unit="img"):
+            try:
+                rgb = future.result()
+            except (OSError, ImageDecodeError) as exc:
+                raise CommandError(f"{path}: {exc}") from None
+            start = time.perf_counter()
+            detections[key] = detector.detect_one(rgb)
+            seconds += time.perf_counter() - start
+    return detections, seconds / max(1, len(paths)), about
 
 
 def _limited(items: dict, limit: int | None) -> dict:
@@ -89,7 +123,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         ground_truth = load_ground_truth(args.gt)
     except FileNotFoundError as exc:
         raise CommandError(str(exc)) from None
-    seconds_per_image = None
+    seconds_per_image, about = None, {}
     if args.predictions:
         if not args.predictions.is_dir():
             raise CommandError(f"prediction folder {args.predictions} not found")
@@ -99,7 +133,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         if not args.images.is_dir():
             raise CommandError(f"no validation images at {args.images}: pass --images DIR (EVENT/NAME.jpg) or --predictions DIR")
         paths = _limited({f"{p.parent.name}/{p.stem}": p for p in args.images.glob("*/*.jpg")}, args.limit)
-        detections, seconds_per_image = _detect_all(args, paths)
+        detections, seconds_per_image, about = _detect_all(args, paths)
         predictions = {key: detections_to_xywhs(found) for key, found in detections.items()}
         if args.save_predictions:
             for key, faces in predictions.items():
@@ -124,7 +158,7 @@ def run_widerface(args: argparse.Namespace) -> int:
     if args.json:
         record = {
             "source": source,
-            "config": getattr(args, "config", None),
+            **about,
             "resize": args.resize,
             "tta": args.tta,
             "ms_per_image": None if seconds_per_image is None else 1000 * seconds_per_image,
@@ -136,19 +170,20 @@ def run_widerface(args: argparse.Namespace) -> int:
 
 def run_landmarks(args: argparse.Namespace) -> int:
     from facelocal.cli import CommandError
-    from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks, parse_labels
+    from facelocal.data.annotations import read_retinaface_labels
+    from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks
 
     if not args.labels.is_file():
         raise CommandError(f"labels file {args.labels} not found")
     try:
-        labels = parse_labels(args.labels)
+        labels = read_retinaface_labels(args.labels, args.images)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    labels = [image for image in labels if image.has_landmarks.any()]
+    labels = [image for image in labels if image.faces.has_landmarks.any()]
     labels = sorted(labels, key=lambda image: image.path)[: args.limit]
     if not labels:
         raise CommandError(f"{args.labels} has no face with five landmarks")
-    detections, seconds_per_image = _detect_all(args, {image.path: args.images / image.path for image in labels})
+    detections, seconds_per_image, about = _detect_all(args, {image.path: image.path for image in labels})
     result = evaluate_landmarks(labels, detections)
     summary = result.summary()
     print(f"landmarks on {len(labels)} images: {summary['faces_matched']} faces matched, {summary['faces_missed']} missed")
@@ -161,6 +196,6 @@ def run_landmarks(args: argparse.Namespace) -> int:
 
         print(f"  curve: {plot_ced(*cumulative_error_distribution(result.nme), args.plot)}")
     if args.json:
-        record = {"labels": str(args.labels), "tta": args.tta, "ms_per_image": 1000 * seconds_per_image, **summary}
+        record = {"labels": str(args.labels), **about, "tta": args.tta, "ms_per_image": 1000 * seconds_per_image, **summary}
         args.json.write_text(json.dumps(record, indent=2))
     return 0

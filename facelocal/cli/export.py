@@ -48,7 +48,7 @@ def run_mesh_onnx(args: argparse.Namespace) -> int:
     from facelocal.export import export_mesh_onnx
     from facelocal.weights import file_sha256
 
-    if args.canvas or args.top_k or args.weights or args.config:
+    if args.canvas or args.top_k or args.weights or args.preset:
         raise CommandError("--mesh takes --mesh-weights, --out and --opset only (the crop is always 192x192)")
     model, source = load_mesh_model(args)
     out = export_mesh_onnx(model, args.out, opset=args.opset, source=file_sha256(source))

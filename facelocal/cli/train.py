@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facelocal.config import DEFAULT_CONFIG, PRESETS
+from facelocal.cli.common import add_preset_argument
+from facelocal.config import DEFAULT_CONFIG
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train or fine-tune a model", description=__doc__)
-    parser.add_argument("--config", default=DEFAULT_CONFIG, choices=sorted(PRESETS), help="model configuration")
+    add_preset_argument(parser, default=DEFAULT_CONFIG)
     parser.add_argument("--data", required=True, type=Path, help="label.txt, wider_face_*_bbx_gt.txt or a folder")
     parser.add_argument("--images", type=Path, help="image root (default: images/ beside the annotations)")
     parser.add_argument("--out", required=True, type=Path, help="folder for checkpoints and CSV logs")
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{len(missing)} of {len(records)} images are missing, e.g. {missing[0]} (see --images)")
     config = TrainConfig(
         out_dir=args.out,
-        model=args.config,
+        model=args.preset,
         batch_size=args.batch_size,
         schedule=ScheduleConfig(
             base_lr=args.lr,

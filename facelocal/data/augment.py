@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from facelocal.contract import RGB_MEAN
 from facelocal.data.annotations import FaceAnnotations
 from facelocal.types import mirror_faces
 
@@ -97,7 +98,7 @@ def crop_and_resize(
     x1, y1, x2, y2 = (int(v) for v in crop)
     pil = Image.fromarray(image)
     if x2 > image.shape[1] or y2 > image.shape[0]:
-        canvas = Image.new("RGB", (x2 - x1, y2 - y1), (123, 117, 104))
+        canvas = Image.new("RGB", (x2 - x1, y2 - y1), RGB_MEAN)
         canvas.paste(pil.crop((x1, y1, min(x2, image.shape[1]), min(y2, image.shape[0]))))
         pil = canvas
     else:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from facelocal.data.annotations import NUM_LANDMARKS, FaceAnnotations, LabelledImage
 from facelocal.data.augment import Augmenter
 from facelocal.imageio import load_image
-from facelocal.preprocess import to_network_input
+from facelocal.preprocess import to_canvas
 
 
 @dataclass
@@ -65,7 +65,7 @@ class FaceDataset(Dataset[TrainItem]):
         record = self.records[index % len(self.records)]
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
         sample = self.augment(load_image(record.path), record.faces, rng)
-        return TrainItem(torch.from_numpy(to_network_input(sample.image)), sample.faces)
+        return TrainItem(torch.from_numpy(to_canvas(sample.image)), sample.faces)
 
 
 def collate(items: Sequence[TrainItem]) -> TrainBatch:

@@ -1,9 +1,5 @@
 """Five-point landmark accuracy as in the paper's section 4.5: normalised mean error (NME) on faces that carry
-landmark ground truth, in the RetinaFace annotation format (``label.txt``).
-
-``label.txt`` holds, per image, a ``# <relative path>`` line, then one line per face:
-``x y w h`` then five ``x y flag`` triples (left eye, right eye, nose, left and right mouth corner) and a
-blur/quality value. Faces without landmarks carry ``-1`` for every landmark value.
+landmark ground truth (read by :func:`facelocal.data.annotations.read_retinaface_labels`).
 
 Each ground-truth face with landmarks takes the unused detection of highest IoU, if that IoU is >= 0.5. A
 matched face's error per landmark is the Euclidean distance over ``sqrt(w * h)`` of its ground-truth box; its
@@ -18,56 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from facelocal.data.annotations import LabelledImage
 from facelocal.postprocess import box_iou
 from facelocal.types import LANDMARK_NAMES, FaceDetections
 
 FAILURE_NME = 0.10
 MATCH_IOU = 0.5
-
-
-@dataclass(frozen=True)
-class LabelledImage:
-    """One image of ``label.txt``: ``boxes`` ``(N, 4)`` ``x y w h``, ``landmarks`` ``(N, 5, 2)`` (NaN when absent)."""
-
-    path: str
-    boxes: np.ndarray
-    landmarks: np.ndarray
-
-    @property
-    def has_landmarks(self) -> np.ndarray:
-        """``(N,)`` bool: the faces with five annotated points."""
-        return ~np.isnan(self.landmarks).any(axis=(1, 2))
-
-
-def parse_labels(path: str | Path) -> list[LabelledImage]:
-    """Read a RetinaFace ``label.txt``."""
-    images: list[LabelledImage] = []
-    current: str | None = None
-    rows: list[list[float]] = []
-
-    def flush() -> None:
-        if current is not None:
-            table = np.array(rows, dtype=np.float64).reshape(-1, 20) if rows else np.zeros((0, 20))
-            points = table[:, 4:19].reshape(-1, 5, 3)[..., :2].copy()
-            points[(table[:, 4:19] == -1).all(axis=1)] = np.nan
-            images.append(LabelledImage(current, table[:, :4].copy(), points))
-
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            flush()
-            current, rows = line[1:].strip(), []
-            continue
-        values = [float(v) for v in line.split()]
-        if current is None or len(values) < 4:
-            raise ValueError(f"{path}:{number}: expected '# path' before faces of 'x y w h [5 x (x y flag)] [blur]'")
-        # Box-only lines (the validation file's layout) have no landmarks: pad as absent.
-        values = values[:4] + (values[4:] + [-1.0] * 16)[:16] if len(values) < 20 else values[:20]
-        rows.append(values)
-    flush()
-    return images
 
 
 def match_faces(gt_xyxy: np.ndarray, det_xyxy: np.ndarray, iou_threshold: float = MATCH_IOU) -> tuple[np.ndarray, np.ndarray]:
@@ -87,9 +39,11 @@ def match_faces(gt_xyxy: np.ndarray, det_xyxy: np.ndarray, iou_threshold: float 
     return np.asarray(gt_index, np.int64), np.asarray(det_index, np.int64)
 
 
-def landmark_errors(predicted: np.ndarray, truth: np.ndarray, boxes_xywh: np.ndarray) -> np.ndarray:
-    """``(N, 5)`` distances of ``(N, 5, 2)`` predicted to true points over ``sqrt(w * h)`` of each true box."""
-    scale = np.sqrt(np.maximum(boxes_xywh[:, 2] * boxes_xywh[:, 3], 1e-12))
+def landmark_errors(predicted: np.ndarray, truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``(N, 5)`` distances of ``(N, 5, 2)`` predicted to true points over ``sqrt(w * h)`` of each true
+    ``(N, 4)`` xyxy box."""
+    sides = boxes[:, 2:4] - boxes[:, 0:2]
+    scale = np.sqrt(np.maximum(sides[:, 0] * sides[:, 1], 1e-12))
     return np.linalg.norm(predicted - truth, axis=-1) / scale[:, None]
 
 
@@ -118,20 +72,19 @@ class LandmarkResult:
         }
 
 
-def evaluate_landmarks(labels: list[LabelledImage], detections: Mapping[str, FaceDetections]) -> LandmarkResult:
-    """NME of ``detections`` (keyed by the label paths) on every labelled face that has five points."""
+def evaluate_landmarks(labels: list[LabelledImage], detections: Mapping[Path, FaceDetections]) -> LandmarkResult:
+    """NME of ``detections`` (keyed by the images' paths) on every labelled face that has five points."""
     errors, missed = [], 0
     for image in labels:
-        with_points = np.nonzero(image.has_landmarks)[0]
-        if len(with_points) == 0:
+        faces = image.faces.select(image.faces.has_landmarks)
+        if len(faces) == 0:
             continue
-        boxes = image.boxes[with_points]
-        gt_xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+        boxes = faces.boxes.astype(np.float64)
         found = detections[image.path]
-        gt_index, det_index = match_faces(gt_xyxy, found.boxes.astype(np.float64))
-        missed += len(with_points) - len(gt_index)
+        gt_index, det_index = match_faces(boxes, found.boxes.astype(np.float64))
+        missed += len(faces) - len(gt_index)
         if len(gt_index):
-            truth = image.landmarks[with_points[gt_index]]
+            truth = faces.landmarks[gt_index].astype(np.float64)
             errors.append(landmark_errors(found.landmarks[det_index].astype(np.float64), truth, boxes[gt_index]))
     return LandmarkResult(np.concatenate(errors) if errors else np.zeros((0, len(LANDMARK_NAMES))), missed)
 

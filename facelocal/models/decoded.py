@@ -14,7 +14,7 @@ from facelocal.models.retinaface import RetinaFace
 class DecodedRetinaFace(nn.Module):
     """Wraps :class:`RetinaFace` so that it returns faces in input-canvas pixels.
 
-    ``forward`` maps ``(B, 3, H, W)`` BGR mean-subtracted images to
+    ``forward`` maps ``(B, 3, H, W)`` BGR pixels (the uint8 canvas of :mod:`facelocal.contract`) to
 
     * ``boxes``: ``(B, A, 4)`` xyxy pixels,
     * ``scores``: ``(B, A)`` face probability,
@@ -32,7 +32,8 @@ class DecodedRetinaFace(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         config = self.model.config
         heads = self.model(images)
-        anchors = anchors_for(images.shape[2], images.shape[3], config.levels).to(images)  # dtype and device
+        # The network's float type (float32, or half when the model is), on the input's device: never the uint8 input's.
+        anchors = anchors_for(images.shape[2], images.shape[3], config.levels).to(self.model.pixel_mean)
         boxes = decode_boxes(heads.bbox, anchors, config.variances)
         scores = F.softmax(heads.cls_logits, dim=-1)[..., 1]
         landmarks = decode_landmarks(heads.landmarks, anchors, config.variances)

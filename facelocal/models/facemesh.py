@@ -188,6 +188,20 @@ class FaceMeshNet(nn.Module):
         return targets
 
 
+def torch_mesh_infer(model: FaceMeshNet):
+    """``model`` as a :data:`~facelocal.facemesh.MeshInfer`: uint8 crops in, numpy vertices and logits out."""
+    from facelocal.facemesh import to_unit_float
+
+    model.eval()
+
+    def infer(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            vertices, logits = model(torch.from_numpy(to_unit_float(crops)))
+        return vertices.numpy(), logits.numpy()
+
+    return infer
+
+
 class FaceMeshFileError(ValueError):
     """The ``.tflite`` file is not the FaceMesh v1 model this module implements; the message says what differs."""
 

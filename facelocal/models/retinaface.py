@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from facelocal.config import ModelConfig
+from facelocal.contract import BGR_MEAN
 from facelocal.models.heads import head_list
 from facelocal.models.mobilenet import MobileNetV1
 from facelocal.models.neck import FPN, SSH
@@ -38,7 +39,8 @@ def _make_backbone(config: ModelConfig) -> nn.Module:
 class RetinaFace(nn.Module):
     """RetinaFace after Deng et al. 2019, with the module names of the public PyTorch port.
 
-    ``forward`` maps BGR mean-subtracted images ``(B, 3, H, W)`` to :class:`HeadOutputs`.
+    ``forward`` maps BGR pixels ``(B, 3, H, W)`` (uint8, or float in 0..255) to :class:`HeadOutputs`; it
+    subtracts the training mean itself, so the exported graph takes the uint8 canvas of the contract.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -58,9 +60,11 @@ class RetinaFace(nn.Module):
         self.ClassHead = head_list(levels, channels, anchors, 2)
         self.BboxHead = head_list(levels, channels, anchors, 4)
         self.LandmarkHead = head_list(levels, channels, anchors, 2 * config.num_landmarks)
+        # Not persistent: checkpoints in the public format load strictly, without it.
+        self.register_buffer("pixel_mean", torch.tensor(BGR_MEAN, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> HeadOutputs:
-        stages = self.body(images)
+        stages = self.body(images.to(self.pixel_mean.dtype) - self.pixel_mean)
         pyramid = self.fpn([stages[p] for p in self.stage_indices])
         features = [getattr(self, f"ssh{i}")(level) for i, level in enumerate(pyramid, start=1)]
         return HeadOutputs(

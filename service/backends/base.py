@@ -13,7 +13,7 @@ class InferenceBackend(Protocol):
 
     Attributes:
         name: backend name, ``onnxruntime`` or ``triton``.
-        model_name: the model's name, e.g. ``mobilenet0.25-1mb``.
+        model_name: the model's name, e.g. ``mobilenet0.25``.
         has_dense: whether the model has the dense mesh branch.
         fixed_canvas: the square canvas side the model requires, or ``None`` if any size works.
     """
@@ -24,7 +24,7 @@ class InferenceBackend(Protocol):
     fixed_canvas: int | None
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(B, 3, H, W)`` float32 BGR-minus-mean to ``boxes (B, K, 4)``, ``scores (B, K)`` and
+        """``(B, 3, H, W)`` uint8 BGR canvases (:mod:`facelocal.contract`) to ``boxes (B, K, 4)``, ``scores (B, K)`` and
         ``landmarks (B, K, 10)`` in canvas pixels.
 
         Must not block the event loop. Raises ``ServiceError`` 503 ``backend_unavailable`` when the

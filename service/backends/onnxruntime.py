@@ -6,8 +6,9 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import onnxruntime as ort
 
+from facelocal.contract import DENSE_KEY, OUTPUT_NAMES, PRESET_KEY
+from facelocal.runtime import onnxruntime_session
 from service.errors import unavailable
 from service.settings import Settings
 
@@ -28,26 +29,21 @@ class OnnxRuntimeBackend:
                 f"model file {settings.model_path} not found; export it with "
                 f"'facelocal export onnx --out {settings.model_path}'"
             )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = settings.intra_op_threads
-        self._session = ort.InferenceSession(
-            str(settings.model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = onnxruntime_session(settings.model_path, settings.intra_op_threads)
         metadata = self._session.get_modelmeta().custom_metadata_map
-        self.model_name = settings.model_name or metadata.get("facelocal.config", settings.model_path.stem)
-        self.has_dense = metadata.get("facelocal.dense", "false") == "true"
+        self.model_name = settings.model_name or metadata.get(PRESET_KEY, settings.model_path.stem)
+        self.has_dense = metadata.get(DENSE_KEY, "false") == "true"
         height, width = self._session.get_inputs()[0].shape[2:]
         self.fixed_canvas = height if isinstance(height, int) and height == width else None
         self._input_name = self._session.get_inputs()[0].name
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        boxes, scores, landmarks = self._session.run(["boxes", "scores", "landmarks"], {self._input_name: batch})
+        boxes, scores, landmarks = self._session.run(list(OUTPUT_NAMES), {self._input_name: batch})
         return boxes, scores, landmarks
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(B, 3, H, W)`` float32 to boxes ``(B, K, 4)``, scores ``(B, K)``, landmarks ``(B, K, 10)``."""
+        """``(B, 3, H, W)`` uint8 canvases to boxes ``(B, K, 4)``, scores ``(B, K)``, landmarks ``(B, K, 10)``."""
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch)
         except RuntimeError as exc:  # also covers onnxruntime's Fail / RuntimeException

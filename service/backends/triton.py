@@ -26,15 +26,14 @@ import numpy as np
 from google.protobuf import json_format
 from tritonclient.utils import InferenceServerException
 
-from facelocal.config import BGR_MEAN
-from service.backends.triton_config import INPUT_NAME, OUTPUT_NAMES, ModelConfig, compact_model_shape
+from facelocal.contract import INPUT_DTYPE, INPUT_NAME, OUTPUT_NAMES
+from service.backends.triton_config import ModelConfig, compact_model_shape
 from service.errors import ServiceError, unavailable
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SHM_ROOT = Path("/dev/shm")
-_MEAN = np.array(BGR_MEAN, np.float32).reshape(1, 3, 1, 1)
 # One quick second try covers a connection that dropped between calls; more would only delay the 503.
 MAX_ATTEMPTS = 2
 RETRY_DELAY_S = 0.05
@@ -48,17 +47,6 @@ GRPC_CHANNEL_ARGS = [
     # Channels otherwise share subchannels process-wide, so a new channel would inherit the old backoff.
     ("grpc.use_local_subchannel_pool", 1),
 ]
-
-
-def to_pixels_uint8(batch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Float32 BGR-minus-mean canvases back to the BGR uint8 pixels they were made from.
-
-    Lossless for the service's canvases: uint8 pixels minus an integer mean, padding at the mean colour,
-    so every value plus the mean is an exact integer in 0..255 and the cast truncates nothing.
-    """
-    out = np.empty(batch.shape, np.uint8) if out is None else out
-    np.add(batch, _MEAN, out=out, casting="unsafe")
-    return out
 
 
 class _TransientError(Exception):
@@ -116,9 +104,6 @@ def resolves_to_loopback(url: str) -> bool:
 class TritonBackend:
     """The decoded RetinaFace served by Triton (``model_repository/retinaface`` or ``retinaface_trt``).
 
-    Models whose input is ``TYPE_UINT8`` get the canvases back as BGR pixels (:func:`to_pixels_uint8`):
-    a quarter of the bytes of float32, on the wire or in shared memory.
-
     ``fixed_canvas`` is ``settings.canvas_size`` until Triton's model config is read (first call); a
     model whose canvas differs is refused then. Batches larger than the model's ``max_batch_size``
     are sent in chunks.
@@ -138,7 +123,6 @@ class TritonBackend:
         self.has_dense = False
         self.fixed_canvas: int | None = settings.canvas_size
         self._top_k = 0
-        self._pixels_uint8 = False
         self._model_batch = settings.max_batch_size
         # Made on first use, inside the event loop: grpc.aio channels bind to the loop that creates them,
         # and the service may build backends in a worker thread.
@@ -212,7 +196,6 @@ class TritonBackend:
                     code="model_mismatch",
                 )
             self._top_k = shape.top_k
-            self._pixels_uint8 = shape.pixels_uint8
             self._model_batch = shape.max_batch_size or 1
             self.model_name = self._explicit_name or shape.preset
             self.has_dense = shape.dense
@@ -229,12 +212,8 @@ class TritonBackend:
         return (await self._call(self._client.get_model_config(self._model))).config
 
     def _bytes_per_image(self) -> int:
-        """Input canvas (uint8 or float32) plus the three float32 top-k outputs."""
-        return self._input_itemsize * 3 * self.fixed_canvas**2 + 4 * self._top_k * (4 + 1 + 10)
-
-    @property
-    def _input_itemsize(self) -> int:
-        return 1 if self._pixels_uint8 else 4
+        """The uint8 input canvas plus the three float32 top-k outputs."""
+        return 3 * self.fixed_canvas**2 + 4 * self._top_k * (4 + 1 + 10)
 
     def _region_bytes(self) -> int:
         return self._bytes_per_image() * min(self._max_batch_size, self._model_batch)
@@ -296,7 +275,7 @@ class TritonBackend:
     # -- inference -----------------------------------------------------------------------------------
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(B, 3, S, S)`` float32 to boxes ``(B, K, 4)``, scores ``(B, K)``, landmarks ``(B, K, 10)``."""
+        """``(B, 3, S, S)`` uint8 canvases to boxes ``(B, K, 4)``, scores ``(B, K)``, landmarks ``(B, K, 10)``."""
         deadline = time.monotonic() + self._timeout_s
         last_error: Exception | None = None
         for attempt in range(MAX_ATTEMPTS):
@@ -318,7 +297,7 @@ class TritonBackend:
     async def _infer_chunk(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if len(batch) == 0:
             raise ValueError("empty batch")
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        batch = np.ascontiguousarray(batch, dtype=INPUT_DTYPE)
         if self._region is not None and len(batch) * self._bytes_per_image() <= self._region.size:
             async with self._region_lock:  # one request at a time owns the region
                 try:
@@ -333,9 +312,7 @@ class TritonBackend:
 
     async def _infer_wire(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         types = self._types
-        if self._pixels_uint8:
-            batch = to_pixels_uint8(batch)
-        tensor = types.InferInput(INPUT_NAME, list(batch.shape), "UINT8" if self._pixels_uint8 else "FP32")
+        tensor = types.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
         tensor.set_data_from_numpy(batch)
         outputs = [types.InferRequestedOutput(name) for name in OUTPUT_NAMES]
         result = await self._call(self._client.infer(self._model, [tensor], outputs=outputs))
@@ -343,13 +320,9 @@ class TritonBackend:
 
     async def _infer_shared(self, batch: np.ndarray, region: _SharedRegion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         types = self._types
-        input_bytes = batch.size * self._input_itemsize
-        if self._pixels_uint8:
-            to_pixels_uint8(batch, out=region.array(0, batch.shape, np.uint8))
-            tensor = types.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
-        else:
-            region.array(0, batch.shape)[...] = batch
-            tensor = types.InferInput(INPUT_NAME, list(batch.shape), "FP32")
+        input_bytes = batch.nbytes
+        region.array(0, batch.shape, INPUT_DTYPE)[...] = batch
+        tensor = types.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
         tensor.set_shared_memory(region.name, input_bytes)
         outputs, views, offset = [], [], input_bytes
         for name, shape in zip(OUTPUT_NAMES, self._output_shapes(len(batch))):

@@ -12,21 +12,18 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-ModelConfig = model_config_pb2.ModelConfig
+from facelocal.contract import DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRESET_KEY
 
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("boxes", "scores", "landmarks")
-# config.pbtxt parameters naming the facelocal preset of the graph, as the ONNX metadata does.
-PRESET_PARAMETER = "facelocal.config"
-DENSE_PARAMETER = "facelocal.dense"
+ModelConfig = model_config_pb2.ModelConfig
 
 
 @dataclass(frozen=True)
 class CompactModelShape:
     """What a compact RetinaFace model takes and returns, per image.
 
-    Input ``images`` ``(3, canvas, canvas)``, uint8 BGR or float32 BGR minus the mean; outputs ``boxes`` ``(top_k, 4)``, ``scores`` ``(top_k,)``,
-    ``landmarks`` ``(top_k, 10)``. ``max_batch_size`` is the leading batch dimension's bound.
+    Input ``images`` ``(3, canvas, canvas)`` uint8 BGR (:mod:`facelocal.contract`); outputs ``boxes``
+    ``(top_k, 4)``, ``scores`` ``(top_k,)``, ``landmarks`` ``(top_k, 10)``. ``max_batch_size`` is the leading
+    batch dimension's bound.
     """
 
     canvas: int
@@ -34,7 +31,6 @@ class CompactModelShape:
     max_batch_size: int
     preset: str
     dense: bool
-    pixels_uint8: bool  # input is BGR uint8 (mean subtracted in the graph), else float32 minus the mean
 
 
 def parse_model_config(text: str) -> ModelConfig:
@@ -53,8 +49,8 @@ def compact_model_shape(config: ModelConfig) -> CompactModelShape:
     if list(inputs) != [INPUT_NAME] or sorted(outputs) != sorted(OUTPUT_NAMES):
         raise ValueError(f"model {config.name!r}: expected input {INPUT_NAME!r} and outputs {OUTPUT_NAMES}")
     input_type = model_config_pb2.DataType.Name(config.input[0].data_type)
-    if input_type not in ("TYPE_UINT8", "TYPE_FP32"):
-        raise ValueError(f"model {config.name!r}: input must be TYPE_UINT8 or TYPE_FP32, got {input_type}")
+    if input_type != "TYPE_UINT8":
+        raise ValueError(f"model {config.name!r}: input must be TYPE_UINT8 (BGR pixels), got {input_type}")
     channels, height, width = inputs[INPUT_NAME]
     if channels != 3 or height != width or height <= 0:
         raise ValueError(f"model {config.name!r}: input dims must be [3, S, S], got {inputs[INPUT_NAME]}")
@@ -63,15 +59,14 @@ def compact_model_shape(config: ModelConfig) -> CompactModelShape:
     if outputs != expected or top_k <= 0:
         raise ValueError(f"model {config.name!r}: outputs must be {expected}, got {outputs}")
     parameters = {key: value.string_value for key, value in config.parameters.items()}
-    if PRESET_PARAMETER not in parameters:
-        raise ValueError(f"model {config.name!r}: parameter {PRESET_PARAMETER!r} (the facelocal preset) is missing")
+    if PRESET_KEY not in parameters:
+        raise ValueError(f"model {config.name!r}: parameter {PRESET_KEY!r} (the facelocal preset) is missing")
     return CompactModelShape(
         canvas=height,
         top_k=top_k,
         max_batch_size=config.max_batch_size,
-        preset=parameters[PRESET_PARAMETER],
-        dense=parameters.get(DENSE_PARAMETER, "false") == "true",
-        pixels_uint8=input_type == "TYPE_UINT8",
+        preset=parameters[PRESET_KEY],
+        dense=parameters.get(DENSE_KEY, "false") == "true",
     )
 
 

@@ -13,6 +13,7 @@ from service.core import DetectionCore
 from service.errors import ServiceError
 from service.rest.inputs import format_validation_errors
 from service.rest.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.rest.page import install_page
 from service.rest.routes import detect_router, health_router, metrics_router, models_router
 from service.settings import Settings
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings, core: DetectionCore) -> FastAPI:
     app.state.core = core
     for router in (detect_router, models_router, health_router, metrics_router):
         app.include_router(router)
+    install_page(app)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

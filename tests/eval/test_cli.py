@@ -9,9 +9,11 @@ import pytest
 
 from facelocal.cli import main
 from facelocal.evaluation.wider_txt import read_prediction, write_prediction
+from facelocal.weights import file_sha256
 from tests.paths import shared_file
 
 GT_DIR_FILE = ("widerface", "ground_truth", "wider_face_val.mat")
+VAL_SAMPLE = shared_file("widerface", "val_sample", "FILES.txt").parent / "images"
 
 
 def test_eval_widerface_scores_a_folder_of_txt_predictions(tmp_path, ground_truth):
@@ -33,25 +35,52 @@ def test_eval_widerface_scores_a_folder_of_txt_predictions(tmp_path, ground_trut
     assert (tmp_path / "pr.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_path, weights_path):
-    # No validation images are shared yet: a shared photo stands in under a validation name, so the detect,
-    # write and score path runs; its AP is meaningless, its files are checked.
-    key = "0--Parade/0_Parade_marchingband_1_465"
-    image = tmp_path / "images" / f"{key}.jpg"
-    image.parent.mkdir(parents=True)
-    image.write_bytes(shared_file("images", "wider_train_band_crowd.jpg").read_bytes())
-    out = tmp_path / "out.json"
+def _eval_sample(tmp_path, name: str, *args: str) -> dict:
+    """``facelocal eval widerface`` over the shared val sample; its JSON record."""
+    out = tmp_path / f"{name}.json"
     code = main([
-        "eval", "widerface", "--images", str(tmp_path / "images"), "--gt", str(shared_file(*GT_DIR_FILE).parent),
-        "--weights", str(weights_path), "--save-predictions", str(tmp_path / "pred"), "--json", str(out),
+        "eval", "widerface", "--images", str(VAL_SAMPLE), "--gt", str(shared_file(*GT_DIR_FILE).parent),
+        "--json", str(out), *args,
     ])
     assert code == 0
-    lines = (tmp_path / "pred" / f"{key}.txt").read_text().splitlines()
-    faces = read_prediction(tmp_path / "pred" / f"{key}.txt")
-    assert lines[0] == key.split("/")[1] and int(lines[1]) == len(faces) > 10
+    return json.loads(out.read_text())
+
+
+def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_path, weights_path):
+    summary = _eval_sample(tmp_path, "ort", "--weights", str(weights_path), "--limit", "6",
+                           "--save-predictions", str(tmp_path / "pred"))
+    assert summary["images"] == 6 and summary["ms_per_image"] > 0
+    assert (summary["preset"], summary["runtime"]) == ("mobilenet0.25", "onnxruntime")
+    assert summary["sha256"] == file_sha256(weights_path)
+    written = sorted((tmp_path / "pred").glob("*/*.txt"))
+    assert len(written) == 6
+    lines = written[0].read_text().splitlines()
+    faces = read_prediction(written[0])
+    assert lines[0] == written[0].stem and int(lines[1]) == len(faces) > 0
     assert faces[:, 4].min() >= 0.02 and np.all(np.diff(faces[:, 4]) <= 0) and np.all(faces[:, 2:4] > 0)
-    summary = json.loads(out.read_text())
-    assert summary["images"] == 1 and summary["ms_per_image"] > 0
+
+
+def test_eval_on_onnxruntime_equals_torch(tmp_path, weights_path):
+    """The fast default (the exported graph on ONNX Runtime) scores what the torch network scores."""
+    common = ("--weights", str(weights_path), "--limit", "8")
+    ort = _eval_sample(tmp_path, "ort", *common)
+    eager = _eval_sample(tmp_path, "torch", *common, "--runtime", "torch")
+    assert eager["runtime"] == "torch"
+    for setting in ("easy", "medium", "hard"):
+        assert ort[setting]["ap"] == pytest.approx(eager[setting]["ap"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_sample_ap_matches_the_reference_pipeline(tmp_path, weights_path):
+    """The published accuracy: our defaults on all 323 sample images, within 0.003 of the reference's AP, and
+    our evaluator on the reference's own predictions within 0.0001 of the figures published with them."""
+    published = {"easy": 0.9246, "medium": 0.8983, "hard": 0.8098}
+    reference = _eval_sample(tmp_path, "reference", "--predictions", str(VAL_SAMPLE.parent / "pred_mnet0.25_release"))
+    ours = _eval_sample(tmp_path, "ours", "--weights", str(weights_path))
+    assert ours["images"] == reference["images"] == 323
+    for setting, ap in published.items():
+        assert reference[setting]["ap"] == pytest.approx(ap, abs=1e-4)
+        assert ours[setting]["ap"] == pytest.approx(ap, abs=3e-3)
 
 
 def test_eval_widerface_without_images_says_what_to_pass(tmp_path, capsys):

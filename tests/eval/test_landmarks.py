@@ -8,13 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from facelocal.evaluation.landmarks import (
-    cumulative_error_distribution,
-    evaluate_landmarks,
-    landmark_errors,
-    match_faces,
-    parse_labels,
-)
+from facelocal.data.annotations import read_retinaface_labels
+from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks, landmark_errors, match_faces
 from facelocal.types import FaceDetections
 from tests.paths import shared_file
 
@@ -22,7 +17,7 @@ POINTS = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], np.float64
 
 
 def test_perfect_landmarks_score_zero_and_a_known_offset_its_normalised_distance():
-    boxes = np.array([[10, 20, 100, 64]], np.float64)  # sqrt(100 * 64) = 80
+    boxes = np.array([[10, 20, 110, 84]], np.float64)  # sqrt(100 * 64) = 80
     assert landmark_errors(POINTS[None], POINTS[None], boxes).tolist() == [[0.0] * 5]
     np.testing.assert_allclose(landmark_errors(POINTS[None] + [3, 4], POINTS[None], boxes), [[5 / 80] * 5])
 
@@ -30,18 +25,7 @@ def test_perfect_landmarks_score_zero_and_a_known_offset_its_normalised_distance
 def _labels(tmp_path, text: str):
     path = tmp_path / "label.txt"
     path.write_text(text)
-    return parse_labels(path)
-
-
-def test_label_reader_marks_faces_without_points(tmp_path):
-    points = " ".join(f"{x} {y} 0.0" for x, y in POINTS)
-    labels = _labels(tmp_path, f"# a/one.jpg\n0 20 100 64 {points} 0.9\n200 200 30 30 {' '.join(['-1'] * 15)} -1\n# b/two.jpg\n5 5 10 10\n")
-    assert [image.path for image in labels] == ["a/one.jpg", "b/two.jpg"]
-    assert labels[0].has_landmarks.tolist() == [True, False] and labels[1].has_landmarks.tolist() == [False]
-    np.testing.assert_allclose(labels[0].landmarks[0], POINTS)
-    np.testing.assert_allclose(labels[0].boxes, [[0, 20, 100, 64], [200, 200, 30, 30]])
-    with pytest.raises(ValueError, match="label.txt:1"):
-        _labels(tmp_path, "1 2 3 4\n")
+    return read_retinaface_labels(path, tmp_path)
 
 
 def test_matching_is_one_to_one_by_iou():
@@ -58,7 +42,7 @@ def test_evaluate_counts_misses_and_failures(tmp_path):
     found = FaceDetections(
         np.array([[10, 20, 110, 84]], np.float32), np.array([0.9], np.float32), (POINTS + [10, 0])[None].astype(np.float32), 640, 480
     )
-    summary = evaluate_landmarks(labels, {"img.jpg": found}).summary()
+    summary = evaluate_landmarks(labels, {tmp_path / "img.jpg": found}).summary()
     assert summary["faces_matched"] == 1 and summary["faces_missed"] == 1
     assert summary["mean_nme"] == pytest.approx(10 / 80) and summary["failure_rate"] == 1.0
     assert summary["per_landmark_nme"]["nose"] == pytest.approx(10 / 80)

@@ -9,7 +9,7 @@ from facelocal.config import get_config
 
 
 def test_public_configs_give_16800_anchors_at_640():
-    for name in ("mobilenet0.25", "mobilenet0.25", "resnet50"):
+    for name in ("mobilenet0.25", "mobilenet0.25-1mb", "resnet50"):
         assert generate_anchors(640, 640, get_config(name).levels).shape == (16_800, 4)
 
 

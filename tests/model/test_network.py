@@ -10,7 +10,7 @@ from facelocal.models import build_model, load_pretrained
 from facelocal.models.retinaface import read_state_dict
 
 
-@pytest.mark.parametrize("name", ["mobilenet0.25", "mobilenet0.25"])
+@pytest.mark.parametrize("name", ["mobilenet0.25", "mobilenet0.25-1mb"])
 def test_real_checkpoint_loads_strictly(weights_path, name):
     model = load_pretrained(get_config(name), weights_path)
     checkpoint = read_state_dict(weights_path)

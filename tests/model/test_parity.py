@@ -38,7 +38,7 @@ def test_shipped_file_is_the_release_and_picks_its_preset(weights_path):
 
 def test_contradicting_preset_warns(weights_path):
     with pytest.warns(UserWarning, match="known mobilenet0.25 checkpoint"):
-        assert preset_for(weights_path, "mobilenet0.25") == "mobilenet0.25"
+        assert preset_for(weights_path, "mobilenet0.25-1mb") == "mobilenet0.25-1mb"
 
 
 @pytest.mark.parametrize("name", PHOTO_NAMES)

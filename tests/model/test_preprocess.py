@@ -1,4 +1,5 @@
-"""The network input is what the public weights expect, and resize policies map back exactly."""
+"""The canvas is the contract's uint8 BGR, the network subtracts the training mean, and resize policies map back
+exactly."""
 
 from __future__ import annotations
 
@@ -6,25 +7,39 @@ import numpy as np
 import pytest
 
 from facelocal.config import PostprocessConfig
+from facelocal.contract import BGR_MEAN
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import Placement, ResizePolicy, to_network_input
+from facelocal.preprocess import Placement, ResizePolicy, to_canvas
 
 
-def test_input_is_bgr_minus_mean_unscaled():
+def test_canvas_is_bgr_pixels_and_the_network_subtracts_the_mean_unscaled():
+    import torch
+
+    from facelocal.config import get_config
+    from facelocal.models import build_model
+
     rgb = np.zeros((2, 3, 3), np.uint8)
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50  # R, G, B
-    x = to_network_input(rgb)
-    assert x.shape == (3, 2, 3) and x.dtype == np.float32
-    # channel 0 is blue minus 104, channel 1 green minus 117, channel 2 red minus 123: no /255, no std
-    assert np.all(x[0] == 50 - 104) and np.all(x[1] == 100 - 117) and np.all(x[2] == 200 - 123)
+    x = to_canvas(rgb)
+    assert x.shape == (3, 2, 3) and x.dtype == np.uint8
+    assert np.all(x[0] == 50) and np.all(x[1] == 100) and np.all(x[2] == 200)
+    # What the backbone sees: blue minus 104, green minus 117, red minus 123: no /255, no std.
+    model = build_model(get_config("mobilenet0.25")).eval()
+    seen = []
+    model.body.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model(torch.from_numpy(x[None]))
+    expected = np.array([50 - 104, 100 - 117, 200 - 123], np.float32)[:, None, None]
+    np.testing.assert_array_equal(seen[0][0].numpy(), np.broadcast_to(expected, (3, 2, 3)))
 
 
 def test_letterbox_pads_with_the_mean_colour():
     rgb = np.full((10, 20, 3), 255, np.uint8)
     placement = ResizePolicy("letterbox", 32).plan(20, 10)
-    x = to_network_input(rgb, placement)
+    x = to_canvas(rgb, placement)
     assert x.shape == (3, 32, 32)
-    assert np.all(x[:, :10, :20] > 0) and np.all(x[:, 10:, :] == 0) and np.all(x[:, :, 20:] == 0)
+    mean = np.array(BGR_MEAN, np.uint8)[:, None]
+    assert np.all(x[:, :10, :20] == 255)
+    assert np.all(x[:, 10:, :].reshape(3, -1) == mean) and np.all(x[:, :, 20:].reshape(3, -1) == mean)
 
 
 @pytest.mark.parametrize(

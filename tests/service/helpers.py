@@ -1,12 +1,16 @@
-"""Helpers for the service tests: an HTTP client with timeouts, encoded test images, metric reading."""
+"""Helpers for the service tests: an HTTP client with timeouts, encoded test images, metric reading, waiting
+for a ``facelocal serve`` subprocess."""
 
 from __future__ import annotations
 
 import io
 import re
+import subprocess
+import time
 
 import httpx
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.paths import shared_file
@@ -61,3 +65,17 @@ def assert_same_faces(a: dict, b: dict, tolerance: float = 0.05) -> None:
     assert len(a["faces"]) == len(b["faces"])
     np.testing.assert_allclose(boxes(a), boxes(b), atol=tolerance)
     np.testing.assert_allclose([f["score"] for f in a["faces"]], [f["score"] for f in b["faces"]], atol=1e-3)
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until ``url/readyz`` answers 200; fails with the server's stderr (a pipe) if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("facelocal serve did not become ready")

@@ -134,9 +134,12 @@ class CountingBackend:
         self.batches: list[int] = []
         self.gate = asyncio.Event()
         self.no_faces = no_faces
+        self.waiting = 0  # inferences started and held at the gate
 
     async def infer(self, batch: np.ndarray):
+        self.waiting += 1
         await self.gate.wait()
+        self.waiting -= 1
         self.batches.append(len(batch))
         count = len(batch)
         scores = np.zeros((count, 1), np.float32) if self.no_faces else batch.mean(axis=(1, 2, 3))[:, None]
@@ -195,7 +198,11 @@ def test_core_refuses_work_beyond_queue_plus_batch_before_decoding() -> None:
         core = DetectionCore(Settings(max_queue=1, max_batch_size=1, max_delay_ms=0), backend)
         await core.start()
         backend.gate.clear()
-        blocked = [asyncio.create_task(core.detect(vga_jpeg(), DetectOptions())) for _ in range(2)]
+        # One image held in inference, then one in the queue: the core is full whatever the thread timing.
+        blocked = [asyncio.create_task(core.detect(vga_jpeg(), DetectOptions()))]
+        while not backend.waiting:
+            await asyncio.sleep(0.001)
+        blocked.append(asyncio.create_task(core.detect(vga_jpeg(), DetectOptions())))
         await asyncio.sleep(0)
         # Garbage would be a 400 if it were decoded: queue_full proves it was refused first.
         with pytest.raises(ServiceError) as full:

@@ -12,9 +12,10 @@ import torch
 
 from facelocal.config import DEFAULT_CONFIG, get_config
 from facelocal.imageio import load_image
+from facelocal.contract import BGR_MEAN, DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRESET_KEY
 from facelocal.models import load_pretrained
 from facelocal.models.decoded import DecodedRetinaFace
-from facelocal.preprocess import ResizePolicy, to_network_input
+from facelocal.preprocess import ResizePolicy, to_canvas
 from tests.paths import shared_file
 
 
@@ -24,9 +25,10 @@ def _batch(canvas_h: int, canvas_w: int) -> np.ndarray:
     for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg"):
         rgb = load_image(shared_file("images", name))
         placement = ResizePolicy("letterbox", min(canvas_h, canvas_w)).plan(rgb.shape[1], rgb.shape[0])
-        padded = np.zeros((3, canvas_h, canvas_w), np.float32)
-        network = to_network_input(rgb, placement)
-        padded[:, : network.shape[1], : network.shape[2]] = network
+        padded = np.empty((3, canvas_h, canvas_w), np.uint8)
+        padded[:] = np.array(BGR_MEAN, np.uint8)[:, None, None]
+        canvas = to_canvas(rgb, placement)
+        padded[:, : canvas.shape[1], : canvas.shape[2]] = canvas
         tensors.append(padded)
     return np.stack(tensors)
 
@@ -38,7 +40,8 @@ def test_onnxruntime_matches_torch(onnx_model_path, weights_path, canvas) -> Non
     with torch.no_grad():
         expected = [t.numpy() for t in model(torch.from_numpy(images))]
     session = ort.InferenceSession(str(onnx_model_path), providers=["CPUExecutionProvider"])
-    boxes, scores, landmarks = session.run(["boxes", "scores", "landmarks"], {"images": images})
+    assert session.get_inputs()[0].type == "tensor(uint8)"
+    boxes, scores, landmarks = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
     assert boxes.shape == expected[0].shape and scores.shape == expected[1].shape
     np.testing.assert_allclose(scores, expected[1], atol=1e-4, rtol=0)
     # Coordinates compared normalised by the canvas, as the pipeline reports them relative to the image.
@@ -51,14 +54,14 @@ def test_onnxruntime_matches_torch(onnx_model_path, weights_path, canvas) -> Non
 
 def test_onnx_metadata_names_the_model(onnx_model_path) -> None:
     metadata = ort.InferenceSession(str(onnx_model_path)).get_modelmeta().custom_metadata_map
-    assert metadata["facelocal.config"] == DEFAULT_CONFIG
-    assert metadata["facelocal.dense"] == "false"
+    assert metadata[PRESET_KEY] == DEFAULT_CONFIG
+    assert metadata[DENSE_KEY] == "false"
 
 
 def test_serving_package_never_imports_torch() -> None:
     code = (
-        "import sys, service.app, service.core, service.mesh, service.backends.onnxruntime, service.backends.triton_mesh, "
-        "service.rest, facelocal.facemesh, facelocal.cli.serve; "
+        "import sys, service.app, service.core, service.mesh, service.backends.onnxruntime, "
+        "service.backends.triton_mesh, service.rest, service.cli, facelocal.facemesh; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -13,7 +13,7 @@ import pytest
 
 from facelocal.cli import main
 from tests.ports import free_port
-from tests.service.helpers import client, photo_bytes
+from tests.service.helpers import client, photo_bytes, wait_ready
 
 SERVE = "import sys; from facelocal.cli import main; sys.exit(main())"
 
@@ -27,25 +27,12 @@ def test_missing_model_says_how_to_export_it(tmp_path, capsys) -> None:
 
 def test_flags_override_environment(monkeypatch) -> None:
     from facelocal.cli import build_parser
-    from facelocal.cli.serve import build_settings
+    from service.cli import build_settings
 
     monkeypatch.setenv("FACELOCAL_MAX_BATCH_SIZE", "3")
     monkeypatch.setenv("FACELOCAL_HTTP_PORT", "9001")
     settings = build_settings(build_parser().parse_args(["serve", "--http-port", "9100", "--max-delay-ms", "2.5"]))
     assert (settings.max_batch_size, settings.http_port, settings.max_delay_ms, settings.grpc_port) == (3, 9100, 2.5, 50051)
-
-
-def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("facelocal serve did not become ready")
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None:
@@ -57,7 +44,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{http_port}"
     try:
-        _wait_ready(url, process)
+        wait_ready(url, process)
         responses: list[httpx.Response] = []
         files = [("images", (f"{i}.jpg", photo_bytes(), "image/jpeg")) for i in range(8)]
 
@@ -86,3 +73,29 @@ def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None
     assert len(results) == 8 and all(len(r["faces"]) > 20 for r in results)
     with pytest.raises(httpx.TransportError):
         httpx.get(url + "/healthz", timeout=2)
+
+
+def test_serve_weights_exports_once_into_a_cache_keyed_by_content(tmp_path, monkeypatch, weights_path) -> None:
+    from service.cli import export_cached
+    from facelocal.weights import file_sha256
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    exported = export_cached(weights_path, None)
+    assert exported == tmp_path / "facelocal" / "models" / f"{file_sha256(weights_path)[:16]}-mobilenet0.25.onnx"
+    stamp = exported.stat().st_mtime_ns
+    assert export_cached(weights_path, None).stat().st_mtime_ns == stamp  # reused, not exported again
+    # Another preset is another export, never the stale one.
+    with pytest.warns(UserWarning):
+        assert export_cached(weights_path, "mobilenet0.25-1mb").name.endswith("-mobilenet0.25-1mb.onnx")
+    assert main(["serve", "--weights", str(weights_path), "--model-path", "x.onnx"]) == 2
+
+
+def test_every_setting_is_a_flag_with_its_description() -> None:
+    from facelocal.cli import build_parser
+    from service.settings import Settings
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]
+    flags = {option: action for action in serve._actions for option in action.option_strings}
+    for name, field in Settings.model_fields.items():
+        action = flags[f"--{name.replace('_', '-')}"]
+        assert action.dest == name and field.description in action.help and f"FACELOCAL_{name.upper()}" in action.help

@@ -79,8 +79,8 @@ def test_flip_matches_the_torch_reference_tta(results, weights_path) -> None:
     from facelocal.preprocess import ResizePolicy
     from facelocal.tta import AugmentedDetector, TTAConfig
 
-    model = Detector.from_weights(weights_path, get_config(DEFAULT_CONFIG)).network.model
-    reference = AugmentedDetector(Detector(model, resize=ResizePolicy("letterbox", 640)), TTAConfig(flip=True))
+    detector = Detector.from_weights(weights_path, get_config(DEFAULT_CONFIG), resize=ResizePolicy("letterbox", 640))
+    reference = AugmentedDetector(detector, TTAConfig(flip=True))
     expected = reference.detect_one(load_image(shared_file("images", "selfie_group.jpg")))
     served = results["selfie_group.jpg", "flip"]
     assert len(served["faces"]) == len(expected)

@@ -75,7 +75,7 @@ def test_training_from_scratch_learns_the_photos(labelled_photos, tmp_path):
     # The checkpoint loads with strict=True through the same path as `facelocal detect --weights`.
     # Faces of 40-60 px, seen at half size: the scale the 160 px crops trained on.
     model = load_pretrained(get_config(DEFAULT_CONFIG), result.checkpoint)
-    detector = Detector(model, resize=ResizePolicy.parse("long:512"))
+    detector = Detector.from_model(model, resize=ResizePolicy.parse("long:512"))
     found = detector.detect([load_image(record.path) for record in labelled_photos])
     assert recall(labelled_photos, found) >= 0.8
 
@@ -85,7 +85,7 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     labels = tmp_path / "label.txt"
     write_retinaface_labels(labelled_photos, labels)
     out = tmp_path / "run"
-    args = ["train", "--config", DEFAULT_CONFIG, "--data", str(labels), "--out", str(out), "--finetune",
+    args = ["train", "--preset", DEFAULT_CONFIG, "--data", str(labels), "--out", str(out), "--finetune",
             str(weights_path), "--image-size", "320", "--batch-size", "4", "--repeat", "4", "--epochs", "2",
             "--max-iters", "3", "--workers", "0", "--device", "cpu", "--save-every", "1",
             # A converged network: the public schedule ended at 1e-5, so fine-tune near there (BN is frozen).
@@ -97,6 +97,7 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     capsys.readouterr()
 
     images = [str(record.path) for record in labelled_photos]
+    # --config is the old spelling of --preset, kept for one release.
     assert facelocal(["detect", *images, "--weights", str(checkpoint), "--config", DEFAULT_CONFIG, "--json"]) == 0
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     for record, result in zip(labelled_photos, results):
@@ -108,23 +109,24 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
         assert (best[large] >= 0.8).all(), f"{record.path.name}: {np.sort(best[large])[:3]}"
 
     onnx_path = tmp_path / "model.onnx"
-    export = ["export", "onnx", "--weights", str(checkpoint), "--config", DEFAULT_CONFIG, "--out", str(onnx_path)]
+    export = ["export", "onnx", "--weights", str(checkpoint), "--preset", DEFAULT_CONFIG, "--out", str(onnx_path)]
     assert facelocal(export) == 0
     import onnx
     import onnxruntime
 
     from facelocal.config import SERVE_POSTPROCESS
+    from facelocal.contract import PRESET_KEY
     from facelocal.imageio import load_image
     from facelocal.postprocess import select_faces
-    from facelocal.preprocess import ResizePolicy, to_network_input
+    from facelocal.preprocess import ResizePolicy, to_canvas
 
     metadata = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
-    assert metadata["facelocal.config"] == DEFAULT_CONFIG
+    assert metadata[PRESET_KEY] == DEFAULT_CONFIG
     # The service's path: ONNX Runtime on the exported graph finds what `facelocal detect` found.
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     rgb = load_image(labelled_photos[0].path)
     placement = ResizePolicy().plan(rgb.shape[1], rgb.shape[0])
-    boxes, scores, landmarks = session.run(None, {"images": to_network_input(rgb, placement)[None]})
+    boxes, scores, landmarks = session.run(None, {"images": to_canvas(rgb, placement)[None]})
     height, width = rgb.shape[:2]
     onnx_faces = select_faces(boxes[0], scores[0], landmarks[0], placement, width, height, SERVE_POSTPROCESS)
     torch_boxes = np.array([face["box"] for face in results[0]["faces"]], np.float32)

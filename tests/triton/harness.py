@@ -278,14 +278,14 @@ def start_local_triton(workdir: Path, onnx_path: Path, mesh_onnx_path: Path | No
 
 
 def photo_canvases(canvas: int) -> np.ndarray:
-    """Both shared photos letterboxed as the service does: ``(2, 3, canvas, canvas)`` float32."""
+    """Both shared photos letterboxed as the service does: ``(2, 3, canvas, canvas)`` uint8."""
     from facelocal.imageio import load_image
-    from facelocal.preprocess import ResizePolicy, to_network_input
+    from facelocal.preprocess import ResizePolicy, to_canvas
     from tests.paths import shared_file
 
     tensors = []
     for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg"):
         rgb = load_image(shared_file("images", name))
         placement = ResizePolicy("letterbox", canvas).plan(rgb.shape[1], rgb.shape[0])
-        tensors.append(to_network_input(rgb, placement))
+        tensors.append(to_canvas(rgb, placement))
     return np.stack(tensors)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from facelocal.contract import INPUT_NAME, OUTPUT_NAMES
 from service.backends.triton_config import (
     compact_model_shape,
     is_mesh_config,
@@ -77,17 +78,15 @@ def test_cpu_and_gpu_models_are_the_same_graph():
     assert (cpu.canvas, cpu.top_k, cpu.preset, cpu.dense) == (gpu.canvas, gpu.top_k, gpu.preset, gpu.dense)
 
 
-def test_uint8_graph_gives_the_float_graphs_outputs(compact_onnx_path: Path, onnx_model_path: Path, compact_shape):
-    """Pixels as uint8 (mean subtracted in the graph) lose nothing against float32 canvases."""
+def test_compact_graph_gives_the_embedded_graphs_best_anchors(compact_onnx_path: Path, onnx_model_path: Path, compact_shape):
+    """Triton's fixed-canvas top-k graph returns the embedded graph's best anchors for the same uint8 canvases."""
     import onnxruntime as ort
-
-    from service.backends.triton import to_pixels_uint8
 
     canvases = photo_canvases(compact_shape.canvas)
     compact = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
     dense = ort.InferenceSession(str(onnx_model_path), providers=["CPUExecutionProvider"])
-    boxes, scores, landmarks = compact.run(["boxes", "scores", "landmarks"], {"images": to_pixels_uint8(canvases)})
-    all_boxes, all_scores, all_landmarks = dense.run(["boxes", "scores", "landmarks"], {"images": canvases})
+    boxes, scores, landmarks = compact.run(list(OUTPUT_NAMES), {INPUT_NAME: canvases})
+    all_boxes, all_scores, all_landmarks = dense.run(list(OUTPUT_NAMES), {INPUT_NAME: canvases})
     best = np.argsort(-all_scores, axis=1, kind="stable")[:, : compact_shape.top_k]
     np.testing.assert_allclose(scores, np.take_along_axis(all_scores, best, 1), atol=1e-6)
     np.testing.assert_allclose(boxes, np.take_along_axis(all_boxes, best[..., None], 1), atol=1e-3)
@@ -111,7 +110,7 @@ def test_exported_graph_matches_the_config(compact_onnx_path: Path, compact_shap
     assert not isinstance(graph_input.shape[0], int), "the batch dimension must stay dynamic"
     declared = {tensor.name: list(tensor.dims) for tensor in config.output}
     assert sorted(output.name for output in session.get_outputs()) == sorted(declared)
-    assert compact_shape.pixels_uint8 and graph_input.type == "tensor(uint8)"
+    assert graph_input.type == "tensor(uint8)"
     batch = np.zeros((2, 3, compact_shape.canvas, compact_shape.canvas), np.uint8)
     boxes, scores, landmarks = session.run(["boxes", "scores", "landmarks"], {"images": batch})
     # The graph's static shapes are partly symbolic; what it returns must have the declared dims.

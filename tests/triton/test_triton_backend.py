@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from facelocal.contract import INPUT_NAME
 from service.backends.triton import TritonBackend
 from service.errors import ServiceError
 from service.settings import Settings
@@ -42,11 +43,9 @@ def test_triton_service_finds_the_embedded_faces(start_service, service, triton:
 def test_shared_memory_and_wire_give_identical_arrays(triton: TritonServer, compact_onnx_path, compact_shape, protocol):
     import onnxruntime as ort
 
-    from service.backends.triton import to_pixels_uint8
-
     batch = photo_canvases(compact_shape.canvas)
     session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {"images": to_pixels_uint8(batch)})
+    expected = session.run(None, {INPUT_NAME: batch})
     url = triton.grpc_url if protocol == "grpc" else triton.http_url
 
     async def run(shared_memory: str):
@@ -145,11 +144,9 @@ def test_abandoned_shared_memory_request_leaves_the_backend_correct(triton: Trit
     """A request cancelled mid-flight (client gone, deadline) retires its region; the next one is exact."""
     import onnxruntime as ort
 
-    from service.backends.triton import to_pixels_uint8
-
     batch = photo_canvases(compact_shape.canvas)
     session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {"images": to_pixels_uint8(batch[::-1])})
+    expected = session.run(None, {INPUT_NAME: batch[::-1]})
 
     async def run():
         backend = TritonBackend(Settings(backend="triton", triton_url=triton.grpc_url))
