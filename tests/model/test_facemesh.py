@@ -303,3 +303,14 @@ def test_detector_returns_a_mesh_per_face_and_none_for_small_faces(weights_path,
     centres = np.nanmean(faces.meshes[big, :, :2], axis=1)
     boxes = faces.boxes[big]
     assert ((centres > boxes[:, :2]) & (centres < boxes[:, 2:])).all()
+
+
+def test_onnx_detector_gives_the_torch_detectors_meshes(onnx_model_path, mesh_onnx_path, weights_path,
+                                                          mesh_weights_path, photos):
+    from facelocal.detector import Detector
+
+    torch_faces = Detector.from_weights(weights_path, mesh_weights=mesh_weights_path).detect([photos["two_people_hd.jpg"]])[0]
+    onnx_faces = Detector.from_onnx(onnx_model_path, mesh_model_path=mesh_onnx_path).detect([photos["two_people_hd.jpg"]])[0]
+    assert len(onnx_faces) == len(torch_faces) == 2
+    np.testing.assert_allclose(onnx_faces.meshes, torch_faces.meshes, atol=0.05)
+    np.testing.assert_allclose(onnx_faces.mesh_scores, torch_faces.mesh_scores, atol=1e-3)
