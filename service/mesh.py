@@ -263,11 +263,18 @@ class MeshStage:
     async def add_meshes(
         self, rgb: np.ndarray, result: ImageResult, options: DetectOptions, executor: Executor
     ) -> ImageResult:
-        """``result`` (whose faces carry landmarks) with a mesh, score or skip reason on every face."""
+        """``result`` (whose faces carry landmarks) with a mesh, score or skip reason on every face. Cropping and
+        shaping the answer run in ``executor`` (the core's CPU pool), the inference in the mesh batcher."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         plan = await loop.run_in_executor(executor, self._plan, rgb, result, options)
         outputs = await asyncio.gather(*(self._batcher.submit(crop) for crop in plan.crops))
+        return await loop.run_in_executor(executor, self._attach, result, options, plan, outputs, started)
+
+    @staticmethod
+    def _attach(
+        result: ImageResult, options: DetectOptions, plan: _MeshPlan, outputs: list[MeshOutput], started: float
+    ) -> ImageResult:
         faces = list(result.faces)
         for index, geometry, output in zip(plan.indices, plan.geometries, outputs):
             mesh = project_vertices(output.vertices, geometry)
