@@ -26,14 +26,16 @@ $(VENV)/.installed: pyproject.toml
 # weights file changes or when WEIGHTS or PRESET name another one (the stamp holds the export's arguments), and
 # FaceMesh (return_mesh) when $(MESH_WEIGHTS) exists; without it the service answers return_mesh with 422.
 model: $(MODEL) $(MESH_TARGET)
-$(MODEL): $(WEIGHTS) $(MODEL).args $(VENV)/.installed
+# The graph's code is a prerequisite too: a change to the network or the contract re-exports.
+GRAPH_SOURCES := facelocal/export.py facelocal/contract.py $(wildcard facelocal/models/*.py)
+$(MODEL): $(WEIGHTS) $(MODEL).args $(GRAPH_SOURCES) $(VENV)/.installed
 	$(BIN)/facelocal export onnx $(EXPORT_ARGS) --out $(MODEL)
 
 $(MODEL).args: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(EXPORT_ARGS)' | cmp -s - $@ || echo '$(EXPORT_ARGS)' > $@
 
-$(MESH_MODEL): $(MESH_WEIGHTS) $(VENV)/.installed
+$(MESH_MODEL): $(MESH_WEIGHTS) $(GRAPH_SOURCES) $(VENV)/.installed
 	$(BIN)/facelocal export onnx --mesh --mesh-weights $(MESH_WEIGHTS) --out $(MESH_MODEL)
 
 serve: $(MODEL) $(MESH_TARGET)
