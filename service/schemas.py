@@ -17,14 +17,22 @@ class DetectOptions(BaseModel):
 
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="keep faces scoring above this probability")
     nms_threshold: float = Field(0.4, ge=0.0, le=1.0, description="IoU above which overlapping boxes are merged (NMS)")
-    max_faces: int | None = Field(None, ge=1, description="return at most this many faces, highest scores first")
+    max_faces: int | None = Field(
+        None,
+        ge=1,
+        description="return at most this many faces, highest scores first; capped by the server's max_faces "
+        "(default 500, also the default here) or, with return_crops, its max_crops (default 32); the result's "
+        "truncated flag says whether faces were left out",
+    )
     min_face_size: float = Field(
         0.0, ge=0.0, description="drop faces whose shorter box side is below this many original-image pixels"
     )
     return_landmarks: bool = Field(True, description="include the five landmarks of each face")
     return_crops: bool = Field(False, description="include a 112x112 ArcFace-aligned crop per face (base64 PNG)")
     return_mesh: bool = Field(
-        False, description="include dense 3D mesh vertices; only models with a dense branch (else 422)"
+        False,
+        description="include dense 3D mesh vertices; true is valid only when GET /v1/models lists a model that "
+        "serves the mesh, and answers 422 mesh_unavailable otherwise (this server's schema then allows only false)",
     )
     tta: TTAMode = Field(
         "none",
@@ -76,6 +84,9 @@ class ImageResult(BaseModel):
     height: int = Field(..., description="image height in pixels, after EXIF orientation")
     model: str = Field(..., description="name of the model that produced the faces")
     faces: list[Face] = Field(..., description="faces by descending score")
+    truncated: bool = Field(
+        False, description="true when more faces passed the thresholds than max_faces (or the server's cap) let through"
+    )
     timings_ms: Timings = Field(..., description="per-stage timings in milliseconds")
 
 
@@ -101,13 +112,15 @@ class BatchResponse(BaseModel):
 class DetectJSONRequest(DetectOptions):
     """``POST /v1/detect`` with a JSON body: a base64 image plus options."""
 
-    image: str = Field(..., description="the image file (JPEG, PNG, WebP or BMP), base64-encoded")
+    image: str = Field(..., min_length=1, description="the image file (JPEG, PNG, WebP or BMP), base64-encoded")
 
 
 class BatchJSONRequest(DetectOptions):
     """``POST /v1/detect/batch`` with a JSON body: base64 images plus options applied to all of them."""
 
-    images: list[str] = Field(..., min_length=1, description="image files, each base64-encoded")
+    images: list[str] = Field(
+        ..., min_length=1, description="image files, each base64-encoded; at most the server's max_batch_images (32)"
+    )
 
 
 class ModelInfo(BaseModel):

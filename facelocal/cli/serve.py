@@ -13,7 +13,7 @@ from facelocal.config import PRESETS
 
 # Flag name -> (Settings field, type, help). Unset flags leave the environment/default value alone.
 _FLAGS = {
-    "--host": ("host", str, "listen address (default 0.0.0.0)"),
+    "--host": ("host", str, "listen address (default 127.0.0.1; 0.0.0.0 for every interface)"),
     "--http-port": ("http_port", int, "REST port (default 8000)"),
     "--grpc-port": ("grpc_port", int, "gRPC port (default 50051)"),
     "--backend": ("backend", str, "onnxruntime (default, in process) or triton"),
