@@ -36,15 +36,8 @@ from tests.service.helpers import (
     vga_jpeg,
 )
 from tests.service.test_batching import CountingBackend
-
-JPEG = {"content-type": "image/jpeg"}
-PNG = {"content-type": "image/png"}
-
-
-@pytest.fixture(scope="module")
-def http(service):
-    with client(service.http_url) as c:
-        yield c
+from tests.service.test_grpc import GatedBackend
+from tests.service.test_hardening import JPEG, PNG, http  # noqa: F401 (http: the shared service's client fixture)
 
 
 def assert_boxes_inside(result: dict) -> None:
@@ -225,42 +218,15 @@ def test_reduced_decoding_finds_the_faces_a_full_decode_finds(http) -> None:
 # --- overload, stalled and interrupted uploads -------------------------------------------------------------------
 
 
-class HeldBackend:
-    """The real backend, whose inferences wait while ``held`` is set, until the test releases them."""
-
-    def __init__(self, inner) -> None:
-        self._inner = inner
-        self.name, self.model_name, self.has_dense, self.fixed_canvas = (
-            inner.name, inner.model_name, inner.has_dense, inner.fixed_canvas
-        )
-        self.held = False
-        self.entered = threading.Event()
-        self.release = asyncio.Event()
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    async def infer(self, batch: np.ndarray):
-        if self.held:
-            self.loop = asyncio.get_running_loop()
-            self.entered.set()
-            await self.release.wait()
-        return await self._inner.infer(batch)
-
-    async def ready(self) -> bool:
-        return await self._inner.ready()
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 def test_a_full_service_answers_503_before_reading_the_body(start_service, monkeypatch) -> None:
     import service.app
     from service.backends.onnxruntime import OnnxRuntimeBackend
 
-    backends: list[HeldBackend] = []
-    monkeypatch.setattr(service.app, "create_backend", lambda s: backends.append(HeldBackend(OnnxRuntimeBackend(s))) or backends[-1])
+    backends: list[GatedBackend] = []
+    monkeypatch.setattr(service.app, "create_backend", lambda s: backends.append(GatedBackend(OnnxRuntimeBackend(s))) or backends[-1])
     running = start_service(max_batch_size=1, max_queue=1, max_delay_ms=0)
     backend = backends[0]
-    backend.held = True
+    backend.gated = True
     answers: list[int] = []
     posts = [threading.Thread(target=lambda: answers.append(_post_status(running.http_url))) for _ in range(2)]
     try:
@@ -277,7 +243,7 @@ def test_a_full_service_answers_503_before_reading_the_body(start_service, monke
         upload.close()
         assert status == 503 and json.loads(body)["error"]["code"] == "queue_full" and headers["retry-after"] == "1"
     finally:
-        backend.loop.call_soon_threadsafe(backend.release.set)
+        running._loop.call_soon_threadsafe(backend.gate.set)
         for post in posts:
             post.join(60)
         running.stop()
