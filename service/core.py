@@ -78,31 +78,35 @@ class PixelBudget:
     def hold(self) -> PixelHold:
         return PixelHold(self)
 
-    def take(self, pixels: int) -> None:
+    def take(self, hold: PixelHold, pixels: int) -> None:
         with self._lock:
-            if self._used + pixels > self.limit:
+            # A released hold belongs to a request that has been answered or cancelled while its decode was
+            # still queued in the pool: that decode must not take pixels nobody would give back.
+            if hold.released or self._used + pixels > self.limit:
                 raise queue_full()
             self._used += pixels
+            hold.pixels += pixels
 
-    def give_back(self, pixels: int) -> None:
+    def release(self, hold: PixelHold) -> None:
         with self._lock:
-            self._used -= pixels
+            self._used -= hold.pixels
+            hold.pixels = 0
+            hold.released = True
 
 
+@dataclass
 class PixelHold:
-    """The pixels one image holds in a :class:`PixelBudget`; :meth:`release` may be called more than once."""
+    """The pixels one image holds in a :class:`PixelBudget`; once released it takes no more."""
 
-    def __init__(self, budget: PixelBudget) -> None:
-        self._budget = budget
-        self._pixels = 0
+    budget: PixelBudget
+    pixels: int = 0
+    released: bool = False
 
     def take(self, pixels: int) -> None:
-        self._budget.take(pixels)
-        self._pixels += pixels
+        self.budget.take(self, pixels)
 
     def release(self) -> None:
-        pixels, self._pixels = self._pixels, 0
-        self._budget.give_back(pixels)
+        self.budget.release(self)
 
 
 class DetectionCore:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.core import DetectionCore
+from service.core import DetectionCore, PixelBudget
 from service.errors import ServiceError
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
@@ -150,9 +150,13 @@ def test_the_largest_reply_the_caps_allow_fits_the_grpc_send_limit(start_service
         reply = pb_grpc.FaceDetectorStub(channel).DetectBatch(
             pb.DetectBatchRequest(images=[noise] * 3, options=options, request_id="r" * 256), timeout=60
         )
+        with pytest.raises(grpc.RpcError) as long_id:
+            pb_grpc.FaceDetectorStub(channel).Detect(pb.DetectRequest(image=noise, request_id="r" * 257), timeout=60)
     crops = [face.crop_png for item in reply.items for face in item.result.faces]
     assert len(crops) == 12 and max(len(crop) for crop in crops) <= CROP_BYTES
     assert reply.ByteSize() <= limit
+    # The one part of a reply a client chooses is bounded too.
+    assert long_id.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     running.stop()
 
 
@@ -202,6 +206,19 @@ def test_pixel_budget_holds_decoded_pixels_only_while_they_are_needed() -> None:
         await core.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_released_hold_takes_no_more_pixels() -> None:
+    budget = PixelBudget(100)
+    first = budget.hold()
+    first.take(60)
+    with pytest.raises(ServiceError):
+        budget.hold().take(50)
+    first.release()
+    # A decode still queued when its request was answered or cancelled must not leak pixels into the budget.
+    with pytest.raises(ServiceError):
+        first.take(10)
+    budget.hold().take(100)
 
 
 def test_reduced_decoding_finds_the_faces_a_full_decode_finds(http) -> None:
