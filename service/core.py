@@ -25,7 +25,6 @@ from service.batcher import BatchOutput, MicroBatcher
 from service.errors import (
     ServiceError,
     internal_error,
-    payload_too_large,
     queue_full,
     unavailable,
     validation_error,
@@ -232,7 +231,7 @@ class DetectionCore:
         """
         self.validate_options(options)
         if len(items) > self.settings.max_batch_images:
-            raise payload_too_large(
+            raise validation_error(
                 f"{len(items)} images in one batch; the limit is {self.settings.max_batch_images}",
                 code="too_many_images",
             )

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     max_faces: int = Field(500, ge=1, description="most faces returned per image: the default and cap of max_faces")
     max_crops: int = Field(32, ge=1, description="most faces returned per image with return_crops")
     max_batch_images: int = Field(
-        32, ge=1, description="most images in one batch request; beyond it 413 too_many_images"
+        32, ge=1, description="most images in one batch request; beyond it 422 too_many_images"
     )
     api_key: SecretStr | None = Field(
         None, description="when set (not blank), /v1/* requires 'Authorization: Bearer <key>'; blank means no key"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
-EXAMPLES = 20
+EXAMPLES = 100
 
 # Statuses a schema-valid request may still get. Whether bytes are a decodable image is beyond what a schema
 # can say (400 corrupt or invalid image, 413 image_too_large, 415 unsupported_format); 422 is not among them,

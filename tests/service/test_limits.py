@@ -132,7 +132,7 @@ def test_max_faces_defaults_to_the_cap_and_cannot_pass_it(http, service) -> None
 def test_batch_over_max_batch_images_is_refused(http, service) -> None:
     count = service.settings.max_batch_images + 1
     response = http.post("/v1/detect/batch", json={"images": [base64.b64encode(tiny_png()).decode()] * count})
-    assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_images"
+    assert response.status_code == 422 and response.json()["error"]["code"] == "too_many_images"
     with grpc.insecure_channel(service.grpc_target) as channel:
         with pytest.raises(grpc.RpcError) as refused:
             pb_grpc.FaceDetectorStub(channel).DetectBatch(pb.DetectBatchRequest(images=[tiny_png()] * count), timeout=30)
