@@ -7,14 +7,19 @@ to a client error instead of crashing.
 from __future__ import annotations
 
 import io
+import math
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 40_000_000
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+# EXIF orientations that turn the image by 90 degrees, so that its upright width and height swap.
+QUARTER_TURNS = (5, 6, 7, 8)
 
 
 class ImageDecodeError(ValueError):
@@ -42,11 +47,41 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """Pixels of an image, possibly decoded at reduced size.
+
+    ``rgb`` is ``(h, w, 3)`` uint8 with EXIF orientation applied; ``width x height`` is the image's full size
+    (after EXIF orientation), which ``rgb`` equals unless decoding was asked to reduce it.
+    """
+
+    rgb: np.ndarray
+    width: int
+    height: int
+
+
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes to an ``(H, W, 3)`` uint8 RGB array, EXIF orientation applied.
+    """Decode encoded image bytes to an ``(H, W, 3)`` uint8 RGB array at full size, EXIF orientation applied.
 
     The size is read from the header and checked against ``max_pixels`` before any pixel is decoded,
     so decompression bombs cost nothing.
+    """
+    return decode_reduced(data, max_pixels).rgb
+
+
+def decode_reduced(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    cover: int | None = None,
+    reserve: Callable[[int], None] | None = None,
+) -> DecodedImage:
+    """Decode like :func:`decode_image`, but only as finely as a long side of ``cover`` pixels needs.
+
+    With ``cover``, a larger JPEG is decoded at the smallest DCT scale (1/2, 1/4 or 1/8) whose size still
+    covers ``cover`` on the long side, which skips most of the decoding work and memory; other formats are
+    decoded in full and then shrunk by the largest integer factor that keeps that cover. ``reserve`` is called
+    with the number of pixels the decoder is about to produce, after the header checks and before any pixel
+    is decoded; it may raise to refuse the work.
     """
     if not data:
         raise ImageDecodeError("empty_image", "the image is empty (0 bytes)")
@@ -65,10 +100,21 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
                 raise ImageDecodeError(
                     "image_too_large", f"{width}x{height} is {width * height} pixels; the limit is {max_pixels}"
                 )
+            if cover is not None and max(width, height) > cover:
+                # Asked per side, so that the reduced size keeps the image's proportions around ``cover``.
+                shrink = cover / max(width, height)
+                image.draft(None, (math.ceil(width * shrink), math.ceil(height * shrink)))
+            if reserve is not None:
+                reserve(image.width * image.height)
             image.load()
+            if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
+                width, height = height, width
             # In place: without an orientation tag the copying variant would duplicate every pixel.
             ImageOps.exif_transpose(image, in_place=True)
-            return np.asarray(_to_rgb(image))
+            rgb = _to_rgb(image)
+            if cover is not None and (factor := max(rgb.size) // cover) > 1:
+                rgb = rgb.reduce(factor)
+            return DecodedImage(np.asarray(rgb), width, height)
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

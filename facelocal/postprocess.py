@@ -49,6 +49,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return order[np.asarray(keep, dtype=np.int64)]
 
 
+def shows_the_image(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which ``(N, 4)`` image-pixel boxes still span at least one pixel each way once clipped to the image.
+
+    The others are no face: boxes of zero or negative size, and boxes lying wholly in the letterbox padding
+    beyond the image (a face there would be clipped to a line or a point on the image's edge).
+    """
+    sides = np.minimum(boxes[:, 2:], (width, height)) - np.maximum(boxes[:, :2], 0)
+    return np.all(sides >= 1.0, axis=1)
+
+
 def select_faces(
     boxes: np.ndarray,
     scores: np.ndarray,
@@ -64,11 +74,13 @@ def select_faces(
         boxes: ``(A, 4)`` xyxy canvas pixels; scores: ``(A,)``; landmarks: ``(A, 2L)`` canvas pixels.
         placement: how the image was put on the canvas; width, height: the original image size.
 
-    Keeps scores above the threshold, the ``pre_nms_top_k`` best, runs NMS, keeps ``post_nms_top_k``,
-    then maps to original-image pixels and (unless ``clip_boxes`` is off) clips boxes to the image.
+    Keeps scores above the threshold, the ``pre_nms_top_k`` best, drops boxes that show no pixel of the image
+    (see :func:`shows_the_image`), runs NMS, keeps ``post_nms_top_k``, then maps to original-image pixels and
+    (unless ``clip_boxes`` is off) clips boxes to the image.
     """
     candidates = np.nonzero(scores > config.score_threshold)[0]
     candidates = candidates[np.argsort(-scores[candidates], kind="stable")[: config.pre_nms_top_k]]
+    candidates = candidates[shows_the_image(placement.to_image(boxes[candidates].astype(np.float32)), width, height)]
     kept = candidates[nms(boxes[candidates], scores[candidates], config.nms_threshold)][: config.post_nms_top_k]
     out_boxes = placement.to_image(boxes[kept].astype(np.float32))
     if config.clip_boxes:

@@ -80,7 +80,8 @@ def box_voting(detections: Sequence[FaceDetections], iou_threshold: float = 0.4,
         if not alive[i] or len(out_scores) == max_faces:
             continue
         rest = np.nonzero(alive)[0]
-        members = rest[box_iou(boxes[i : i + 1], boxes[rest])[0] >= iou_threshold]
+        # A box always joins its own cluster, even one of no area (whose IoU with itself is 0).
+        members = rest[(box_iou(boxes[i : i + 1], boxes[rest])[0] >= iou_threshold) | (rest == i)]
         alive[members] = False
         weights = scores[members] / scores[members].sum()
         out_boxes.append(weights @ boxes[members])

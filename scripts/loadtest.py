@@ -6,7 +6,11 @@ Starts ``facelocal serve`` itself on loopback for each setting (a subprocess, so
 the server's interpreter), posts 640x480 JPEGs cut from the shared photo, and prints a table. Bounded in
 time: about ``2 x len(concurrency) x (seconds + 1)`` seconds plus server start-ups.
 
+With ``--overload``, instead: one server with the default queue (``max_queue`` 64) under 200 clients posting
+back to back, more than it admits, and how fast each answer came, by status: the 503s should be quick.
+
     python scripts/loadtest.py [--model-path artifacts/model.onnx] [--seconds 5] [--concurrency 1 8 32]
+    python scripts/loadtest.py --overload [--concurrency 200] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -66,12 +70,12 @@ def ensure_model(path: Path | None) -> Path:
 class Server:
     """``facelocal serve`` in a subprocess on loopback."""
 
-    def __init__(self, model: Path, max_batch_size: int, max_delay_ms: float) -> None:
+    def __init__(self, model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         command = [
             sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--http-port", self.url.rsplit(":", 1)[1],
             "--grpc-port", str(free_port()), "--model-path", str(model), "--max-batch-size", str(max_batch_size),
-            "--max-delay-ms", str(max_delay_ms), "--max-queue", "256", "--log-level", "warning",
+            "--max-delay-ms", str(max_delay_ms), "--max-queue", str(max_queue), "--log-level", "warning",
         ]
         self.process = subprocess.Popen(command)
         deadline = time.monotonic() + 60
@@ -100,53 +104,128 @@ class Server:
             self.process.kill()
 
 
-async def load(url: str, body: bytes, concurrency: int, seconds: float) -> tuple[list[float], int]:
-    """``concurrency`` clients posting back to back for ``seconds``: latencies (s) of successes, error count."""
-    latencies: list[float] = []
-    errors = 0
+# The "status" of a request that got no HTTP answer (the connection failed).
+NO_ANSWER = 0
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """The status and headers of the next answer on ``reader``; its body is read and dropped."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("closed without an answer")
+    headers = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    await reader.readexactly(int(headers.get("content-length", 0)))
+    return int(status_line.split()[1]), headers
+
+
+async def post(connection: Connection | None, url: str, head: bytes, body: bytes, expect: bool):
+    """One POST on a keep-alive ``connection`` (opened if ``None``): ``(status, connection to reuse or None)``.
+
+    With ``expect``, the body is sent only after the server's ``100 Continue`` (as curl does for large bodies);
+    a final answer instead ends the request unsent, and its connection with it. A bare client on asyncio
+    streams rather than httpx: with 200 clients in one process, httpx's own work would dominate the latencies.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = connection or await asyncio.open_connection(host, int(port))
+    writer.write(head if expect else head + body)
+    status, headers = await read_answer(reader)
+    if status == 100:
+        writer.write(body)
+        status, headers = await read_answer(reader)
+    elif expect:
+        headers["connection"] = "close"
+    if headers.get("connection") == "close":
+        writer.close()
+        return status, None
+    return status, (reader, writer)
+
+
+async def load(url: str, body: bytes, concurrency: int, seconds: float, expect: bool = False) -> dict[int, list[float]]:
+    """``concurrency`` clients posting back to back for ``seconds``: the latencies (s) of the answers, by status
+    (``NO_ANSWER`` for transport errors); ``expect`` sends ``Expect: 100-continue``."""
+    expect_header = "Expect: 100-continue\r\n" if expect else ""
+    head = (
+        f"POST /v1/detect HTTP/1.1\r\nHost: {url.removeprefix('http://')}\r\nContent-Type: image/jpeg\r\n"
+        f"Content-Length: {len(body)}\r\n{expect_header}\r\n"
+    ).encode()
+    latencies: dict[int, list[float]] = {}
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
 
-        async def client() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                response = await http.post("/v1/detect", content=body, headers={"content-type": "image/jpeg"})
-                if response.status_code == 200:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
+    async def client() -> None:
+        connection = None
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                status, connection = await asyncio.wait_for(post(connection, url, head, body, expect), 60)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError):
+                status, connection = NO_ANSWER, connection and connection[1].close()
+            latencies.setdefault(status, []).append(time.perf_counter() - started)
+        if connection:
+            connection[1].close()
 
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-    return latencies, errors
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return latencies
+
+
+def overload(model: Path, body: bytes, concurrency: int, seconds: float, max_delay_ms: float) -> None:
+    """More clients than the default queue admits: how many answers of each status, and how fast; with the
+    body sent at once, and sent only after ``100 Continue``."""
+    server = Server(model, max_batch_size=8, max_delay_ms=max_delay_ms, max_queue=64)
+    try:
+        asyncio.run(load(server.url, body, 2, 1.0))  # warm caches and connections
+        runs = {expect: asyncio.run(load(server.url, body, concurrency, seconds, expect)) for expect in (False, True)}
+    finally:
+        server.stop()
+    print(f"\nJPEG ({len(body)} bytes), POST /v1/detect, {concurrency} clients back to back for {seconds:.0f} s each, "
+          "max_batch_size 8, max_queue 64")
+    print(f"{'client':>22} {'status':>9} {'answers':>8} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for expect, latencies in runs.items():
+        for status, times in sorted(latencies.items()):
+            ms = np.array(times) * 1000.0
+            client = "Expect: 100-continue" if expect else "body at once"
+            label = "no answer" if status == NO_ANSWER else status
+            print(f"{client:>22} {label:>9} {len(ms):>8} {len(ms) / seconds:>8.1f} "
+                  f"{np.percentile(ms, 50):>8.1f} {np.percentile(ms, 99):>8.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-path", type=Path, help="exported ONNX model (default: export the shared weights)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per concurrency level")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--concurrency", type=int, nargs="+", help="client counts (default 1 8 32; overload: 200)")
     parser.add_argument("--max-delay-ms", type=float, default=5.0)
+    parser.add_argument("--overload", action="store_true", help="answers by status under more load than is admitted")
     args = parser.parse_args()
 
     model = ensure_model(args.model_path)
     body = vga_jpeg(PHOTO)
+    if args.overload:
+        for concurrency in args.concurrency or [200]:
+            overload(model, body, concurrency, args.seconds, args.max_delay_ms)
+        return
+    args.concurrency = args.concurrency or [1, 8, 32]
     rows = []
     for label, batch_size in (("batching (max_batch_size 8)", 8), ("no batching (max_batch_size 1)", 1)):
-        server = Server(model, batch_size, args.max_delay_ms)
+        # A queue deep enough that even the highest concurrency is served, not refused.
+        server = Server(model, batch_size, args.max_delay_ms, max_queue=256)
         try:
             asyncio.run(load(server.url, body, 2, 1.0))  # warm caches and connections
             for concurrency in args.concurrency:
                 before = server.metrics()
                 started = time.perf_counter()
-                latencies, errors = asyncio.run(load(server.url, body, concurrency, args.seconds))
+                latencies = asyncio.run(load(server.url, body, concurrency, args.seconds))
+                successes = latencies.pop(200, [])
+                errors = sum(map(len, latencies.values()))
                 elapsed = time.perf_counter() - started
                 after = server.metrics()
                 batches = after["facelocal_inferences_total"] - before["facelocal_inferences_total"]
                 images = after["facelocal_batch_size_sum"] - before["facelocal_batch_size_sum"]
-                ms = np.array(latencies) * 1000.0
-                rows.append((label, concurrency, len(latencies), errors, len(latencies) / elapsed,
+                ms = np.array(successes) * 1000.0
+                rows.append((label, concurrency, len(successes), errors, len(successes) / elapsed,
                              np.percentile(ms, 50), np.percentile(ms, 99), images / max(batches, 1)))
         finally:
             server.stop()

@@ -17,6 +17,8 @@ from service.settings import Settings
 
 logger = logging.getLogger("facelocal.service")
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: :func:`serve` owns shutdown, so the batcher can drain after
@@ -31,14 +33,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down in order.
 
     Start: load the backend, listen on REST and gRPC, warm up in the background (``/readyz`` and gRPC
-    health say ready only after the warm-up inference passed). Stop: stop accepting, let in-flight
-    requests finish (up to ``shutdown_grace_s``), drain the batcher, release the backend.
+    health say ready only after the warm-up inference passed). Stop: stop accepting, answer requests whose
+    body is still arriving with 503 ``shutting_down``, let in-flight requests finish (up to
+    ``shutdown_grace_s``), drain the batcher, release the backend.
     """
     backend = await asyncio.to_thread(create_backend, settings)
     core = DetectionCore(settings, backend)
+    app = create_app(settings, core)
     http = _Server(
         uvicorn.Config(
-            create_app(settings, core),
+            app,
             host=settings.host,
             port=settings.http_port,
             lifespan="off",
@@ -52,11 +56,14 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     http_task = asyncio.create_task(http.serve(), name="uvicorn")
     stop_task = asyncio.create_task(stop.wait())
     logger.info("REST on %s:%d, gRPC on %s:%d", settings.host, settings.http_port, settings.host, settings.grpc_port)
+    if settings.api_key is None and settings.host not in LOOPBACK_HOSTS:
+        logger.warning("no API key: anyone who reaches %s can use /v1 (set FACELOCAL_API_KEY)", settings.host)
     try:
         # uvicorn returns early if it cannot bind: shut down the rest rather than serve half a service.
         await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop_task.cancel()
+        app.state.body_reads.stop()
         http.should_exit = True
         await asyncio.gather(http_task, grpc_server.stop(settings.shutdown_grace_s), return_exceptions=True)
         await asyncio.gather(warm_up, return_exceptions=True)

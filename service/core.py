@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -19,13 +22,15 @@ from facelocal.types import FaceDetections
 from service.alignment import align_face, encode_png_base64
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
-from service.errors import ServiceError, queue_full, unavailable
+from service.errors import ServiceError, internal_error, queue_full, unavailable, validation_error
 from service.images import decode
 from service.mesh import MeshStage
 from service.metrics import ServiceMetrics
 from service.schemas import DetectOptions, Face, ImageResult, ModelInfo, Timings
 from service.settings import Settings
 
+
+logger = logging.getLogger(__name__)
 
 # IoU at which the views of test-time augmentation are voted into one face (as the paper and facelocal.tta).
 TTA_VOTE_IOU = 0.4
@@ -42,11 +47,60 @@ class _View:
 
 @dataclass
 class _Prepared:
-    """A decoded image and its views: the letterboxed image first, then any test-time augmentations."""
+    """An image's size and views: the letterboxed image first, then any test-time augmentations.
 
-    rgb: np.ndarray
+    ``rgb`` (the full-size pixels) is kept only when crops or meshes are to be cut from it.
+    """
+
+    width: int
+    height: int
+    rgb: np.ndarray | None
     views: list[_View]
     decode_ms: float
+
+
+class PixelBudget:
+    """Decoded pixels held at once, over all requests: a decode that would go past ``limit`` is refused with
+    ``queue_full`` before it starts, so memory follows the budget whatever the images' sizes and formats."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        # Taken in the CPU pool's threads, given back there or on the event loop.
+        self._lock = threading.Lock()
+
+    def hold(self) -> PixelHold:
+        return PixelHold(self)
+
+    def take(self, hold: PixelHold, pixels: int) -> None:
+        with self._lock:
+            # A released hold belongs to a request that has been answered or cancelled while its decode was
+            # still queued in the pool: that decode must not take pixels nobody would give back.
+            if hold.released or self._used + pixels > self.limit:
+                raise queue_full()
+            self._used += pixels
+            hold.pixels += pixels
+
+    def release(self, hold: PixelHold) -> None:
+        with self._lock:
+            self._used -= hold.pixels
+            hold.pixels = 0
+            hold.released = True
+
+
+@dataclass
+class PixelHold:
+    """The pixels one image holds in a :class:`PixelBudget`; once released it takes no more."""
+
+    budget: PixelBudget
+    pixels: int = 0
+    released: bool = False
+
+    def take(self, pixels: int) -> None:
+        self.budget.take(self, pixels)
+
+    def release(self) -> None:
+        self.budget.release(self)
 
 
 class DetectionCore:
@@ -75,9 +129,13 @@ class DetectionCore:
         self.mesh = MeshStage(settings, self.metrics)
         self._ready = False
         # Images admitted and not yet answered (decoding, queued, in a batch, post-processing). Capping them
-        # bounds memory before decoding too, not only in the batcher queue.
+        # bounds memory before decoding too, not only in the batcher queue; the pixel budget bounds what their
+        # decoded pixels take, however large each one is.
         self._admitted = 0
         self._admission_limit = settings.max_queue + settings.max_batch_size
+        self._pixels = PixelBudget(settings.max_pixels_in_flight)
+        # One face past the largest cap survives NMS, so that ``truncated`` can tell a cut result from an exact one.
+        self._post_nms_top_k = max(PostprocessConfig.post_nms_top_k, settings.max_faces + 1)
 
     @property
     def canvas_size(self) -> int:
@@ -127,17 +185,23 @@ class DetectionCore:
         """Reject options this model cannot honour (422) before any work is done."""
         self.mesh.check(options)  # return_mesh needs a working mesh model: 422 mesh_unavailable otherwise
 
-    async def detect(self, data: bytes, options: DetectOptions) -> ImageResult:
-        """Faces in one encoded image; raises :class:`ServiceError` for anything the client got wrong."""
-        self.validate_options(options)
+    def check_capacity(self) -> None:
+        """503 when an image would not be admitted now: cheap, so front ends can ask before reading a body."""
         if not self._ready:
             raise unavailable("the model is still warming up", code="not_ready")
         if self._admitted >= self._admission_limit:
             raise queue_full()
+
+    async def detect(self, data: bytes, options: DetectOptions) -> ImageResult:
+        """Faces in one encoded image; raises :class:`ServiceError` for anything the client got wrong, and
+        ``internal_error`` (500, logged) for anything else."""
+        self.validate_options(options)
+        self.check_capacity()
         self._admitted += 1
+        pixels = self._pixels.hold()
         try:
             loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(self._executor, self._prepare, data, options)
+            prepared = await loop.run_in_executor(self._executor, self._prepare, data, options, pixels)
             # Submitted together, the views of one image usually share one inference.
             outputs = await asyncio.gather(*(self._batcher.submit(view.tensor) for view in prepared.views))
             # The mesh stage crops from each face's box and landmarks, so it needs the landmarks even when the
@@ -147,30 +211,58 @@ class DetectionCore:
             if options.return_mesh:
                 result = await self.mesh.add_meshes(prepared.rgb, result, options, self._executor)
             return result
+        except ServiceError:
+            raise
+        except Exception as exc:
+            logger.exception("detection failed")
+            raise internal_error() from exc
         finally:
+            pixels.release()
             self._admitted -= 1
 
-    async def detect_batch(self, items: list[bytes], options: DetectOptions) -> list[ImageResult | ServiceError]:
-        """Every image on its own: a bad one gets its error, the others their results (in input order).
+    async def detect_batch(
+        self, items: Sequence[bytes | ServiceError], options: DetectOptions
+    ) -> list[ImageResult | ServiceError]:
+        """Every image on its own: a bad one gets its error, the others their results (in input order). An item
+        that is already an error (unreadable upload, bad base64) stays that item's answer.
 
         The images enter the batcher together, so they usually share inferences.
         """
         self.validate_options(options)
-        outcomes = await asyncio.gather(*(self.detect(item, options) for item in items), return_exceptions=True)
+        if len(items) > self.settings.max_batch_images:
+            raise validation_error(
+                f"{len(items)} images in one batch; the limit is {self.settings.max_batch_images}",
+                code="too_many_images",
+            )
+        outcomes = await asyncio.gather(
+            *(self._detect_item(item, options) for item in items), return_exceptions=True
+        )
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, ServiceError):
-                raise outcome
+                raise outcome  # cancellation: the caller went away
         return list(outcomes)
 
-    def _prepare(self, data: bytes, options: DetectOptions) -> _Prepared:
+    async def _detect_item(self, item: bytes | ServiceError, options: DetectOptions) -> ImageResult:
+        if isinstance(item, ServiceError):
+            raise item
+        return await self.detect(item, options)
+
+    def _prepare(self, data: bytes, options: DetectOptions, pixels: PixelHold) -> _Prepared:
         started = time.perf_counter()
-        rgb = decode(data, self.settings.max_pixels)
-        placements = self._placements(rgb.shape[1], rgb.shape[0], options.tta_multiscale)
+        # Crops and meshes are cut from the full-size image; without them, no view needs more than the canvas holds.
+        keep_image = options.return_crops or options.return_mesh
+        cover = None if keep_image else self.canvas_size
+        decoded = decode(data, self.settings.max_pixels, cover, reserve=pixels.take)
+        rgb = decoded.rgb
+        placements = self._placements(decoded.width, decoded.height, options.tta_multiscale)
         views = [_View(placement, to_canvas(rgb, placement), mirrored=False) for placement in placements]
         if options.tta_flip:
             mirrored = np.ascontiguousarray(flip_image(rgb))
             views += [_View(placement, to_canvas(mirrored, placement), mirrored=True) for placement in placements]
-        return _Prepared(rgb, views, (time.perf_counter() - started) * 1000.0)
+        if not keep_image:
+            rgb = None
+            pixels.release()
+        return _Prepared(decoded.width, decoded.height, rgb, views, (time.perf_counter() - started) * 1000.0)
 
     def _placements(self, width: int, height: int, multiscale: bool) -> list[Placement]:
         """The letterbox placement, plus with ``multiscale`` one per planned long side that fits the canvas.
@@ -187,16 +279,26 @@ class DetectionCore:
             ]
         return placements
 
+    def _face_limit(self, options: DetectOptions) -> int:
+        """The most faces one image returns: the request's ``max_faces``, capped by ``max_faces`` (or by
+        ``max_crops`` with crops, the costly part of a reply) from the settings."""
+        cap = self.settings.max_crops if options.return_crops else self.settings.max_faces
+        return min(options.max_faces or cap, cap)
+
     def _finish(self, prepared: _Prepared, outputs: list[BatchOutput], options: DetectOptions) -> ImageResult:
         started = time.perf_counter()
-        height, width = prepared.rgb.shape[:2]
-        config = PostprocessConfig(score_threshold=options.score_threshold, nms_threshold=options.nms_threshold)
+        width, height = prepared.width, prepared.height
+        config = PostprocessConfig(
+            score_threshold=options.score_threshold,
+            nms_threshold=options.nms_threshold,
+            post_nms_top_k=self._post_nms_top_k,
+        )
         detections = []
         for view, output in zip(prepared.views, outputs):
             found = select_faces(output.boxes, output.scores, output.landmarks, view.placement, width, height, config)
             detections.append(unflip(found) if view.mirrored else found)
         faces = detections[0] if len(detections) == 1 else box_voting(detections, TTA_VOTE_IOU, config.post_nms_top_k)
-        faces = filter_faces(faces, options.min_face_size, options.max_faces)
+        faces, truncated = filter_faces(faces, options.min_face_size, self._face_limit(options))
         # The views ran concurrently, so the image waited as long as its slowest one.
         slowest = max(outputs, key=lambda output: output.queue_ms + output.inference_ms)
         result_faces = [
@@ -213,6 +315,7 @@ class DetectionCore:
             height=height,
             model=self.backend.model_name,
             faces=result_faces,
+            truncated=truncated,
             timings_ms=Timings(
                 decode=round(prepared.decode_ms, 3),
                 queue=round(slowest.queue_ms, 3),
@@ -222,11 +325,13 @@ class DetectionCore:
         )
 
 
-def filter_faces(faces: FaceDetections, min_face_size: float, max_faces: int | None) -> FaceDetections:
-    """Drop faces whose shorter box side is under ``min_face_size`` pixels, then keep the ``max_faces`` best.
+def filter_faces(faces: FaceDetections, min_face_size: float, limit: int) -> tuple[FaceDetections, bool]:
+    """Drop faces whose shorter box side is under ``min_face_size`` pixels, then keep the ``limit`` best; also
+    whether the limit left any out.
 
     ``faces`` are sorted by descending score, so the first ones are the best.
     """
     sides = np.minimum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
-    kept = np.nonzero(sides >= min_face_size)[0][:max_faces]
-    return faces.select(kept)
+    # In float64: a huge min_face_size would overflow the float32 sides' type.
+    large_enough = np.nonzero(sides >= np.float64(min_face_size))[0]
+    return faces.select(large_enough[:limit]), len(large_enough) > limit

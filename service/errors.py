@@ -70,6 +70,10 @@ def validation_error(message: str, code: str = "validation_error") -> ServiceErr
     return ServiceError(422, code, message)
 
 
+def request_timeout(message: str) -> ServiceError:
+    return ServiceError(408, "body_timeout", message)
+
+
 def queue_full(retry_after_s: int = 1) -> ServiceError:
     return ServiceError(
         503,
@@ -82,6 +86,11 @@ def queue_full(retry_after_s: int = 1) -> ServiceError:
 
 def unavailable(message: str, code: str = "backend_unavailable") -> ServiceError:
     return ServiceError(503, code, message, grpc_code=grpc.StatusCode.UNAVAILABLE)
+
+
+def internal_error() -> ServiceError:
+    """A bug on our side: the client learns no more than that (the details go to the log)."""
+    return ServiceError(500, "internal_error", "internal server error")
 
 
 def deadline_exceeded(message: str) -> ServiceError:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
-from facelocal.imageio import ImageDecodeError, decode_image
+from facelocal.imageio import DecodedImage, ImageDecodeError, decode_reduced
 from service.errors import from_decode_error
 
 # Media types accepted as a raw request body, by the format their bytes must have.
@@ -24,9 +24,12 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode to ``(H, W, 3)`` uint8 RGB, raising ``ServiceError`` (400/413/415) for bad images."""
+def decode(
+    data: bytes, max_pixels: int, cover: int | None, reserve: Callable[[int], None]
+) -> DecodedImage:
+    """Decode as :func:`facelocal.imageio.decode_reduced` does, raising ``ServiceError`` (400/413/415) for
+    bad images."""
     try:
-        return decode_image(data, max_pixels=max_pixels)
+        return decode_reduced(data, max_pixels, cover, reserve)
     except ImageDecodeError as exc:
         raise from_decode_error(exc) from None

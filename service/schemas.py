@@ -17,7 +17,13 @@ class DetectOptions(BaseModel):
 
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="keep faces scoring above this probability")
     nms_threshold: float = Field(0.4, ge=0.0, le=1.0, description="IoU above which overlapping boxes are merged (NMS)")
-    max_faces: int | None = Field(None, ge=1, description="return at most this many faces, highest scores first")
+    max_faces: int | None = Field(
+        None,
+        ge=1,
+        description="return at most this many faces, highest scores first; capped by the server's max_faces "
+        "(default 500, also the default here) or, with return_crops, its max_crops (default 32); the result's "
+        "truncated flag says whether faces were left out",
+    )
     min_face_size: float = Field(
         0.0, ge=0.0, description="drop faces whose shorter box side is below this many original-image pixels"
     )
@@ -26,7 +32,8 @@ class DetectOptions(BaseModel):
     return_mesh: bool = Field(
         False,
         description="include FaceMesh's 468 3D vertices and presence score for each face at least mesh_min_face "
-        "px (422 mesh_unavailable when the server has no mesh model); at most the server's mesh_max_faces faces "
+        "px; valid only when GET /v1/models lists the mesh model (422 mesh_unavailable otherwise, and this server's "
+        "schema then allows only false); at most the server's mesh_max_faces faces "
         "per image (default 64, best scores first) get one, the image then says mesh_truncated",
     )
     mesh_min_face: float = Field(
@@ -101,6 +108,9 @@ class ImageResult(BaseModel):
     height: int = Field(..., description="image height in pixels, after EXIF orientation")
     model: str = Field(..., description="name of the model that produced the faces")
     faces: list[Face] = Field(..., description="faces by descending score")
+    truncated: bool = Field(
+        False, description="true when more faces passed the thresholds than max_faces (or the server's cap) let through"
+    )
     timings_ms: Timings = Field(..., description="per-stage timings in milliseconds")
     mesh_truncated: bool | None = Field(
         None, description="with return_mesh: true when faces beyond mesh_max_faces were left without a mesh"
@@ -129,13 +139,15 @@ class BatchResponse(BaseModel):
 class DetectJSONRequest(DetectOptions):
     """``POST /v1/detect`` with a JSON body: a base64 image plus options."""
 
-    image: str = Field(..., description="the image file (JPEG, PNG, WebP or BMP), base64-encoded")
+    image: str = Field(..., min_length=1, description="the image file (JPEG, PNG, WebP or BMP), base64-encoded")
 
 
 class BatchJSONRequest(DetectOptions):
     """``POST /v1/detect/batch`` with a JSON body: base64 images plus options applied to all of them."""
 
-    images: list[str] = Field(..., min_length=1, description="image files, each base64-encoded")
+    images: list[str] = Field(
+        ..., min_length=1, description="image files, each base64-encoded; at most the server's max_batch_images (32)"
+    )
 
 
 class ModelInfo(BaseModel):

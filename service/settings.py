@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -16,7 +16,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FACELOCAL_", extra="ignore", protected_namespaces=())
 
-    host: str = Field("0.0.0.0", description="address REST and gRPC listen on")
+    host: str = Field(
+        "127.0.0.1", description="address REST and gRPC listen on; 0.0.0.0 for every interface (as in the containers)"
+    )
     http_port: int = Field(8000, ge=0, le=65535, description="REST port")
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port")
     backend: Literal["onnxruntime", "triton"] = Field("onnxruntime", description="inference backend")
@@ -34,8 +36,23 @@ class Settings(BaseSettings):
     max_delay_ms: float = Field(5.0, ge=0, description="longest wait for a batch to fill, in milliseconds")
     max_queue: int = Field(64, ge=1, description="images waiting for inference; with one running batch, the most in flight before 503 queue_full")
     max_body_bytes: int = Field(20 * MIB, ge=1, description="largest accepted request body in bytes")
-    max_pixels: int = Field(40_000_000, ge=1, description="largest accepted decoded image, in pixels")
-    api_key: SecretStr | None = Field(None, description="when set, /v1/* requires 'Authorization: Bearer <key>'")
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="longest a request body may take to arrive, in seconds, before 408 body_timeout"
+    )
+    max_pixels: int = Field(40_000_000, ge=1, description="largest accepted image, in pixels (read from its header)")
+    max_pixels_in_flight: int = Field(
+        120_000_000,
+        ge=1,
+        description="decoded pixels held at once (being decoded, or kept for crops); beyond it 503 queue_full",
+    )
+    max_faces: int = Field(500, ge=1, description="most faces returned per image: the default and cap of max_faces")
+    max_crops: int = Field(32, ge=1, description="most faces returned per image with return_crops")
+    max_batch_images: int = Field(
+        32, ge=1, description="most images in one batch request; beyond it 422 too_many_images"
+    )
+    api_key: SecretStr | None = Field(
+        None, description="when set (not blank), /v1/* requires 'Authorization: Bearer <key>'; blank means no key"
+    )
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: runtime default)")
     shutdown_grace_s: float = Field(10.0, ge=0, description="how long in-flight requests may take on shutdown")
     # The dense mesh stage (service/mesh.py): FaceMesh v1 on each detected face.
@@ -61,3 +78,17 @@ class Settings(BaseSettings):
     @classmethod
     def _no_mesh(cls, value):
         return None if isinstance(value, (str, Path)) and str(value).strip().lower() in ("", "none") else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _blank_key_is_no_key(cls, key: SecretStr | None) -> SecretStr | None:
+        # FACELOCAL_API_KEY= (as compose files write an optional variable) must not be a key nobody can send.
+        return key if key is not None and key.get_secret_value().strip() else None
+
+    @model_validator(mode="after")
+    def _one_image_fits_the_pixel_budget(self) -> Settings:
+        if self.max_pixels > self.max_pixels_in_flight:
+            raise ValueError(
+                f"max_pixels ({self.max_pixels}) must not exceed max_pixels_in_flight ({self.max_pixels_in_flight})"
+            )
+        return self

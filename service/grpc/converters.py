@@ -49,6 +49,7 @@ def result_to_proto(result: schemas.ImageResult, request_id: str = "") -> pb.Det
         height=result.height,
         model=result.model,
         faces=[face_to_proto(face) for face in result.faces],
+        truncated=result.truncated,
         timings=pb.Timings(
             decode_ms=timings.decode,
             queue_ms=timings.queue,

@@ -19,6 +19,23 @@ READINESS_POLL_S = 0.5
 HEALTH_SERVICES = ("", SERVICE_NAME)
 # Strong references to the readiness followers, which the event loop only holds weakly.
 _BACKGROUND: set[asyncio.Task] = set()
+# gRPC refuses larger messages itself (RESOURCE_EXHAUSTED, no error-code) before reading them; between
+# max_body_bytes and this many times it, the servicer answers INVALID_ARGUMENT payload_too_large as REST does.
+RECEIVE_HEADROOM = 2
+# Upper bounds, in bytes, of the parts of a reply: one 112x112 RGB crop as PNG (37,632 bytes of pixels; even
+# incompressible noise stays under this), the rest of a face, and the rest of an image's result.
+CROP_BYTES = 40 * 1024
+FACE_BYTES = 256
+RESULT_BYTES = 1024
+
+
+def max_reply_bytes(settings: Settings) -> int:
+    """The largest reply the caps allow: a full batch, every image with the most faces (or crops) it may return.
+
+    The server's max send message size, so that a reply the caps allow is never refused, and no other is built.
+    """
+    per_image = RESULT_BYTES + max(settings.max_faces * FACE_BYTES, settings.max_crops * (CROP_BYTES + FACE_BYTES))
+    return settings.max_batch_images * per_image
 
 
 class ReadinessHealthServicer(health.aio.HealthServicer):
@@ -49,12 +66,13 @@ async def start_grpc_server(settings: Settings, core: DetectionCore) -> grpc.aio
     """Starts FaceDetector, health and reflection on ``settings.host:settings.grpc_port`` over ``core``; health
     reports NOT_SERVING until the core's warm-up has passed, so the server may start before it.
 
-    Messages larger than ``settings.max_body_bytes`` are refused by gRPC itself (RESOURCE_EXHAUSTED).
-    Stop it with ``await server.stop(grace)``.
+    Requests over ``settings.max_body_bytes`` are INVALID_ARGUMENT (``payload_too_large``); replies are at most
+    :func:`max_reply_bytes`. Stop it with ``await server.stop(grace)``.
     """
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", settings.max_body_bytes),
+            ("grpc.max_receive_message_length", RECEIVE_HEADROOM * settings.max_body_bytes),
+            ("grpc.max_send_message_length", max_reply_bytes(settings)),
             # A second server on a busy port must fail to start, not silently share the port.
             ("grpc.so_reuseport", 0),
         ]
@@ -62,9 +80,10 @@ async def start_grpc_server(settings: Settings, core: DetectionCore) -> grpc.aio
     api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
     # Two batches in flight per stream keep the batcher fed; never more than the queue holds.
     stream_window = min(2 * settings.max_batch_size, settings.max_queue)
-    pb_grpc.add_FaceDetectorServicer_to_server(
-        FaceDetectorServicer(core, api_key=api_key, stream_window=stream_window), server
+    servicer = FaceDetectorServicer(
+        core, api_key=api_key, stream_window=stream_window, max_request_bytes=settings.max_body_bytes
     )
+    pb_grpc.add_FaceDetectorServicer_to_server(servicer, server)
     health_servicer = ReadinessHealthServicer(core)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

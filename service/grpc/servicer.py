@@ -25,6 +25,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceDetector"].full_name
 ERROR_CODE_KEY = "error-code"
 RETRY_AFTER_KEY = "retry-after"
 PROTOCOL = "grpc"
+# Longest request_id echoed back: replies stay bounded by the caps, not by what a client sends.
+MAX_REQUEST_ID = 256
 
 
 def error_metadata(error: ServiceError) -> tuple[tuple[str, str], ...]:
@@ -38,15 +40,18 @@ def error_metadata(error: ServiceError) -> tuple[tuple[str, str], ...]:
 class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
     """Detect, DetectBatch, DetectStream and ListModels over ``core`` (a started DetectionCore)."""
 
-    def __init__(self, core: DetectionCore, api_key: str | None, stream_window: int) -> None:
+    def __init__(self, core: DetectionCore, api_key: str | None, stream_window: int, max_request_bytes: int) -> None:
         """``stream_window``: frames of one DetectStream in flight at once; more than one batch keeps the
-        batcher fed while the previous batch runs, and the bound keeps one client from filling the queue."""
+        batcher fed while the previous batch runs, and the bound keeps one client from filling the queue.
+        ``max_request_bytes``: the largest request message (REST's max_body_bytes)."""
         self._core = core
         self._api_key = api_key
         self._stream_window = stream_window
+        self._max_request_bytes = max_request_bytes
 
     async def Detect(self, request: pb.DetectRequest, context: grpc.aio.ServicerContext) -> pb.DetectResponse:
         async with self._handling(context, "Detect"):
+            self._check_request(request)
             options = converters.options_from_proto(request.options)
             result = await self._core.detect(request.image, options)
             return converters.result_to_proto(result, request.request_id)
@@ -55,6 +60,7 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
         self, request: pb.DetectBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.DetectBatchResponse:
         async with self._handling(context, "DetectBatch"):
+            self._check_request(request)
             if not request.images:
                 raise errors.validation_error("images must contain at least one image")
             options = converters.options_from_proto(request.options)
@@ -103,6 +109,7 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
     async def _detect_frame(self, request: pb.DetectRequest) -> pb.DetectStreamResponse:
         started = time.perf_counter()
         try:
+            self._check_request(request)
             options = converters.options_from_proto(request.options)
             result = await self._core.detect(request.image, options)
         except ServiceError as error:
@@ -134,6 +141,14 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
         else:
             if record:
                 self._record(endpoint, grpc.StatusCode.OK, started)
+
+    def _check_request(self, request: pb.DetectRequest | pb.DetectBatchRequest) -> None:
+        """Refuse a request larger than REST's body limit, and a request_id too long to echo back."""
+        size = request.ByteSize()
+        if size > self._max_request_bytes:
+            raise errors.payload_too_large(f"the request is {size} bytes; the limit is {self._max_request_bytes}")
+        if len(request.request_id) > MAX_REQUEST_ID:
+            raise errors.validation_error(f"request_id is longer than {MAX_REQUEST_ID} characters")
 
     def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
         if self._api_key is None:

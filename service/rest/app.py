@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.core import DetectionCore
-from service.errors import ServiceError
+from service.errors import ServiceError, internal_error
+from service.rest.dependencies import require_api_key
+from service.rest.docs import install_docs
 from service.rest.inputs import format_validation_errors
-from service.rest.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.rest.middleware import BodyLimitMiddleware, BodyReads, MetricsMiddleware
 from service.rest.page import install_page
 from service.rest.routes import detect_router, health_router, metrics_router, models_router
 from service.settings import Settings
@@ -21,24 +23,38 @@ logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, core: DetectionCore) -> FastAPI:
-    """The REST API over ``core``. The caller starts and stops the core (see :mod:`service.app`)."""
+    """The REST API over ``core``. The caller starts and stops the core (see :mod:`service.app`), and calls
+    ``app.state.body_reads.stop()`` when it starts shutting down."""
     app = FastAPI(
         title="facelocal",
         version="1.0.0",
         description="RetinaFace face localisation: boxes, scores, five landmarks and ArcFace-aligned crops. "
         "Every error is JSON {error: {code, message}}.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.core = core
-    for router in (detect_router, models_router, health_router, metrics_router):
+    app.state.body_reads = BodyReads()
+    # Only with a key are /v1/* guarded, so the OpenAPI document declares bearer security only then.
+    guard = [Depends(require_api_key)] if settings.api_key is not None else []
+    for router in (detect_router, models_router):
+        app.include_router(router, dependencies=guard)
+    for router in (health_router, metrics_router):
         app.include_router(router)
     install_page(app)
+    install_docs(app, core)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     # The last added is outermost: metrics also count the 413s the body limit answers itself.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        reads=app.state.body_reads,
+    )
     app.add_middleware(MetricsMiddleware, metrics=core.metrics)
     return app
 
@@ -53,6 +69,9 @@ async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after_s)
     if exc.http_status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if exc.http_status == 408:
+        # The client is still sending (or stalled): end the connection rather than wait for the rest.
+        headers["Connection"] = "close"
     return _error(exc.http_status, exc.code, exc.message, headers)
 
 
@@ -67,4 +86,4 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _error(500, "internal_error", "internal server error")
+    return await _service_error(request, internal_error())

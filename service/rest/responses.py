@@ -8,11 +8,15 @@ _ERROR_DESCRIPTIONS = {
     400: "Bad input: empty, corrupt, truncated or zero-size image, invalid base64 or JSON (codes: empty_image, "
     "corrupt_image, invalid_image, invalid_base64, invalid_json, missing_image)",
     401: "An API key is configured and the bearer token is missing or wrong (code: unauthorized)",
+    408: "The body did not arrive within body_timeout_s (body_timeout); the connection is closed",
     413: "Body over max_body_bytes (payload_too_large) or image over max_pixels (image_too_large)",
     415: "Content type not accepted, or declared type does not match the bytes "
     "(unsupported_media_type, content_type_mismatch, unsupported_format)",
-    422: "Invalid option values, or return_mesh on a server without a mesh model (validation_error, mesh_unavailable)",
-    503: "Queue full (queue_full, with Retry-After), model warming up (not_ready) or backend down (backend_unavailable)",
+    422: "Invalid option values, more images than max_batch_images in one batch, or return_mesh when no mesh is "
+    "served (validation_error, too_many_images, mesh_unavailable)",
+    503: "At capacity: images in flight or decoded pixels over their limits (queue_full, with Retry-After); model "
+    "warming up (not_ready), backend down (backend_unavailable), or the server shutting down while the body "
+    "was still arriving (shutting_down)",
 }
 
 

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from service.core import DetectionCore
 from service.errors import ServiceError, unavailable
 from service.images import MEDIA_TYPES
-from service.rest.dependencies import get_core, require_api_key
+from service.rest.dependencies import get_core, refuse_when_full
 from service.rest.inputs import read_image, read_images
 from service.rest.responses import error_responses
 from service.schemas import (
@@ -45,14 +45,15 @@ def _request_body(
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
-detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depends(require_api_key)])
+# Routers under /v1 are included with the API-key check when a key is configured (see service.rest.app).
+detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depends(refuse_when_full)])
 
 
 @detect_router.post(
     "/detect",
     response_model=ImageResult,
     summary="Detect faces in one image",
-    responses=error_responses(400, 401, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 503),
     openapi_extra=_request_body(
         DetectJSONRequest,
         "image",
@@ -71,20 +72,18 @@ async def detect(request: Request, core: CoreDep, options: QueryOptions) -> Imag
     "/detect/batch",
     response_model=BatchResponse,
     summary="Detect faces in several images",
-    responses=error_responses(400, 401, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 503),
     openapi_extra=_request_body(
         BatchJSONRequest,
         "images",
-        {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "image files"},
+        {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1, "description": "image files"},
         "Images as repeated multipart field 'images', or JSON {'images': ['<base64>', ...], ...options}. "
         "A bad image gets its own error entry; the others still get results.",
     ),
 )
 async def detect_batch(request: Request, core: CoreDep, options: QueryOptions) -> BatchResponse:
     items, options = await read_images(request, options)
-    good = [item for item in items if isinstance(item, bytes)]
-    outcomes = iter(await core.detect_batch(good, options))
-    results = [next(outcomes) if isinstance(item, bytes) else item for item in items]
+    results = await core.detect_batch(items, options)
     return BatchResponse(
         results=[
             ErrorResponse(error=ErrorBody(code=r.code, message=r.message)) if isinstance(r, ServiceError) else r
@@ -93,7 +92,7 @@ async def detect_batch(request: Request, core: CoreDep, options: QueryOptions) -
     )
 
 
-models_router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Depends(require_api_key)])
+models_router = APIRouter(prefix="/v1", tags=["models"])
 
 
 @models_router.get(

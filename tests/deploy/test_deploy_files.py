@@ -81,6 +81,8 @@ def test_api_environment_validates_and_points_at_its_triton(compose, monkeypatch
             monkeypatch.setenv(key, str(value))
         settings = Settings()
         assert settings.backend == "triton"
+        # The service listens on loopback by default; published container ports need every interface.
+        assert settings.host == "0.0.0.0" != Settings.model_fields["host"].default
         host, port = settings.triton_url.rsplit(":", 1)
         triton = compose["services"][host]
         assert spec["profiles"] == triton["profiles"], f"{name} and {host} must start together"

@@ -94,3 +94,10 @@ def test_tta_parse_rejects_unknown_names():
     assert not TTAConfig.parse("").enabled
     with pytest.raises(ValueError, match="unknown"):
         TTAConfig.parse("rotate")
+
+
+def test_box_voting_keeps_a_box_of_no_area_as_its_own_face():
+    # IoU of a point with itself is 0: it must still form its own cluster rather than an empty one.
+    merged = box_voting([_faces([[8, 8, 8, 8], [0, 0, 10, 10]], [0.9, 0.5]), _faces([[1, 0, 11, 10]], [0.4])])
+    np.testing.assert_allclose(merged.boxes, [[8, 8, 8, 8], [0.4444444, 0, 10.444445, 10]], atol=1e-5)
+    assert merged.scores.tolist() == pytest.approx([0.9, 0.5])

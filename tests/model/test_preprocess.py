@@ -79,3 +79,22 @@ def test_boxes_are_clipped_to_the_image():
     result = select_faces(boxes, np.array([0.9], np.float32), np.zeros((1, 10), np.float32), placement, 100, 80,
                           PostprocessConfig())
     np.testing.assert_array_equal(result.boxes, [[0, 0, 100, 80]])
+
+
+def test_boxes_that_show_no_pixel_of_the_image_are_no_faces():
+    # An 8x8 image at the top-left of a 640 canvas: the rest is padding.
+    placement = ResizePolicy.parse("letterbox:640").plan(8, 8)
+    boxes = np.array(
+        [
+            [560, 565, 580, 590],  # wholly in the padding: clipped, it would be the point [8, 8, 8, 8]
+            [3, 3, 3, 6],  # no width
+            [5, 2, 4, 6],  # negative width
+            [7.5, 1, 30, 9],  # half a pixel of the image
+            [2, -4, 20, 6],  # partly in the padding, but on the image
+        ],
+        np.float32,
+    )
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.55], np.float32)
+    result = select_faces(boxes, scores, np.zeros((5, 10), np.float32), placement, 8, 8, PostprocessConfig())
+    np.testing.assert_array_equal(result.boxes, [[2, 0, 8, 6]])
+    np.testing.assert_array_equal(result.scores, np.float32([0.55]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import subprocess
 import time
 
@@ -79,3 +80,38 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> No
             pass
         time.sleep(0.1)
     pytest.fail("facelocal serve did not become ready")
+
+
+def tiny_png(side: int = 8, grey: int = 128) -> bytes:
+    """A uniform grey ``side x side`` PNG: nothing to find, all padding on the canvas."""
+    return encode(Image.new("L", (side, side), grey), "PNG")
+
+
+def open_upload(base_url: str, path: str, declared_length: int, first_bytes: bytes, content_type: str) -> socket.socket:
+    """A raw HTTP/1.1 POST that announces ``declared_length`` body bytes but sends only ``first_bytes``: an
+    upload that is still arriving (or stalled). Read the answer with :func:`read_response`."""
+    host, port = base_url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {declared_length}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + first_bytes)
+    return sock
+
+
+def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the one response on ``sock`` (raises ``TimeoutError`` if none comes)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    while len(body) < int(headers.get("content-length", 0)):
+        body += sock.recv(65536)
+    return int(status_line.split()[1]), headers, body

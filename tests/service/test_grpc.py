@@ -399,10 +399,20 @@ def test_valid_api_key_is_accepted_and_health_stays_open(guarded: grpc.Channel, 
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S).status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_message_over_max_body_bytes_is_refused(guarded: grpc.Channel, images: dict[str, bytes]) -> None:
+def test_message_over_max_body_bytes_is_invalid_argument_not_worth_retrying(
+    guarded: grpc.Channel, images: dict[str, bytes]
+) -> None:
     bearer = (("authorization", "Bearer s3cret"),)
-    error = rpc_error(pb_grpc.FaceDetectorStub(guarded).Detect, pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=bearer)
-    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    stub = pb_grpc.FaceDetectorStub(guarded)
+    error = rpc_error(stub.Detect, pb.DetectRequest(image=images["selfie_group.jpg"]), metadata=bearer)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error_code(error) == "payload_too_large"
+    # A frame of a stream gets the same answer in-band, and the stream goes on.
+    frames = [pb.DetectRequest(image=images[name]) for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")]
+    too_large, fine = stub.DetectStream(iter(frames), metadata=bearer, timeout=TIMEOUT_S)
+    assert too_large.error.code == "payload_too_large" and len(fine.result.faces) > 20
+    # Over twice the limit, gRPC refuses the message before reading it, as the .proto says.
+    huge = rpc_error(stub.Detect, pb.DetectRequest(image=images["selfie_group.jpg"] * 2), metadata=bearer)
+    assert huge.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and error_code(huge) is None
 
 
 # --- queue full -------------------------------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""The API's documents: ``/openapi.json`` as this server answers, and Swagger UI at ``/docs`` served from the
+installed swagger-ui-bundle package rather than a CDN, so that the docs work on an air-gapped host."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from service.core import DetectionCore
+
+ASSETS_PATH = "/docs/static"
+
+
+def install_docs(app: FastAPI, core: DetectionCore) -> None:
+    """``/docs`` and its assets on ``app`` (created with ``docs_url=None``), and an OpenAPI document that
+    advertises only what this server accepts (see :func:`server_limits`)."""
+    app.mount(ASSETS_PATH, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS_PATH}/favicon-32x32.png",
+        )
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            restrict_fields(document, server_limits(core))
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def server_limits(core: DetectionCore) -> dict[str, dict]:
+    """JSON-schema keywords that narrow request fields to what this server accepts, by field name: a batch
+    holds at most ``max_batch_images`` images, and ``return_mesh`` may be true only when the mesh is served."""
+    limits: dict[str, dict] = {"images": {"maxItems": core.settings.max_batch_images}}
+    if not core.mesh.available:
+        limits["return_mesh"] = {"enum": [False]}
+    return limits
+
+
+def restrict_fields(document: dict, limits: dict[str, dict]) -> None:
+    """Add ``limits`` to every query parameter and request-body property of ``document`` with that name."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            fields = [(p["name"], p["schema"]) for p in operation.get("parameters", ())]
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                fields += content["schema"].get("properties", {}).items()
+            for name, schema in fields:
+                schema.update(limits.get(name, {}))
