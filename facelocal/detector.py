@@ -1,4 +1,5 @@
-"""Batched inference: images of any size in, one :class:`FaceDetections` each out, on torch or ONNX Runtime."""
+"""Batched inference: images of any size in, one :class:`FaceDetections` each out, on torch, ONNX Runtime or
+OpenVINO."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import ResizePolicy, to_network_input
-from facelocal.runtime import Forward, onnxruntime_forward, torch_forward
+from facelocal.runtime import Forward, exported_forward, torch_forward
 from facelocal.types import FaceDetections
 from facelocal.weights import preset_for
 
@@ -55,9 +56,17 @@ class Detector:
         return cls.from_model(load_pretrained(config, weights), **kwargs)
 
     @classmethod
-    def from_onnx(cls, model_path: str | Path, threads: int = 0, **kwargs) -> Detector:
-        """An exported model (``facelocal export onnx``, dynamic size) on ONNX Runtime; needs no torch."""
-        return cls(onnxruntime_forward(model_path, threads), **kwargs)
+    def from_onnx(
+        cls,
+        model_path: str | Path,
+        threads: int = 0,
+        runtime: str = "onnxruntime",
+        precision: str | None = None,
+        **kwargs,
+    ) -> Detector:
+        """An exported model (``facelocal export onnx`` or ``int8``, dynamic size) on ONNX Runtime or OpenVINO at
+        ``precision`` (None: as the file stores it); needs no torch."""
+        return cls(exported_forward(model_path, runtime, threads, precision), **kwargs)
 
     def with_resize(self, resize: ResizePolicy) -> Detector:
         """The same network and post-processing under another resize policy."""

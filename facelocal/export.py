@@ -8,9 +8,7 @@ import torch
 
 from facelocal.models.decoded import DecodedRetinaFace
 from facelocal.models.retinaface import RetinaFace
-
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("boxes", "scores", "landmarks")
+from facelocal.runtime import INPUT_NAME, OUTPUT_NAMES, PRECISION_KEY
 
 
 def export_onnx(
@@ -55,11 +53,15 @@ def export_onnx(
 
 
 def _stamp_metadata(path: Path, model: RetinaFace, top_k: int | None) -> None:
-    """Record the config in the file, so a server can name the model without torch or side files."""
+    """Record the config and precision in the file, so a server can name the model without torch or side files."""
     import onnx
 
     proto = onnx.load(str(path))
-    entries = {"facelocal.config": model.config.name, "facelocal.dense": str(model.config.dense).lower()}
+    entries = {
+        "facelocal.config": model.config.name,
+        "facelocal.dense": str(model.config.dense).lower(),
+        PRECISION_KEY: "fp32",
+    }
     if top_k is not None:
         entries["facelocal.top_k"] = str(top_k)
     for key, value in entries.items():

@@ -1,7 +1,8 @@
-"""Forward functions: the decoded network as numpy in, numpy out, on ONNX Runtime or torch.
+"""Forward functions: the decoded network as numpy in, numpy out, on ONNX Runtime, OpenVINO or torch.
 
 A forward maps a ``(B, 3, H, W)`` float32 batch (BGR minus the mean) to ``boxes (B, K, 4)``,
-``scores (B, K)`` and ``landmarks (B, K, 10)`` in canvas pixels. The ONNX Runtime half imports no torch.
+``scores (B, K)`` and ``landmarks (B, K, 10)`` in canvas pixels. The ONNX Runtime and OpenVINO halves
+import no torch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ from pathlib import Path
 import numpy as np
 
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+RUNTIMES = ("onnxruntime", "openvino")
+# fp32 and int8 name what the file stores (``facelocal.precision`` in its metadata); bf16 runs an fp32 file
+# with bfloat16 arithmetic, which only OpenVINO does on a CPU (natively where the CPU has AMX or AVX512-BF16).
+PRECISIONS = ("fp32", "bf16", "int8")
+PRECISION_KEY = "facelocal.precision"
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("boxes", "scores", "landmarks")
 
 
 def onnxruntime_session(model_path: str | Path, threads: int = 0):
@@ -27,6 +36,53 @@ def onnxruntime_session(model_path: str | Path, threads: int = 0):
     return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
 
 
+def model_metadata(model_path: str | Path) -> dict[str, str]:
+    """The ``facelocal.*`` entries an export wrote into the file (config, dense, top_k, precision).
+
+    Read through an unoptimised ONNX Runtime session, the one reader of ONNX metadata a serving install has
+    (OpenVINO does not expose it); a few tens of milliseconds.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def openvino_native_bf16() -> bool:
+    """Whether OpenVINO computes bf16 natively on this CPU (AMX or AVX512-BF16): its own default precision is
+    bf16 exactly then. Elsewhere a bf16 hint is emulated and several times slower than fp32."""
+    import openvino as ov
+
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
+
+
+def resolve_precision(runtime: str, requested: str | None, stored: str) -> str:
+    """The precision to run a file that stores ``stored`` (fp32 or int8) with, or ``ValueError`` if it cannot be
+    honoured.
+
+    ``None`` asks for what the file stores; ``auto`` for the fastest that holds the accuracy gate (README, "Speed"):
+    an int8 file as int8, an fp32 file as bf16 on OpenVINO where the CPU computes bf16 natively, else fp32.
+    int8 needs a quantised file (``facelocal export int8``), and a quantised file runs only as int8; bf16 needs
+    OpenVINO.
+    """
+    if requested == "auto":
+        native = runtime == "openvino" and stored == "fp32" and openvino_native_bf16()
+        requested = "bf16" if native else stored
+    precision = requested or stored
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use auto or one of {', '.join(PRECISIONS)}")
+    if (precision == "int8") != (stored == "int8"):
+        raise ValueError(
+            f"the model file stores {stored} weights and cannot run as {precision}: "
+            + ("quantise it with 'facelocal export int8'" if precision == "int8" else "use an fp32 export")
+        )
+    if precision == "bf16" and runtime != "openvino":
+        raise ValueError("bf16 runs on the openvino runtime only")
+    return precision
+
+
 def onnxruntime_forward(model_path: str | Path, threads: int = 0) -> Forward:
     """The exported model (``facelocal export onnx``) on ONNX Runtime."""
     session = onnxruntime_session(model_path, threads)
@@ -36,6 +92,59 @@ def onnxruntime_forward(model_path: str | Path, threads: int = 0) -> Forward:
         return tuple(session.run(None, {input_name: batch}))
 
     return forward
+
+
+def openvino_model(model_path: str | Path, threads: int = 0, precision: str = "fp32"):
+    """The exported model compiled for OpenVINO's CPU plugin: one stream tuned for latency, ``threads``
+    inference threads (0: the runtime's choice).
+
+    The arithmetic precision is set explicitly because OpenVINO's default on CPUs with bfloat16 support is
+    bf16, which is not the fp32 the name promises. An int8 file's quantised layers run in int8 whatever the
+    hint; its unquantised ones (kept in fp32 on purpose) stay fp32.
+    """
+    import openvino as ov
+
+    config = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+    }
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    core = ov.Core()
+    return core.compile_model(core.read_model(str(model_path)), "CPU", config)
+
+
+def openvino_forward(model_path: str | Path, threads: int = 0, precision: str = "fp32") -> Forward:
+    """The exported model on OpenVINO (:func:`openvino_model`)."""
+    return compiled_forward(openvino_model(model_path, threads, precision))
+
+
+def compiled_forward(compiled) -> Forward:
+    """A forward over an OpenVINO compiled model, through one infer request (one caller at a time).
+    Outputs are copies, safe to keep across calls."""
+    request = compiled.create_infer_request()
+    outputs = [compiled.output(name) for name in OUTPUT_NAMES]
+
+    def forward(batch: np.ndarray):
+        # The input is only read during the call, so OpenVINO may use it in place.
+        results = request.infer({0: batch}, share_inputs=True)
+        return tuple(results[output] for output in outputs)
+
+    return forward
+
+
+def exported_forward(
+    model_path: str | Path, runtime: str = "onnxruntime", threads: int = 0, precision: str | None = None
+) -> Forward:
+    """An exported file on ``runtime`` at ``precision`` (None: as stored), checked by :func:`resolve_precision`."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    stored = model_metadata(model_path).get(PRECISION_KEY, "fp32")
+    precision = resolve_precision(runtime, precision, stored)
+    if runtime == "openvino":
+        return openvino_forward(model_path, threads, precision)
+    return onnxruntime_forward(model_path, threads)
 
 
 def torch_forward(network, threads: int | None = None) -> Forward:

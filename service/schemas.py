@@ -114,7 +114,7 @@ class ModelInfo(BaseModel):
     """The model the service runs."""
 
     name: str = Field(..., description="model name, e.g. mobilenet0.25")
-    backend: str = Field(..., description="inference backend: onnxruntime or triton")
+    backend: str = Field(..., description="inference backend: openvino, onnxruntime or triton")
     has_dense: bool = Field(..., description="whether return_mesh is available")
     canvas_size: int = Field(..., description="square canvas images are letterboxed onto")
     max_batch_size: int = Field(..., description="most images per backend inference")

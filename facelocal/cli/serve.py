@@ -16,8 +16,9 @@ _FLAGS = {
     "--host": ("host", str, "listen address (default 0.0.0.0)"),
     "--http-port": ("http_port", int, "REST port (default 8000)"),
     "--grpc-port": ("grpc_port", int, "gRPC port (default 50051)"),
-    "--backend": ("backend", str, "onnxruntime (default, in process) or triton"),
-    "--model-path": ("model_path", Path, "ONNX model for the onnxruntime backend (default artifacts/model.onnx)"),
+    "--backend": ("backend", str, "openvino (default) or onnxruntime, in process, or triton"),
+    "--precision": ("precision", str, "auto (default), fp32, bf16 (openvino) or int8 (an int8 export)"),
+    "--model-path": ("model_path", Path, "ONNX model for the in-process backends (default artifacts/model.onnx)"),
     "--model-name": ("model_name", str, "reported model name (default: from the ONNX metadata)"),
     "--triton-url": ("triton_url", str, "Triton address host:port (default 127.0.0.1:8001)"),
     "--triton-model": ("triton_model", str, "model name in the Triton repository (default retinaface)"),
@@ -26,7 +27,7 @@ _FLAGS = {
     "--max-delay-ms": ("max_delay_ms", float, "longest wait for a batch to fill (default 5)"),
     "--max-queue": ("max_queue", int, "queued images before 503 queue_full (default 64)"),
     "--max-body-bytes": ("max_body_bytes", int, "largest request body (default 20 MiB)"),
-    "--intra-op-threads": ("intra_op_threads", int, "ONNX Runtime threads (default 0: runtime's choice)"),
+    "--intra-op-threads": ("intra_op_threads", int, "ONNX Runtime or OpenVINO threads (default 0: runtime's choice)"),
 }
 
 
