@@ -52,7 +52,8 @@ def model_metadata(model_path: str | Path) -> dict[str, str]:
 
 def openvino_native_bf16() -> bool:
     """Whether OpenVINO computes bf16 natively on this CPU (AMX or AVX512-BF16): its own default precision is
-    bf16 exactly then. Elsewhere a bf16 hint is emulated and several times slower than fp32."""
+    bf16 exactly then. Elsewhere it simulates bf16, 3.5x slower than fp32 where it was measured
+    (../shared/data/peers/SOURCES.md)."""
     import openvino as ov
 
     return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
