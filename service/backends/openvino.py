@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,6 +12,8 @@ from facelocal.runtime import PRECISION_KEY, compiled_forward, model_metadata, o
 from service.backends.base import require_model_file
 from service.errors import unavailable
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class OpenVinoBackend:
@@ -33,6 +36,8 @@ class OpenVinoBackend:
         self.has_dense = metadata.get("facelocal.dense", "false") == "true"
         height, width = compiled.input(0).get_partial_shape()[2:]
         self.fixed_canvas = height.get_length() if height.is_static and height == width else None
+        # "auto" resolves by the CPU, so say what it became.
+        log.info("OpenVINO runs %s at %s precision (asked: %s)", settings.model_path, self.precision, settings.precision)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino")
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
