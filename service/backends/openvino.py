@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from facelocal.runtime import PRECISION_KEY, compiled_forward, model_metadata, openvino_model, resolve_precision
+from facelocal.runtime import PRECISION_KEY, OpenVinoForward, model_metadata, resolve_precision
 from service.backends.base import require_model_file
 from service.errors import unavailable
 from service.settings import Settings
@@ -30,11 +30,10 @@ class OpenVinoBackend:
         require_model_file(settings.model_path)
         metadata = model_metadata(settings.model_path)
         self.precision = resolve_precision(self.name, settings.precision, metadata.get(PRECISION_KEY, "fp32"))
-        compiled = openvino_model(settings.model_path, settings.intra_op_threads, self.precision)
-        self._forward = compiled_forward(compiled)
+        self._forward = OpenVinoForward(settings.model_path, settings.intra_op_threads, self.precision)
         self.model_name = settings.model_name or metadata.get("facelocal.config", settings.model_path.stem)
         self.has_dense = metadata.get("facelocal.dense", "false") == "true"
-        height, width = compiled.input(0).get_partial_shape()[2:]
+        height, width = self._forward.input_shape[2:]
         self.fixed_canvas = height.get_length() if height.is_static and height == width else None
         # "auto" resolves by the CPU, so say what it became.
         log.info("OpenVINO runs %s at %s precision (asked: %s)", settings.model_path, self.precision, settings.precision)

@@ -14,8 +14,16 @@ import pytest
 
 from facelocal.detector import Detector
 from facelocal.imageio import load_image
+from facelocal.preprocess import to_network_input
 from facelocal.quantize import KEEP_FP32, QuantizeConfig, calibration_images, quantize_int8
-from facelocal.runtime import PRECISION_KEY, exported_forward, model_metadata, openvino_native_bf16, resolve_precision
+from facelocal.runtime import (
+    PRECISION_KEY,
+    OpenVinoForward,
+    exported_forward,
+    model_metadata,
+    openvino_native_bf16,
+    resolve_precision,
+)
 from tests.paths import shared_file
 
 PHOTOS = (
@@ -110,8 +118,6 @@ def test_export_records_fp32_and_forward_checks_the_request(onnx_model_path) -> 
 
 def test_openvino_fp32_equals_onnxruntime_on_raw_outputs(onnx_model_path) -> None:
     rgb = load_image(shared_file("images", "selfie_group.jpg"))
-    from facelocal.preprocess import to_network_input
-
     batch = np.stack([to_network_input(rgb)] * 2)
     want = exported_forward(onnx_model_path, "onnxruntime")(batch)
     got = exported_forward(onnx_model_path, "openvino", threads=1, precision="fp32")(batch)
@@ -131,15 +137,30 @@ def test_openvino_finds_the_fp32_faces(onnx_model_path, fp32_reference, precisio
 def test_openvino_outputs_outlive_the_next_call(onnx_model_path) -> None:
     """The service keeps a batch's outputs while the next batch runs: they must be copies."""
     forward = exported_forward(onnx_model_path, "openvino", precision="fp32")
-    rgb = load_image(shared_file("images", "selfie_group.jpg"))
-    from facelocal.preprocess import to_network_input
-
-    batch = to_network_input(rgb)[None]
+    batch = to_network_input(load_image(shared_file("images", "selfie_group.jpg")))[None]
     first = forward(batch)
     kept = [a.copy() for a in first]
     forward(np.zeros_like(batch))
     for a, b in zip(first, kept):
         np.testing.assert_array_equal(a, b)
+
+
+def test_openvino_compiles_a_repeated_shape_for_itself_and_answers_the_same(onnx_model_path) -> None:
+    forward = OpenVinoForward(onnx_model_path, threads=1)
+    one = to_network_input(load_image(shared_file("images", "selfie_group.jpg")))[None]
+    two = np.concatenate([one, one[:, :, ::-1].copy()])
+    shape_free = [forward(one), forward(two)]
+    assert forward.specialised_shapes == []
+    specialised = [forward(one), forward(two)]
+    assert forward.specialised_shapes == [one.shape, two.shape]
+    for want, got in zip(shape_free, specialised):
+        np.testing.assert_allclose(got[1], want[1], atol=1e-4)
+        np.testing.assert_allclose(got[0], want[0], atol=0.01)
+    np.testing.assert_allclose(specialised[1][1][0], specialised[0][1][0], atol=1e-4)
+    for height in range(64, 64 + 32 * forward.MAX_SPECIALISED + 64, 32):  # more shapes than it keeps
+        for _ in range(forward.SPECIALISE_AFTER):
+            forward(np.zeros((1, 3, height, 64), np.float32))
+    assert len(forward.specialised_shapes) == forward.MAX_SPECIALISED
 
 
 def _quantized_convs(path) -> set[str]:
