@@ -7,6 +7,7 @@ import no torch.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -118,14 +119,17 @@ class OpenVinoForward:
     """The exported model on OpenVINO's CPU plugin (:func:`openvino_config`), as a :data:`Forward`.
 
     A model compiled for one input shape runs 1.3-1.6x faster than the shape-free one (VGA, bf16, one thread:
-    5.5 against 8.5 ms), and compiling one costs 0.2-0.5 s. So a ``(B, 3, H, W)`` shape gets its own compiled model
-    the ``SPECIALISE_AFTER``-th time it is seen, for the first ``MAX_SPECIALISED`` such shapes (a server's canvases,
-    a benchmark's frames); other shapes, such as a folder of photos of every size, run the shape-free model.
-    One caller at a time; outputs are copies, safe to keep across calls.
+    5.5 against 8.5 ms), and compiling one costs 0.2-0.8 s and about 50 MB per million input pixels. So a
+    ``(B, 3, H, W)`` shape gets its own compiled model the ``SPECIALISE_AFTER``-th time it is seen, while fewer
+    than ``MAX_SPECIALISED`` shapes of at most ``MAX_SPECIALISED_PIXELS`` B*H*W in all have one (a server's
+    canvases at every batch size, a benchmark's frames); other shapes, such as a folder of photos of every size,
+    run the shape-free model. One caller at a time; outputs are copies, safe to keep across calls.
     """
 
     SPECIALISE_AFTER = 2
     MAX_SPECIALISED = 8
+    # Batches of 1 to 8 on a 640 x 640 canvas are 14.7 M pixels (about 700 MB); a 4K frame is 8.8 M.
+    MAX_SPECIALISED_PIXELS = 16_000_000
 
     def __init__(self, model_path: str | Path, threads: int = 0, precision: str = "fp32") -> None:
         import openvino as ov
@@ -163,12 +167,22 @@ class OpenVinoForward:
         forward = self._specialised.get(shape)
         if forward is None:
             self._seen[shape] += 1
-            if self._seen[shape] < self.SPECIALISE_AFTER or len(self._specialised) >= self.MAX_SPECIALISED:
+            pixels = sum(map(_batch_pixels, self._specialised)) + _batch_pixels(shape)
+            if (
+                self._seen[shape] < self.SPECIALISE_AFTER
+                or len(self._specialised) >= self.MAX_SPECIALISED
+                or pixels > self.MAX_SPECIALISED_PIXELS
+            ):
                 return self._dynamic(batch)
             model = self._model.clone()
             model.reshape(list(shape))
             forward = self._specialised[shape] = self._compile(model)
         return forward(batch)
+
+
+def _batch_pixels(shape: tuple[int, ...]) -> int:
+    """B*H*W of a ``(B, 3, H, W)`` shape."""
+    return shape[0] * math.prod(shape[2:])
 
 
 def exported_forward(

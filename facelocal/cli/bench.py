@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
                     stored = "int8" if precision == "int8" else "fp32"
                     if stored not in files:
                         given = args.int8_model if stored == "int8" else None
-                        files[stored] = given or export_model(model, Path(tmp) / f"{stored}.onnx", stored, args.calibration)
+                        out = Path(tmp) / f"{stored}.onnx"
+                        files[stored] = given or export_model(model, out, stored, args.calibration)
                     forward = exported_forward(files[stored], runtime, count, precision or "fp32")
                 pipelines[(backend, threads)] = bench.our_pipeline(forward)
         if args.peers:

@@ -46,8 +46,9 @@ def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=("auto", *PRECISIONS),
-        help="auto (bf16 on openvino where native), fp32, bf16 (openvino) or int8 (an --onnx file from 'facelocal export int8', else the weights are "
-        "quantised first with --calibration); default: as the file stores it",
+        help="auto (bf16 on openvino where native), fp32, bf16 (openvino) or int8 (an --onnx file from "
+        "'facelocal export int8', else the weights are quantised first with --calibration); "
+        "default: as the file stores it",
     )
     add_calibration_argument(parser)
     parser.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="evaluate this exported model (no torch)")
@@ -74,7 +75,8 @@ def _build_detector(args: argparse.Namespace, **kwargs):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         detector = Detector.from_onnx(path, runtime=args.runtime, precision=precision, **kwargs)
-        return detector, {"preset": metadata.get("facelocal.config")} | about | {"runtime": args.runtime, "precision": precision}
+        described = {"preset": metadata.get("facelocal.config")} | about
+        return detector, described | {"runtime": args.runtime, "precision": precision}
 
     if args.onnx:
         if args.runtime == "torch":

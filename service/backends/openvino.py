@@ -36,7 +36,7 @@ class OpenVinoBackend:
         height, width = self._forward.input_shape[2:]
         self.fixed_canvas = height.get_length() if height.is_static and height == width else None
         # "auto" resolves by the CPU, so say what it became.
-        log.info("OpenVINO runs %s at %s precision (asked: %s)", settings.model_path, self.precision, settings.precision)
+        log.info("OpenVINO runs %s at %s (asked: %s)", settings.model_path, self.precision, settings.precision)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino")
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -163,6 +163,15 @@ def test_openvino_compiles_a_repeated_shape_for_itself_and_answers_the_same(onnx
     assert len(forward.specialised_shapes) == forward.MAX_SPECIALISED
 
 
+def test_openvino_specialises_no_more_pixels_than_its_budget(onnx_model_path, monkeypatch) -> None:
+    monkeypatch.setattr(OpenVinoForward, "MAX_SPECIALISED_PIXELS", 3 * 64 * 64)
+    forward = OpenVinoForward(onnx_model_path, threads=1)
+    for shape in [(2, 3, 64, 64), (1, 3, 64, 96), (1, 3, 64, 64)]:
+        for _ in range(forward.SPECIALISE_AFTER):
+            forward(np.zeros(shape, np.float32))
+    assert forward.specialised_shapes == [(2, 3, 64, 64), (1, 3, 64, 64)]
+
+
 def _quantized_convs(path) -> set[str]:
     """Names of the Conv nodes whose input goes through a DequantizeLinear (quantised activations)."""
     graph = onnx.load(str(path)).graph
