@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 WEIGHTS ?= ../shared/data/weights/mobilenet0.25_Final.pth
 PRESET ?=
 MODEL ?= artifacts/model.onnx
+MODEL_INT8 ?= artifacts/model-int8.onnx
 EXPORT_ARGS := --weights $(WEIGHTS)$(if $(PRESET), --preset $(PRESET))
 # FaceMesh for return_mesh: exported when the .tflite is there; the service finds artifacts/facemesh.onnx itself.
 MESH_WEIGHTS ?= ../shared/data/weights/facemesh/face_landmark.tflite
@@ -12,13 +13,13 @@ MESH_MODEL ?= artifacts/facemesh.onnx
 MESH_TARGET := $(if $(wildcard $(MESH_WEIGHTS)),$(MESH_MODEL))
 PYTEST_ARGS ?=
 
-.PHONY: setup serve test test-slow screenshot model clean FORCE
+.PHONY: setup serve test test-slow screenshot model model-int8 clean FORCE
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e ".[torch,eval,dev]"
+	$(BIN)/pip install --quiet -e ".[torch,eval,int8,peers,dev]"
 	$(BIN)/pip install --quiet --no-deps "nvidia-pytriton==0.7.0"  # tritonserver for tests/triton; see pyproject.toml
 	touch $@
 
@@ -30,6 +31,12 @@ model: $(MODEL) $(MESH_TARGET)
 GRAPH_SOURCES := facelocal/export.py facelocal/contract.py $(wildcard facelocal/models/*.py)
 $(MODEL): $(WEIGHTS) $(MODEL).args $(GRAPH_SOURCES) $(VENV)/.installed
 	$(BIN)/facelocal export onnx $(EXPORT_ARGS) --out $(MODEL)
+
+# The int8 file for FACELOCAL_PRECISION=int8 (not the default: see README, "Speed"); calibrated on the
+# 300-W Helen test faces and the shared photos, never on evaluation images.
+model-int8: $(MODEL_INT8)
+$(MODEL_INT8): $(WEIGHTS) $(MODEL).args $(VENV)/.installed
+	$(BIN)/facelocal export int8 $(EXPORT_ARGS) --out $(MODEL_INT8)
 
 $(MODEL).args: FORCE
 	@mkdir -p $(dir $@)

@@ -1,7 +1,8 @@
 """Whole-pipeline timing: JPEG decode, pre-processing, forward and post-processing, per stage.
 
-ONNX Runtime and torch eager are timed in the same run, interleaved per repeat, so that their ratio holds on a
-noisy machine. Inputs are the shared photos resized and cropped to each size, JPEG-encoded in memory.
+Every backend (ONNX Runtime, OpenVINO at each precision, torch eager, and peers such as YuNet) is timed in the
+same run, interleaved per repeat, so that their ratios hold on a noisy machine. Inputs are the shared photos
+resized and cropped to each size, JPEG-encoded in memory.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,15 @@ from facelocal.runtime import Forward
 
 SIZES: dict[str, tuple[int, int]] = {"vga": (640, 480), "hd": (1920, 1080), "4k": (4096, 2160)}
 STAGES = ("decode", "preprocess", "forward", "postprocess", "total")
-BACKENDS = ("onnxruntime", "torch")
+# A runtime, with ``:precision`` where it is not fp32 (see facelocal.runtime.PRECISIONS).
+BACKENDS = ("onnxruntime", "openvino", "openvino:bf16", "openvino:int8", "torch")
+# The baselines each backend is compared with, on the same size and threads: YuNet (the peer a CPU user picks
+# today) and our own fp32 graph on ONNX Runtime.
+PEER_BASELINE, FP32_BASELINE = "yunet", "onnxruntime"
+
+# Seconds per stage (a subset of STAGES; a peer's missing stages are ones it does not expose apart) and the
+# number of faces found, for one JPEG.
+Pipeline = Callable[[bytes], tuple[dict[str, float], int]]
 
 # RetinaFace paper, Table 5: MobileNet-0.25 on CPU, milliseconds (no 4K, no multi-thread HD figure).
 PAPER_MS: dict[tuple[str, str], float] = {("vga", "1"): 17.2, ("hd", "1"): 130.4, ("vga", "all"): 5.5}
@@ -64,9 +74,15 @@ def time_pipeline(
     return stages, len(faces)
 
 
+def our_pipeline(forward: Forward) -> Pipeline:
+    """:func:`time_pipeline` over ``forward``."""
+    return partial(time_pipeline, forward=forward)
+
+
 @dataclass
 class BenchResult:
-    """Per stage median, p90 and minimum in milliseconds of one (size, backend, threads) combination.
+    """Per stage median, p90 and minimum in milliseconds of one (size, backend, threads) combination; NaN for a
+    stage the backend does not expose apart.
 
     The minimum approximates the uncontended cost on a shared machine; the median is the figure to compare.
     """
@@ -81,6 +97,11 @@ class BenchResult:
     p90_ms: dict[str, float]
     min_ms: dict[str, float]
 
+    @property
+    def paper_ms(self) -> float | None:
+        """The paper's figure for this size and thread count (ours only: the paper timed RetinaFace)."""
+        return None if self.backend == PEER_BASELINE else PAPER_MS.get((self.size, self.threads))
+
     def record(self) -> dict:
         return {
             "size": self.size,
@@ -92,36 +113,38 @@ class BenchResult:
             "repeats": self.repeats,
             "faces": self.faces,
             "stages": {
-                s: {"median_ms": self.median_ms[s], "p90_ms": self.p90_ms[s], "min_ms": self.min_ms[s]} for s in STAGES
+                s: {"median_ms": self.median_ms[s], "p90_ms": self.p90_ms[s], "min_ms": self.min_ms[s]}
+                for s in STAGES
+                if not np.isnan(self.median_ms[s])
             },
-            "paper_ms": PAPER_MS.get((self.size, self.threads)),
+            "paper_ms": self.paper_ms,
         }
 
 
 def run_benchmark(
     jpegs: dict[str, bytes],
-    forwards: dict[tuple[str, str], Forward],
+    pipelines: dict[tuple[str, str], Pipeline],
     repeats: int,
     warmup: int = 2,
     progress: bool = True,
 ) -> list[BenchResult]:
-    """Time every size with every ``(backend, threads)`` forward; the combinations take turns each repeat."""
+    """Time every size with every ``(backend, threads)`` pipeline; the combinations take turns each repeat."""
     from tqdm import tqdm
 
     results = []
     for size, jpeg in jpegs.items():
-        combos = list(forwards)
+        combos = list(pipelines)
         samples: dict[tuple[str, str], list[dict[str, float]]] = {c: [] for c in combos}
         faces = {}
         for combo in combos:
             for _ in range(warmup):
-                time_pipeline(jpeg, forwards[combo])
+                pipelines[combo](jpeg)
         for _ in tqdm(range(repeats), desc=f"bench {size}", disable=not progress, leave=False):
             for combo in combos:
-                stages, faces[combo] = time_pipeline(jpeg, forwards[combo])
+                stages, faces[combo] = pipelines[combo](jpeg)
                 samples[combo].append(stages)
         for backend, threads in combos:
-            table = np.array([[s[k] for k in STAGES] for s in samples[(backend, threads)]]) * 1000.0
+            table = np.array([[s.get(k, np.nan) for k in STAGES] for s in samples[(backend, threads)]]) * 1000.0
             median, p90, low = np.median(table, axis=0), np.percentile(table, 90, axis=0), table.min(axis=0)
             results.append(
                 BenchResult(
@@ -133,25 +156,30 @@ def run_benchmark(
 
 
 def format_table(results: Sequence[BenchResult]) -> str:
-    """A markdown table: per stage medians, the total's p90 and minimum, the paper's figure and ORT/torch ratios."""
+    """A markdown table: per stage medians, the total's p90 and minimum, the paper's figure, and each total over
+    YuNet's and over our fp32 ONNX Runtime pipeline's (medians; YuNet's minimums too) at the same size and threads."""
     by_key = {(r.size, r.backend, r.threads): r for r in results}
+
+    def ratio(r: BenchResult, baseline: str, stat: str = "median_ms") -> str:
+        base = by_key.get((r.size, baseline, r.threads))
+        return "" if base is None or base is r else f"{getattr(r, stat)['total'] / getattr(base, stat)['total']:.2f}"
+
+    def ms(value: float) -> str:
+        return "–" if np.isnan(value) else f"{value:.1f}"
+
     header = (
         "| size | threads | backend | decode | preprocess | forward | postprocess | total (median) | total p90 | total min "
-        "| paper Table 5 | ORT/torch forward | ORT/torch total |"
+        "| paper Table 5 | ÷ YuNet | ÷ YuNet (min) | ÷ ORT fp32 |"
     )
-    lines = [header, "|" + "---|" * 13]
+    lines = [header, "|" + "---|" * 14]
     for r in results:
-        paper = PAPER_MS.get((r.size, r.threads))
-        ratio_forward = ratio_total = ""
-        ort, eager = by_key.get((r.size, "onnxruntime", r.threads)), by_key.get((r.size, "torch", r.threads))
-        if r.backend == "onnxruntime" and ort and eager:
-            ratio_forward = f"{ort.median_ms['forward'] / eager.median_ms['forward']:.2f}"
-            ratio_total = f"{ort.median_ms['total'] / eager.median_ms['total']:.2f}"
+        paper = r.paper_ms
         m = r.median_ms
         lines.append(
-            f"| {r.size} | {r.threads} ({r.thread_count}) | {r.backend} | {m['decode']:.1f} | {m['preprocess']:.1f} "
-            f"| {m['forward']:.1f} | {m['postprocess']:.1f} | {m['total']:.1f} | {r.p90_ms['total']:.1f} | {r.min_ms['total']:.1f} "
-            f"| {'' if paper is None else f'{paper:.1f}'} | {ratio_forward} | {ratio_total} |"
+            f"| {r.size} | {r.threads} ({r.thread_count}) | {r.backend} | {ms(m['decode'])} | {ms(m['preprocess'])} "
+            f"| {ms(m['forward'])} | {ms(m['postprocess'])} | {ms(m['total'])} | {ms(r.p90_ms['total'])} "
+            f"| {ms(r.min_ms['total'])} | {'' if paper is None else f'{paper:.1f}'} | {ratio(r, PEER_BASELINE)} "
+            f"| {ratio(r, PEER_BASELINE, 'min_ms')} | {ratio(r, FP32_BASELINE)} |"
         )
     return "\n".join(lines)
 

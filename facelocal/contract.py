@@ -26,3 +26,5 @@ RGB_MEAN: tuple[int, int, int] = BGR_MEAN[::-1]
 PRESET_KEY = "facelocal.config"
 DENSE_KEY = "facelocal.dense"
 TOP_K_KEY = "facelocal.top_k"
+# What the file stores: fp32 or int8 (bf16 is a way of running an fp32 file, not a file).
+PRECISION_KEY = "facelocal.precision"

@@ -1,4 +1,5 @@
-"""Batched inference: images of any size in, one :class:`FaceDetections` each out, on torch or ONNX Runtime."""
+"""Batched inference: images of any size in, one :class:`FaceDetections` each out, on torch, ONNX Runtime or
+OpenVINO."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, 
 from facelocal.facemesh import MESH_MIN_FACE, NUM_VERTICES, MeshInfer, OnnxFaceMesh, mesh_eligible, mesh_faces
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import ResizePolicy, to_canvas
-from facelocal.runtime import Forward, onnxruntime_forward, torch_forward
+from facelocal.runtime import Forward, exported_forward, torch_forward
 from facelocal.types import FaceDetections
 from facelocal.weights import preset_for
 
@@ -77,13 +78,20 @@ class Detector:
 
     @classmethod
     def from_onnx(
-        cls, model_path: str | Path, threads: int = 0, mesh_model_path: str | Path | None = None, **kwargs
+        cls,
+        model_path: str | Path,
+        threads: int = 0,
+        runtime: str = "onnxruntime",
+        precision: str | None = None,
+        mesh_model_path: str | Path | None = None,
+        **kwargs,
     ) -> Detector:
-        """An exported model (``facelocal export onnx``, dynamic size) on ONNX Runtime, with the FaceMesh export
-        (``facelocal export onnx --mesh``) when ``mesh_model_path`` is given; needs no torch."""
+        """An exported model (``facelocal export onnx`` or ``int8``, dynamic size) on ONNX Runtime or OpenVINO at
+        ``precision`` (None: as the file stores it), with the FaceMesh export (``facelocal export onnx --mesh``)
+        when ``mesh_model_path`` is given; needs no torch."""
         if mesh_model_path is not None:
             kwargs["mesh"] = OnnxFaceMesh(mesh_model_path, threads=threads, rows_at_once=1)
-        return cls(onnxruntime_forward(model_path, threads), **kwargs)
+        return cls(exported_forward(model_path, runtime, threads, precision), **kwargs)
 
     def with_resize(self, resize: ResizePolicy) -> Detector:
         """The same network, post-processing and mesh stage under another resize policy."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from facelocal.contract import DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRESET_KEY, TOP_K_KEY
+from facelocal.contract import DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRECISION_KEY, PRESET_KEY, TOP_K_KEY
 from facelocal.models.decoded import DecodedRetinaFace
 from facelocal.models.retinaface import RetinaFace
 
@@ -54,11 +54,11 @@ def export_onnx(
 
 
 def _stamp_metadata(path: Path, model: RetinaFace, top_k: int | None) -> None:
-    """Record the config in the file, so a server can name the model without torch or side files."""
+    """Record the config and precision in the file, so a server can name the model without torch or side files."""
     import onnx
 
     proto = onnx.load(str(path))
-    entries = {PRESET_KEY: model.config.name, DENSE_KEY: str(model.config.dense).lower()}
+    entries = {PRESET_KEY: model.config.name, DENSE_KEY: str(model.config.dense).lower(), PRECISION_KEY: "fp32"}
     if top_k is not None:
         entries[TOP_K_KEY] = str(top_k)
     for key, value in entries.items():

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -70,14 +71,16 @@ def ensure_model(path: Path | None) -> Path:
 class Server:
     """``facelocal serve`` in a subprocess on loopback."""
 
-    def __init__(self, model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int) -> None:
+    def __init__(
+        self, model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int = 256, extra: Sequence[str] = ()
+    ) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         command = [
             sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--http-port", self.url.rsplit(":", 1)[1],
             "--grpc-port", str(free_port()), "--model-path", str(model), "--max-batch-size", str(max_batch_size),
-            "--max-delay-ms", str(max_delay_ms), "--max-queue", str(max_queue), "--log-level", "warning",
+            "--max-delay-ms", str(max_delay_ms), "--max-queue", str(max_queue), "--log-level", "warning", *extra,
         ]
-        self.process = subprocess.Popen(command)
+        self.process = subprocess.Popen(command, cwd=ROOT)  # this checkout's code, not an installed copy
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

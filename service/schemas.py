@@ -155,7 +155,7 @@ class ModelInfo(BaseModel):
 
     name: str = Field(..., description="model name, e.g. mobilenet0.25, facemesh")
     role: str = Field("detector", description="detector (faces, boxes, landmarks) or mesh (return_mesh vertices)")
-    backend: str = Field(..., description="inference backend: onnxruntime or triton")
+    backend: str = Field(..., description="inference backend: openvino, onnxruntime or triton")
     has_dense: bool = Field(..., description="whether return_mesh is available")
     canvas_size: int = Field(..., description="square canvas images are letterboxed onto (mesh: the crop side)")
     max_batch_size: int = Field(..., description="most images (mesh: face crops) per backend inference")

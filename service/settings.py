@@ -21,8 +21,15 @@ class Settings(BaseSettings):
     )
     http_port: int = Field(8000, ge=0, le=65535, description="REST port")
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port")
-    backend: Literal["onnxruntime", "triton"] = Field("onnxruntime", description="inference backend")
-    model_path: Path = Field(Path("artifacts/model.onnx"), description="ONNX model for the onnxruntime backend")
+    backend: Literal["onnxruntime", "openvino", "triton"] = Field(
+        "openvino", description="inference backend: openvino or onnxruntime in process, or triton (README, 'Speed')"
+    )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto",
+        description="arithmetic of the in-process backends (auto: an int8 file as int8, an fp32 file as bf16 on "
+        "openvino where the CPU computes bf16 natively, else fp32); int8 needs a 'facelocal export int8' file",
+    )
+    model_path: Path = Field(Path("artifacts/model.onnx"), description="ONNX model for the onnxruntime and openvino backends")
     model_name: str | None = Field(None, description="reported model name; default: read from the ONNX metadata")
     triton_url: str = Field("127.0.0.1:8001", description="Triton server address (host:port)")
     triton_protocol: Literal["grpc", "http"] = Field("grpc", description="protocol used to talk to Triton")
@@ -53,7 +60,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="when set (not blank), /v1/* requires 'Authorization: Bearer <key>'; blank means no key"
     )
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: runtime default)")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime or OpenVINO inference threads (0: runtime default)")
     shutdown_grace_s: float = Field(10.0, ge=0, description="how long in-flight requests may take on shutdown")
     # The dense mesh stage (service/mesh.py): FaceMesh v1 on each detected face.
     mesh_model_path: Path | None = Field(

@@ -31,6 +31,16 @@ os.environ["FACELOCAL_MESH_MODEL_PATH"] = "none"
 os.environ["FACELOCAL_TRITON_MESH_MODEL"] = ""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnxruntime_service_backend() -> Iterator[None]:
+    """Services in the suite run ONNX Runtime unless a test names a backend: they are checked against the library's
+    ONNX Runtime forward to a few thousandths. The default backend (OpenVINO, bf16 where the CPU computes it) has
+    its own tests in tests/service/test_openvino_backend.py."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACELOCAL_BACKEND", "onnxruntime")
+        yield
+
+
 @pytest.fixture(scope="session")
 def weights_path() -> Path:
     return shared_file("weights", "mobilenet0.25_Final.pth")

@@ -1,5 +1,6 @@
-"""``facelocal bench``: time decode, pre-processing, forward and post-processing against the paper's Table 5;
-with ``--mesh``, the FaceMesh stage's cost per face on the group photo beside the detector's."""
+"""``facelocal bench``: time decode, pre-processing, forward and post-processing against the paper's Table 5 and,
+with ``--peers``, against OpenCV's YuNet in the same run; with ``--mesh``, the FaceMesh stage's cost per face on
+the group photo beside the detector's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from facelocal.cli.common import add_mesh_weights_argument, add_model_arguments
+from facelocal.cli.common import add_calibration_argument, add_mesh_weights_argument, add_model_arguments
 
 DEFAULT_PHOTO = Path("../shared/data/images/selfie_group.jpg")
 
@@ -25,10 +26,21 @@ def _csv(choices: tuple[str, ...] | None = None):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from facelocal.bench import BACKENDS, SIZES
+    from facelocal.peers import DEFAULT_YUNET
 
     parser = subparsers.add_parser("bench", help="time the whole pipeline per stage", description=__doc__)
     parser.add_argument("--sizes", type=_csv(tuple(SIZES)), default=list(SIZES), help="vga,hd,4k")
-    parser.add_argument("--backends", type=_csv(BACKENDS), default=list(BACKENDS), help="onnxruntime,torch")
+    parser.add_argument(
+        "--backends",
+        type=_csv(BACKENDS),
+        default=["onnxruntime", "openvino", "openvino:bf16", "torch"],
+        help=f"runtime[:precision] list from {','.join(BACKENDS)} (openvino:int8 calibrates first, "
+        "unless --int8-model is given)",
+    )
+    parser.add_argument("--peers", action="store_true", help="time OpenCV's YuNet too (the peers extra)")
+    parser.add_argument("--yunet", type=Path, default=DEFAULT_YUNET, help="YuNet ONNX file for --peers")
+    parser.add_argument("--int8-model", type=Path, metavar="MODEL.onnx", help="a 'facelocal export int8' file")
+    add_calibration_argument(parser)
     parser.add_argument("--threads", type=_csv(), default=["1", "all"], help="thread counts: 1,all or numbers")
     parser.add_argument("--repeats", type=int, default=30, help="timed passes per combination (after 2 warm-ups)")
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="photo the inputs are made from")
@@ -50,10 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
     from facelocal import bench
     from facelocal.cli import CommandError
-    from facelocal.cli.common import load_torch_model
-    from facelocal.export import export_onnx
+    from facelocal.cli.common import export_model, load_torch_model
     from facelocal.models.decoded import DecodedRetinaFace
-    from facelocal.runtime import onnxruntime_forward, torch_forward
+    from facelocal.runtime import exported_forward, torch_forward
 
     if not args.photo.is_file():
         raise CommandError(f"photo {args.photo} not found (use --photo)")
@@ -66,16 +77,25 @@ def run(args: argparse.Namespace) -> int:
         return run_mesh(args, model)
     jpegs = {size: bench.make_jpeg(args.photo, *bench.SIZES[size]) for size in args.sizes}
     with tempfile.TemporaryDirectory() as tmp:
-        forwards = {}
-        if "onnxruntime" in args.backends:
-            onnx_path = export_onnx(model, Path(tmp) / "model.onnx")
+        files = {}
+        pipelines = {}
+        for backend in args.backends:
+            runtime, _, precision = backend.partition(":")
             for threads in args.threads:
-                forwards[("onnxruntime", threads)] = onnxruntime_forward(onnx_path, bench.thread_count(threads))
-        if "torch" in args.backends:
-            network = DecodedRetinaFace(model.eval())
-            for threads in args.threads:
-                forwards[("torch", threads)] = torch_forward(network, bench.thread_count(threads))
-        results = bench.run_benchmark(jpegs, forwards, args.repeats)
+                count = bench.thread_count(threads)
+                if runtime == "torch":
+                    forward = torch_forward(DecodedRetinaFace(model.eval()), count)
+                else:
+                    stored = "int8" if precision == "int8" else "fp32"
+                    if stored not in files:
+                        given = args.int8_model if stored == "int8" else None
+                        out = Path(tmp) / f"{stored}.onnx"
+                        files[stored] = given or export_model(model, out, stored, args.calibration)
+                    forward = exported_forward(files[stored], runtime, count, precision or "fp32")
+                pipelines[(backend, threads)] = bench.our_pipeline(forward)
+        if args.peers:
+            pipelines.update(_peer_pipelines(args))
+        results = bench.run_benchmark(jpegs, pipelines, args.repeats)
     cpu = _cpu_model()
     print(f"CPU: {cpu}; {bench.thread_count('all')} usable threads; config {model.config.name}; {args.repeats} repeats; ms")
     print(bench.format_table(results))
@@ -110,6 +130,21 @@ def run_mesh(args: argparse.Namespace, model) -> int:
                   "mesh": [r.record() for r in results]}
         args.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _peer_pipelines(args: argparse.Namespace) -> dict:
+    """YuNet at every thread count, or :class:`CommandError` when OpenCV or the model file is missing."""
+    from facelocal.bench import PEER_BASELINE, thread_count
+    from facelocal.cli import CommandError
+
+    try:
+        from facelocal.peers import yunet_pipeline
+
+        return {(PEER_BASELINE, threads): yunet_pipeline(args.yunet, thread_count(threads)) for threads in args.threads}
+    except ImportError:
+        raise CommandError("--peers needs OpenCV: pip install 'facelocal[peers]'") from None
+    except FileNotFoundError as exc:
+        raise CommandError(f"{exc} (use --yunet)") from None
 
 
 def _cpu_model() -> str:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from facelocal.config import DEFAULT_CONFIG, PRESETS
 
+# Calibration images for int8 that are no evaluation images: the 300-W Helen test faces and the shared photos.
+DEFAULT_CALIBRATION = [Path("../shared/data/landmarks/300w_helen_test/images"), Path("../shared/data/images")]
+
 
 def add_preset_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     """``--preset NAME`` (``--config`` is its old spelling, kept for one release)."""
@@ -67,3 +70,36 @@ def load_mesh_model(args: argparse.Namespace):
         return load_facemesh(path), path
     except (WeightsNotFoundError, FaceMeshFileError) as exc:
         raise CommandError(str(exc)) from None
+
+
+def add_calibration_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        nargs="+",
+        default=DEFAULT_CALIBRATION,
+        metavar="DIR",
+        help="folders of int8 calibration images, never evaluation images "
+        "(default: the 300-W Helen test faces and the shared photos)",
+    )
+
+
+def export_model(model, out: Path, precision: str | None, calibration: list[Path]) -> Path:
+    """``model`` exported to ``out``: the fp32 graph, or for ``int8`` that graph quantised with the images in the
+    ``calibration`` folders."""
+    import tempfile
+
+    from facelocal.cli import CommandError
+    from facelocal.export import export_onnx
+
+    if precision != "int8":
+        return export_onnx(model, out)
+    from facelocal.quantize import calibration_images, quantize_int8
+
+    try:
+        images = calibration_images(calibration)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"calibrating int8 on {len(images)} images")
+    with tempfile.TemporaryDirectory() as tmp:
+        return quantize_int8(export_onnx(model, Path(tmp) / "fp32.onnx"), out, images)

@@ -7,7 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from facelocal.cli.common import add_model_arguments
+from facelocal.cli.common import add_calibration_argument, add_model_arguments
+from facelocal.runtime import PRECISIONS
 
 DEFAULT_VAL_IMAGES = Path("../shared/data/widerface/val_sample/images")
 DEFAULT_GROUND_TRUTH = Path("../shared/data/widerface/ground_truth")
@@ -38,10 +39,18 @@ def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument(
         "--runtime",
-        choices=("onnxruntime", "torch"),
+        choices=("onnxruntime", "openvino", "torch"),
         default="onnxruntime",
-        help="run the exported serving graph on ONNX Runtime (default, fast) or the torch network",
+        help="run the exported serving graph on ONNX Runtime (default), OpenVINO, or the torch network",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        help="auto (bf16 on openvino where native), fp32, bf16 (openvino) or int8 (an --onnx file from "
+        "'facelocal export int8', else the weights are quantised first with --calibration); "
+        "default: as the file stores it",
+    )
+    add_calibration_argument(parser)
     parser.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="evaluate this exported model (no torch)")
     parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
     parser.add_argument("--tta", default="", help="test-time augmentation: flip, multiscale or flip,multiscale")
@@ -53,23 +62,37 @@ def _build_detector(args: argparse.Namespace, **kwargs):
     """The detector ``args`` ask for, and a description of it for the report (preset, runtime, weights hash)."""
     import tempfile
 
-    from facelocal.cli.common import load_torch_model, weights_from_args
-    from facelocal.contract import PRESET_KEY
+    from facelocal.cli import CommandError
+    from facelocal.cli.common import export_model, load_torch_model, weights_from_args
+    from facelocal.contract import PRECISION_KEY, PRESET_KEY
     from facelocal.detector import Detector
-    from facelocal.export import export_onnx
-    from facelocal.runtime import onnxruntime_session
+    from facelocal.runtime import model_metadata, resolve_precision
     from facelocal.weights import file_sha256
 
+    def exported(path: Path, about: dict):
+        metadata = model_metadata(path)
+        try:
+            precision = resolve_precision(args.runtime, args.precision, metadata.get(PRECISION_KEY, "fp32"))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        detector = Detector.from_onnx(path, runtime=args.runtime, precision=precision, **kwargs)
+        described = {"preset": metadata.get(PRESET_KEY)} | about
+        return detector, described | {"runtime": args.runtime, "precision": precision}
+
     if args.onnx:
-        preset = onnxruntime_session(args.onnx).get_modelmeta().custom_metadata_map.get(PRESET_KEY)
-        about = {"model": str(args.onnx), "sha256": file_sha256(args.onnx), "preset": preset, "runtime": "onnxruntime"}
-        return Detector.from_onnx(args.onnx, **kwargs), about
+        if args.runtime == "torch":
+            raise CommandError("--onnx runs on onnxruntime or openvino, not torch")
+        return exported(args.onnx, {"model": str(args.onnx), "sha256": file_sha256(args.onnx)})
     weights, model = weights_from_args(args), load_torch_model(args)
     about = {"weights": str(weights), "sha256": file_sha256(weights), "preset": model.config.name}
     if args.runtime == "torch":
-        return Detector.from_model(model, **kwargs), about | {"runtime": "torch"}
-    with tempfile.TemporaryDirectory() as tmp:  # the session holds the graph in memory once built
-        return Detector.from_onnx(export_onnx(model, f"{tmp}/model.onnx"), **kwargs), about | {"runtime": "onnxruntime"}
+        if args.precision not in (None, "fp32"):
+            raise CommandError("the torch network runs in fp32 only")
+        return Detector.from_model(model, **kwargs), about | {"runtime": "torch", "precision": "fp32"}
+    if args.precision == "int8":
+        about["calibration"] = [str(folder) for folder in args.calibration]
+    with tempfile.TemporaryDirectory() as tmp:  # the runtime holds the graph in memory once built
+        return exported(export_model(model, Path(tmp) / "model.onnx", args.precision, args.calibration), about)
 
 
 def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict, float, dict]:

@@ -17,7 +17,7 @@ from facelocal.preprocess import to_canvas
 
 @dataclass
 class TrainItem:
-    """One augmented image: ``image`` ``(3, S, S)`` float32 network input (BGR minus mean) and its faces."""
+    """One augmented image: ``image`` ``(3, S, S)`` uint8 BGR canvas (the network subtracts the mean) and its faces."""
 
     image: torch.Tensor
     faces: FaceAnnotations

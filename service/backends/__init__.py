@@ -12,6 +12,10 @@ def create_backend(settings: Settings) -> InferenceBackend:
         from service.backends.triton import TritonBackend
 
         return TritonBackend(settings)
+    if settings.backend == "openvino":
+        from service.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(settings)
     from service.backends.onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(settings)

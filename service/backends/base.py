@@ -1,7 +1,8 @@
-"""The protocol every inference backend implements (ONNX Runtime in process, Triton)."""
+"""The protocol every inference backend implements (ONNX Runtime or OpenVINO in process, Triton)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -12,7 +13,7 @@ class InferenceBackend(Protocol):
     """Runs the decoded RetinaFace graph on a batch.
 
     Attributes:
-        name: backend name, ``onnxruntime`` or ``triton``.
+        name: backend name, ``onnxruntime``, ``openvino`` or ``triton``.
         model_name: the model's name, e.g. ``mobilenet0.25``.
         has_dense: whether the model has the dense mesh branch.
         fixed_canvas: the square canvas side the model requires, or ``None`` if any size works.
@@ -39,3 +40,9 @@ class InferenceBackend(Protocol):
     async def close(self) -> None:
         """Release sessions, connections and threads."""
         ...
+
+
+def require_model_file(path: Path) -> None:
+    """``FileNotFoundError`` naming the export command when an in-process backend's model file is missing."""
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} not found; export it with 'facelocal export onnx --out {path}'")

@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from facelocal.contract import DENSE_KEY, OUTPUT_NAMES, PRESET_KEY
-from facelocal.runtime import onnxruntime_session
+from facelocal.contract import DENSE_KEY, OUTPUT_NAMES, PRECISION_KEY, PRESET_KEY
+from facelocal.runtime import onnxruntime_session, resolve_precision
+from service.backends.base import require_model_file
 from service.errors import unavailable
 from service.settings import Settings
 
@@ -24,13 +25,11 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, settings: Settings) -> None:
-        if not settings.model_path.is_file():
-            raise FileNotFoundError(
-                f"model file {settings.model_path} not found; export it with "
-                f"'facelocal export onnx --out {settings.model_path}'"
-            )
+        require_model_file(settings.model_path)
         self._session = onnxruntime_session(settings.model_path, settings.intra_op_threads)
         metadata = self._session.get_modelmeta().custom_metadata_map
+        # ONNX Runtime runs a file as it is stored; this only refuses a precision it cannot honour.
+        self.precision = resolve_precision(self.name, settings.precision, metadata.get(PRECISION_KEY, "fp32"))
         self.model_name = settings.model_name or metadata.get(PRESET_KEY, settings.model_path.stem)
         self.has_dense = metadata.get(DENSE_KEY, "false") == "true"
         height, width = self._session.get_inputs()[0].shape[2:]

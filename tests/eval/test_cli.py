@@ -14,6 +14,7 @@ from tests.paths import shared_file
 
 GT_DIR_FILE = ("widerface", "ground_truth", "wider_face_val.mat")
 VAL_SAMPLE = shared_file("widerface", "val_sample", "FILES.txt").parent / "images"
+YUNET = "face_detection_yunet_2026may.onnx"
 
 
 def test_eval_widerface_scores_a_folder_of_txt_predictions(tmp_path, ground_truth):
@@ -92,7 +93,7 @@ def test_bench_emits_every_stage_for_each_backend(tmp_path, weights_path):
     out = tmp_path / "bench.json"
     code = main([
         "bench", "--sizes", "vga", "--repeats", "2", "--threads", "1", "--weights", str(weights_path),
-        "--photo", str(shared_file("images", "selfie_group.jpg")), "--json", str(out),
+        "--backends", "onnxruntime,torch", "--photo", str(shared_file("images", "selfie_group.jpg")), "--json", str(out),
     ])
     assert code == 0
     report = json.loads(out.read_text())
@@ -120,3 +121,52 @@ def test_bench_mesh_reports_the_cost_per_face_beside_the_detector(tmp_path, weig
     assert record["faces"] >= 15 and record["detector_total_ms"] > 0
     assert set(record["inference_ms_per_face"]) == {"single", "batched", "parallel"}
     assert all(ms > 0 for ms in record["mesh_ms_per_face"].values())
+
+
+def test_bench_peers_puts_yunet_and_openvino_in_the_same_run(tmp_path, weights_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main([
+        "bench", "--sizes", "vga", "--repeats", "2", "--threads", "1", "--weights", str(weights_path),
+        "--backends", "onnxruntime,openvino:bf16", "--peers", "--yunet", str(shared_file("peers", YUNET)),
+        "--photo", str(shared_file("images", "selfie_group.jpg")), "--json", str(out),
+    ])
+    assert code == 0
+    results = {r["backend"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(results) == {"onnxruntime", "openvino:bf16", "yunet"}
+    # YuNet's detect() is its pre-processing, network and NMS at once: no separate stages, no paper figure.
+    assert set(results["yunet"]["stages"]) == {"decode", "forward", "total"} and results["yunet"]["paper_ms"] is None
+    # Both detectors find the crowd (about 30 faces at score 0.5) in the same VGA frame.
+    assert results["yunet"]["faces"] > 10 and results["openvino:bf16"]["faces"] > 10
+    table = capsys.readouterr().out
+    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()
+            if line.startswith("| vga")}
+    total = {name: r["stages"]["total"]["median_ms"] for name, r in results.items()}
+    assert float(rows["onnxruntime"][11]) == pytest.approx(total["onnxruntime"] / total["yunet"], abs=0.006)
+    assert float(rows["openvino:bf16"][13]) == pytest.approx(total["openvino:bf16"] / total["onnxruntime"], abs=0.006)
+    assert rows["yunet"][4] == rows["yunet"][6] == "–" and rows["yunet"][11] == ""
+
+
+def test_bench_peers_without_the_model_says_so(tmp_path, weights_path, capsys):
+    code = main([
+        "bench", "--sizes", "vga", "--repeats", "1", "--threads", "1", "--weights", str(weights_path),
+        "--backends", "onnxruntime", "--peers", "--yunet", str(tmp_path / "missing.onnx"),
+        "--photo", str(shared_file("images", "selfie_group.jpg")),
+    ])
+    assert code == 2 and "--yunet" in capsys.readouterr().err
+
+
+def test_eval_on_openvino_fp32_equals_onnxruntime(tmp_path, weights_path):
+    common = ("--weights", str(weights_path), "--limit", "8")
+    ort = _eval_sample(tmp_path, "ort", *common)
+    ov = _eval_sample(tmp_path, "ov", *common, "--runtime", "openvino", "--precision", "fp32")
+    assert (ov["runtime"], ov["precision"], ort["precision"]) == ("openvino", "fp32", "fp32")
+    for setting in ("easy", "medium", "hard"):
+        assert ov[setting]["ap"] == pytest.approx(ort[setting]["ap"], abs=1e-4)
+
+
+def test_eval_refuses_a_precision_the_file_cannot_run(tmp_path, onnx_model_path, capsys):
+    code = main([
+        "eval", "widerface", "--images", str(VAL_SAMPLE), "--gt", str(shared_file(*GT_DIR_FILE).parent),
+        "--onnx", str(onnx_model_path), "--precision", "bf16", "--limit", "1",
+    ])
+    assert code == 2 and "openvino runtime only" in capsys.readouterr().err

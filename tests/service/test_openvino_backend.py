@@ -1,0 +1,60 @@
+"""The OpenVINO backend: the service's default (precision ``auto``), serving what the library finds with OpenVINO."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from facelocal.detector import Detector
+from facelocal.imageio import load_image
+from facelocal.preprocess import ResizePolicy
+from facelocal.runtime import openvino_native_bf16
+from service.backends import create_backend
+from service.settings import Settings
+from tests.paths import shared_file
+from tests.service.helpers import client, photo_bytes
+
+
+def test_defaults_are_openvino_at_the_fastest_precision_that_holds_the_gate(monkeypatch) -> None:
+    for name in ("FACELOCAL_BACKEND", "FACELOCAL_PRECISION"):
+        monkeypatch.delenv(name, raising=False)
+    assert (Settings().backend, Settings().precision) == ("openvino", "auto")
+
+
+def test_service_on_openvino_serves_the_library_faces(start_service, onnx_model_path) -> None:
+    running = start_service(backend="openvino", precision="fp32")
+    with client(running.http_url) as http:
+        assert http.get("/v1/models").json()["models"][0]["backend"] == "openvino"
+        response = http.post("/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"})
+    assert response.status_code == 200, response.text
+    faces = response.json()["faces"]
+    letterbox = ResizePolicy("letterbox")
+    library = Detector.from_onnx(onnx_model_path, runtime="openvino", precision="fp32", resize=letterbox)
+    expected = library.detect([load_image(shared_file("images", "selfie_group.jpg"))])[0]
+    assert len(faces) == len(expected.scores) > 20
+    np.testing.assert_allclose([f["box"] for f in faces], expected.boxes, atol=0.05)
+    np.testing.assert_allclose([f["score"] for f in faces], expected.scores, atol=1e-3)
+
+
+def test_auto_runs_an_fp32_file_as_bf16_only_where_the_cpu_has_it(onnx_model_path) -> None:
+    backend = create_backend(Settings(backend="openvino", model_path=onnx_model_path))
+    assert backend.precision == ("bf16" if openvino_native_bf16() else "fp32")
+    assert (backend.model_name, backend.has_dense, backend.fixed_canvas) == ("mobilenet0.25", False, None)
+
+
+@pytest.mark.parametrize(("backend", "precision", "message"), [
+    ("openvino", "int8", "facelocal export int8"),
+    ("onnxruntime", "int8", "facelocal export int8"),
+    ("onnxruntime", "bf16", "openvino runtime only"),
+])
+def test_a_precision_the_file_cannot_run_stops_the_start(onnx_model_path, backend, precision, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_backend(Settings(backend=backend, precision=precision, model_path=onnx_model_path))
+
+
+def test_openvino_backend_imports_no_torch() -> None:
+    code = "import sys, service.backends.openvino; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
