@@ -39,11 +39,14 @@ Pipeline = Callable[[bytes], tuple[dict[str, float], int]]
 # RetinaFace paper, Table 5: MobileNet-0.25 on CPU, milliseconds (no 4K, no multi-thread HD figure).
 PAPER_MS: dict[tuple[str, str], float] = {("vga", "1"): 17.2, ("hd", "1"): 130.4, ("vga", "all"): 5.5}
 
+
 def make_jpeg(photo: Path, width: int, height: int, quality: int = 90) -> bytes:
     """``photo`` scaled to cover ``width x height``, centre-cropped, encoded as JPEG in memory."""
     image = Image.open(photo).convert("RGB")
     scale = max(width / image.width, height / image.height)
-    image = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.BILINEAR)
+    image = image.resize(
+        (max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.Resampling.BILINEAR
+    )
     left, top = (image.width - width) // 2, (image.height - height) // 2
     buffer = io.BytesIO()
     image.crop((left, top, left + width, top + height)).save(buffer, "JPEG", quality=quality)
@@ -68,7 +71,9 @@ def time_pipeline(
     t2 = clock()
     boxes, scores, landmarks = forward(batch)
     t3 = clock()
-    faces = select_faces(boxes[0], scores[0], landmarks[0], Placement(1.0, width, height, width, height), width, height, postprocess)
+    faces = select_faces(
+        boxes[0], scores[0], landmarks[0], Placement(1.0, width, height, width, height), width, height, postprocess
+    )
     t4 = clock()
     stages = {"decode": t1 - t0, "preprocess": t2 - t1, "forward": t3 - t2, "postprocess": t4 - t3, "total": t4 - t0}
     return stages, len(faces)
@@ -148,8 +153,15 @@ def run_benchmark(
             median, p90, low = np.median(table, axis=0), np.percentile(table, 90, axis=0), table.min(axis=0)
             results.append(
                 BenchResult(
-                    size, backend, threads, thread_count(threads), repeats, faces[(backend, threads)],
-                    dict(zip(STAGES, median.tolist())), dict(zip(STAGES, p90.tolist())), dict(zip(STAGES, low.tolist())),
+                    size,
+                    backend,
+                    threads,
+                    thread_count(threads),
+                    repeats,
+                    faces[(backend, threads)],
+                    dict(zip(STAGES, median.tolist(), strict=True)),
+                    dict(zip(STAGES, p90.tolist(), strict=True)),
+                    dict(zip(STAGES, low.tolist(), strict=True)),
                 )
             )
     return results
@@ -168,7 +180,8 @@ def format_table(results: Sequence[BenchResult]) -> str:
         return "–" if np.isnan(value) else f"{value:.1f}"
 
     header = (
-        "| size | threads | backend | decode | preprocess | forward | postprocess | total (median) | total p90 | total min "
+        "| size | threads | backend | decode | preprocess | forward | postprocess | total (median) | total p90 "
+        "| total min "
         "| paper Table 5 | ÷ YuNet | ÷ YuNet (min) | ÷ ORT fp32 |"
     )
     lines = [header, "|" + "---|" * 14]
@@ -218,8 +231,10 @@ class MeshBenchResult:
             "crop_ms_per_face": self.crop_ms_per_face,
             "project_ms_per_face": self.project_ms_per_face,
             "inference_ms_per_face": self.inference_ms_per_face,
-            "mesh_ms_per_face": {mode: self.crop_ms_per_face + self.project_ms_per_face + ms
-                                 for mode, ms in self.inference_ms_per_face.items()},
+            "mesh_ms_per_face": {
+                mode: self.crop_ms_per_face + self.project_ms_per_face + ms
+                for mode, ms in self.inference_ms_per_face.items()
+            },
             "min_mesh_ms_per_face": self.min_mesh_ms_per_face,
             "repeats": self.repeats,
         }
@@ -277,7 +292,7 @@ def run_mesh_benchmark(
                 vertices, _ = runner(crops)
                 samples[name].append(clock() - started)
             started = clock()
-            for raw, geometry in zip(vertices, geometries):
+            for raw, geometry in zip(vertices, geometries, strict=True):
                 project_vertices(raw, geometry)
             samples["project"].append(clock() - started)
         for runner in runners.values():
@@ -287,8 +302,15 @@ def run_mesh_benchmark(
         fastest = {name: float((np.array(samples[name]) + overhead).min()) * 1000.0 / len(faces) for name in runners}
         results.append(
             MeshBenchResult(
-                spec, count, len(faces), float(np.median(samples["detector"])) * 1000.0, per_face["crop"],
-                per_face["project"], {name: per_face[name] for name in runners}, repeats, fastest,
+                spec,
+                count,
+                len(faces),
+                float(np.median(samples["detector"])) * 1000.0,
+                per_face["crop"],
+                per_face["project"],
+                {name: per_face[name] for name in runners},
+                repeats,
+                fastest,
             )
         )
     return results
@@ -298,7 +320,8 @@ def format_mesh_table(results: Sequence[MeshBenchResult]) -> str:
     """A markdown table: detector total on the photo, then the mesh stage's cost per face in each mode."""
     lines = [
         "| threads | faces | detector, whole photo (ms) | crop / face | project / face "
-        "| mesh / face, single | batched | parallel | mesh, all faces (parallel) | fastest round / face: single, batched, parallel |",
+        "| mesh / face, single | batched | parallel | mesh, all faces (parallel) "
+        "| fastest round / face: single, batched, parallel |",
         "|" + "---|" * 10,
     ]
     for r in results:
@@ -306,7 +329,8 @@ def format_mesh_table(results: Sequence[MeshBenchResult]) -> str:
         overhead = r.crop_ms_per_face + r.project_ms_per_face
         lines.append(
             f"| {r.threads} ({r.thread_count}) | {r.faces} | {r.detector_ms:.1f} | {r.crop_ms_per_face:.2f} "
-            f"| {r.project_ms_per_face:.3f} | {inference['single'] + overhead:.2f} | {inference['batched'] + overhead:.2f} "
+            f"| {r.project_ms_per_face:.3f} | {inference['single'] + overhead:.2f} "
+            f"| {inference['batched'] + overhead:.2f} "
             f"| {inference['parallel'] + overhead:.2f} | {(inference['parallel'] + overhead) * r.faces:.1f} "
             f"| {', '.join(f'{r.min_mesh_ms_per_face[mode]:.2f}' for mode in ('single', 'batched', 'parallel'))} |"
         )

@@ -20,11 +20,11 @@ def draw_detections(rgb: np.ndarray, detections: FaceDetections) -> Image.Image:
     radius = line + 1
     if detections.meshes is not None:
         draw_meshes(pen, detections.meshes, detections.mesh_scores)
-    for box, score, points in zip(detections.boxes, detections.scores, detections.landmarks):
+    for box, score, points in zip(detections.boxes, detections.scores, detections.landmarks, strict=True):
         x1, y1, x2, y2 = (float(v) for v in box)
         pen.rectangle((x1, y1, x2, y2), outline=BOX_COLOUR, width=line)
         pen.text((x1, max(0.0, y1 - 12)), f"{score:.2f}", fill=BOX_COLOUR)
-        for (x, y), colour in zip(points, LANDMARK_COLOURS):
+        for (x, y), colour in zip(points, LANDMARK_COLOURS, strict=True):
             pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
     return image
 
@@ -40,12 +40,12 @@ def mesh_colours(depth: np.ndarray) -> np.ndarray:
 def draw_meshes(pen: ImageDraw.ImageDraw, meshes: np.ndarray, mesh_scores: np.ndarray) -> None:
     """Each face's 468 vertices as dots coloured by depth, sized to the face; faces without a mesh (NaN) are
     skipped, and meshes whose presence score is under 0.5 are drawn in grey (FaceMesh does not see a face there)."""
-    for mesh, score in zip(meshes, mesh_scores):
+    for mesh, score in zip(meshes, mesh_scores, strict=True):
         if not np.isfinite(score):
             continue
         dot = float(np.ptp(mesh[:, 0])) / 180.0  # radius: 1 px for a 180 px wide face
         colours = mesh_colours(mesh[:, 2]) if score >= 0.5 else np.full((len(mesh), 3), 160, np.uint8)
-        for (x, y, _), colour in zip(mesh, colours):
+        for (x, y, _), colour in zip(mesh, colours, strict=True):
             fill = tuple(int(c) for c in colour)
             if dot < 0.5:
                 pen.point((x, y), fill=fill)

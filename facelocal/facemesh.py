@@ -106,7 +106,7 @@ def crop_faces(
     rgb: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, crop_scale: float = CROP_SCALE
 ) -> tuple[np.ndarray, list[MeshCrop]]:
     """Crops ``(N, 192, 192, 3)`` uint8 and their geometry for ``(N, 4)`` boxes and ``(N, 5, 2)`` landmarks."""
-    geometries = [crop_geometry(box, points, crop_scale) for box, points in zip(boxes, landmarks)]
+    geometries = [crop_geometry(box, points, crop_scale) for box, points in zip(boxes, landmarks, strict=True)]
     crops = np.zeros((len(geometries), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
     if geometries:
         image = Image.fromarray(rgb)
@@ -170,7 +170,7 @@ def mesh_faces(
     scores = np.zeros((len(crops),), np.float32)
     for start in range(0, len(crops), max_batch):
         vertices, logits = infer(crops[start : start + max_batch])
-        for offset, (raw, logit) in enumerate(zip(vertices, logits)):
+        for offset, (raw, logit) in enumerate(zip(vertices, logits, strict=True)):
             meshes[start + offset] = project_vertices(raw, geometries[start + offset])
             scores[start + offset] = presence_score(np.ravel(logit)[0])
     return meshes, scores

@@ -80,7 +80,9 @@ def to_canvas(rgb: np.ndarray, placement: Placement | None = None) -> np.ndarray
     height, width = rgb.shape[:2]
     placement = placement or Placement(1.0, width, height, width, height)
     if (placement.resized_w, placement.resized_h) != (width, height):
-        rgb = np.asarray(Image.fromarray(rgb).resize((placement.resized_w, placement.resized_h), Image.BILINEAR))
+        rgb = np.asarray(
+            Image.fromarray(rgb).resize((placement.resized_w, placement.resized_h), Image.Resampling.BILINEAR)
+        )
     h, w = placement.resized_h, placement.resized_w
     if (h, w) == (placement.canvas_h, placement.canvas_w):
         return np.ascontiguousarray(rgb.transpose(2, 0, 1)[::-1])

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from facelocal.contract import INPUT_NAME, PRECISION_KEY
 from facelocal.imageio import load_image
 from facelocal.preprocess import ResizePolicy, to_canvas
-from facelocal.contract import INPUT_NAME, PRECISION_KEY
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 

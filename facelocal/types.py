@@ -75,10 +75,10 @@ class FaceDetections:
                 "score": round(float(score), 5),
                 "landmarks": [[round(float(x), decimals), round(float(y), decimals)] for x, y in points],
             }
-            for box, score, points in zip(self.boxes, self.scores, self.landmarks)
+            for box, score, points in zip(self.boxes, self.scores, self.landmarks, strict=True)
         ]
         if self.meshes is not None:
-            for face, mesh, mesh_score in zip(faces, self.meshes, self.mesh_scores):
+            for face, mesh, mesh_score in zip(faces, self.meshes, self.mesh_scores, strict=True):
                 has_mesh = bool(np.isfinite(mesh_score))
                 face["mesh"] = np.round(mesh.astype(np.float64), decimals).tolist() if has_mesh else None
                 face["mesh_score"] = round(float(mesh_score), 5) if has_mesh else None

@@ -57,8 +57,10 @@ def main() -> None:
         return decoded - started, clock() - started
 
     print(f"JPEG quality 90, canvas {args.canvas}, {args.repeats} interleaved repeats after one warm-up; median ms")
-    print(f"{'image':>18} {'bytes':>10} | {'full decode':>11} {'reduced':>8} {'ratio':>6} | "
-          f"{'full +canvas':>12} {'reduced +canvas':>15} {'ratio':>6}")
+    print(
+        f"{'image':>18} {'bytes':>10} | {'full decode':>11} {'reduced':>8} {'ratio':>6} | "
+        f"{'full +canvas':>12} {'reduced +canvas':>15} {'ratio':>6}"
+    )
     for megapixels in args.megapixels:
         data, width, height = make_jpeg(megapixels)
         samples = {path: [] for path in (full, reduced)}

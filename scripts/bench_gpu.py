@@ -39,8 +39,12 @@ from facelocal.preprocess import ResizePolicy, to_canvas  # noqa: E402
 # (name, width, height) as in the RetinaFace paper's timing table.
 RESOLUTIONS = {"VGA": (640, 480), "HD": (1920, 1080), "4K": (4096, 2160)}
 # RetinaFace paper (Tesla P40), ms per image.
-PAPER_MS = {("mobilenet0.25", "VGA"): 1.4, ("mobilenet0.25", "HD"): 6.1, ("mobilenet0.25", "4K"): 25.6,
-            ("resnet152", "VGA"): 75.1}
+PAPER_MS = {
+    ("mobilenet0.25", "VGA"): 1.4,
+    ("mobilenet0.25", "HD"): 6.1,
+    ("mobilenet0.25", "4K"): 25.6,
+    ("resnet152", "VGA"): 75.1,
+}
 
 
 def parity(weights: Path, onnx_path: Path, images: list[Path], all_half: bool = False) -> list[dict]:
@@ -71,21 +75,29 @@ def parity(weights: Path, onnx_path: Path, images: list[Path], all_half: bool = 
         match = iou.argmax(1) if iou.size else np.array([], int)
         matched_iou = iou[np.arange(len(match)), match] if iou.size else np.array([])
         entry = {
-            "image": path.name, "mode": "all FP16" if all_half else "autocast", "faces_fp32": len(a.boxes), "faces_fp16": len(b.boxes),
+            "image": path.name,
+            "mode": "all FP16" if all_half else "autocast",
+            "faces_fp32": len(a.boxes),
+            "faces_fp16": len(b.boxes),
             "min_iou": float(matched_iou.min()) if matched_iou.size else None,
             "max_score_diff": float(np.abs(a.scores - b.scores[match]).max()) if match.size else None,
             "max_landmark_diff_px": float(np.abs(a.landmarks - b.landmarks[match]).max()) if match.size else None,
         }
         entry["pass"] = (
-            entry["faces_fp32"] == entry["faces_fp16"] and len(set(match.tolist())) == len(match)
-            and (not match.size or (entry["min_iou"] > 0.9 and entry["max_score_diff"] <= 0.01
-                                    and entry["max_landmark_diff_px"] <= 1.0))
+            entry["faces_fp32"] == entry["faces_fp16"]
+            and len(set(match.tolist())) == len(match)
+            and (
+                not match.size
+                or (entry["min_iou"] > 0.9 and entry["max_score_diff"] <= 0.01 and entry["max_landmark_diff_px"] <= 1.0)
+            )
         )
         report.append(entry)
     return report
 
 
-def time_network(config_name: str, width: int, height: int, batch: int, replays: int = 50, top_k: int | None = None) -> float:
+def time_network(
+    config_name: str, width: int, height: int, batch: int, replays: int = 50, top_k: int | None = None
+) -> float:
     """Median ms per forward on ``(batch, 3, height, width)``, replayed as a CUDA graph.
 
     Without ``top_k``: the raw network, all FP16 (the paper's measure). With it: the serving graph
@@ -130,9 +142,7 @@ def time_network(config_name: str, width: int, height: int, batch: int, replays:
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    del graph, model, images
-    torch.cuda.empty_cache()
-    return float(np.median(times))
+    return float(np.median(times))  # the graph, model and images go with this frame
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = True
 
     print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
-    results = {"gpu": torch.cuda.get_device_name(),
-               "parity": [entry for all_half in (False, True) for entry in parity(args.weights, args.onnx, args.images, all_half)]}
+    results = {
+        "gpu": torch.cuda.get_device_name(),
+        "parity": [
+            entry for all_half in (False, True) for entry in parity(args.weights, args.onnx, args.images, all_half)
+        ],
+    }
     for entry in results["parity"]:
         print("parity", json.dumps(entry))
 
@@ -158,13 +172,29 @@ def main(argv: list[str] | None = None) -> int:
         width, height = RESOLUTIONS[resolution]
         ms = time_network(config_name, width, height, batch)
         paper = PAPER_MS.get((config_name.split("-")[0], resolution))
-        rows.append({"model": config_name, "input": resolution, "batch": batch, "ms_per_batch": ms,
-                     "ms_per_image": ms / batch, "paper_p40_ms": paper})
+        rows.append(
+            {
+                "model": config_name,
+                "input": resolution,
+                "batch": batch,
+                "ms_per_batch": ms,
+                "ms_per_image": ms / batch,
+                "paper_p40_ms": paper,
+            }
+        )
         print(f"{config_name:14s} {resolution:5s} {batch:5d} {ms:9.3f} {ms / batch:9.3f} {paper or '':>12}")
     for batch in (1, 8, 32):
         ms = time_network(DEFAULT_CONFIG, 640, 640, batch, top_k=1000)
-        rows.append({"model": f"{DEFAULT_CONFIG} serving graph (decode + top-1000)", "input": "640x640",
-                     "batch": batch, "ms_per_batch": ms, "ms_per_image": ms / batch, "paper_p40_ms": None})
+        rows.append(
+            {
+                "model": f"{DEFAULT_CONFIG} serving graph (decode + top-1000)",
+                "input": "640x640",
+                "batch": batch,
+                "ms_per_batch": ms,
+                "ms_per_image": ms / batch,
+                "paper_p40_ms": None,
+            }
+        )
         print(f"serving graph  640^2 {batch:5d} {ms:9.3f} {ms / batch:9.3f}  (eager: anchors copied per call)")
     results["timings"] = rows
     if args.json:

@@ -25,12 +25,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
+from loadtest import PHOTO, Server, ensure_model, load  # noqa: E402
+
 from facelocal.bench import make_jpeg  # noqa: E402
 from facelocal.config import SERVE_POSTPROCESS  # noqa: E402
 from facelocal.imageio import decode_image  # noqa: E402
 from facelocal.postprocess import select_faces  # noqa: E402
 from facelocal.preprocess import ResizePolicy, to_canvas  # noqa: E402
-from loadtest import PHOTO, Server, ensure_model, load  # noqa: E402
 from service.backends import create_backend  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
@@ -56,9 +57,9 @@ def raw_pipeline(backend, jpeg: bytes, policy: ResizePolicy, batch_size: int, se
         while time.perf_counter() - started < seconds:
             rgbs = [decode_image(jpeg) for _ in range(batch_size)]
             placements = [policy.plan(rgb.shape[1], rgb.shape[0]) for rgb in rgbs]
-            batch = np.stack([to_canvas(rgb, p) for rgb, p in zip(rgbs, placements)])
+            batch = np.stack([to_canvas(rgb, p) for rgb, p in zip(rgbs, placements, strict=True)])
             boxes, scores, landmarks = await backend.infer(batch)
-            for row, (rgb, placement) in enumerate(zip(rgbs, placements)):
+            for row, (rgb, placement) in enumerate(zip(rgbs, placements, strict=True)):
                 height, width = rgb.shape[:2]
                 select_faces(boxes[row], scores[row], landmarks[row], placement, width, height, SERVE_POSTPROCESS)
             images += batch_size
@@ -82,7 +83,10 @@ def main() -> None:
 
     model = ensure_model(args.model_path)
     settings = Settings(
-        model_path=model, backend=args.backend, precision=args.precision, intra_op_threads=args.threads,
+        model_path=model,
+        backend=args.backend,
+        precision=args.precision,
+        intra_op_threads=args.threads,
         max_batch_size=args.max_batch_size,
     )
     backend = create_backend(settings)

@@ -39,7 +39,9 @@ from tests.triton.harness import CPU_MODEL_CONFIG, start_local_triton  # noqa: E
 FLOAT_BYTES = 4
 # The network's raw heads per anchor: 4 box offsets, 2 class logits, 10 landmark offsets.
 RAW_HEAD_FLOATS = 4 + 2 + 10
-DEFAULT_IMAGES = [ROOT.parent / "shared" / "data" / "images" / name for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")]
+DEFAULT_IMAGES = [
+    ROOT.parent / "shared" / "data" / "images" / name for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")
+]
 
 
 def anchors_at(canvas: int) -> int:
@@ -51,7 +53,9 @@ def wire_bytes(canvas: int, top_k: int) -> dict[str, int]:
     return {
         "input canvas (3 x S x S float32)": 3 * canvas * canvas * FLOAT_BYTES,
         "input canvas (3 x S x S uint8, what is sent)": 3 * canvas * canvas,
-        f"raw heads ({anchors_at(canvas)} anchors x {RAW_HEAD_FLOATS} floats)": anchors_at(canvas) * RAW_HEAD_FLOATS * FLOAT_BYTES,
+        f"raw heads ({anchors_at(canvas)} anchors x {RAW_HEAD_FLOATS} floats)": anchors_at(canvas)
+        * RAW_HEAD_FLOATS
+        * FLOAT_BYTES,
         f"compact top-{top_k} (boxes, scores, landmarks)": top_k * (4 + 1 + 10) * FLOAT_BYTES,
     }
 
@@ -98,10 +102,18 @@ async def measure(settings: Settings, images: list[bytes], requests: dict[int, i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--onnx", type=Path, default=ROOT / "model_repository" / "retinaface" / "1" / "model.onnx",
-                        help="Triton's compact graph (scripts/prepare_model_repository.py)")
-    parser.add_argument("--embedded-onnx", type=Path, default=ROOT / "artifacts" / "model.onnx",
-                        help="the in-process backend's graph (make model)")
+    parser.add_argument(
+        "--onnx",
+        type=Path,
+        default=ROOT / "model_repository" / "retinaface" / "1" / "model.onnx",
+        help="Triton's compact graph (scripts/prepare_model_repository.py)",
+    )
+    parser.add_argument(
+        "--embedded-onnx",
+        type=Path,
+        default=ROOT / "artifacts" / "model.onnx",
+        help="the in-process backend's graph (make model)",
+    )
     parser.add_argument("--images", type=Path, nargs="+", default=DEFAULT_IMAGES)
     parser.add_argument("--requests", type=int, default=48, help="detections per measurement at concurrency 16")
     parser.add_argument("--max-batch-size", type=int, default=8)
@@ -124,10 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runs = {
                 "embedded onnxruntime": Settings(backend="onnxruntime", **common),
-                "triton gRPC": Settings(backend="triton", triton_url=triton.grpc_url, triton_model=model,
-                                        triton_shared_memory="off", **common),
-                "triton gRPC + shm": Settings(backend="triton", triton_url=triton.grpc_url, triton_model=model,
-                                              triton_shared_memory="auto", **common),
+                "triton gRPC": Settings(
+                    backend="triton",
+                    triton_url=triton.grpc_url,
+                    triton_model=model,
+                    triton_shared_memory="off",
+                    **common,
+                ),
+                "triton gRPC + shm": Settings(
+                    backend="triton",
+                    triton_url=triton.grpc_url,
+                    triton_model=model,
+                    triton_shared_memory="auto",
+                    **common,
+                ),
             }
             results = {}
             for name, settings in runs.items():
@@ -139,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
 
     baseline = results["embedded onnxruntime"]
     print(f"\nimages/s (max batch {args.max_batch_size}, {len(images)} photos, Triton {model!r} on 127.0.0.1):")
-    print(f"  {'backend':22s}" + "".join(f"{f'conc {c}':>12s}{'vs embedded':>13s}" for c in requests)
-          + f"{'infer ms/img':>14s}{'vs embedded':>13s}")
+    print(
+        f"  {'backend':22s}"
+        + "".join(f"{f'conc {c}':>12s}{'vs embedded':>13s}" for c in requests)
+        + f"{'infer ms/img':>14s}{'vs embedded':>13s}"
+    )
     for name, rates in results.items():
         cells = "".join(f"{rates[c]:12.2f}{rates[c] / baseline[c]:13.2f}" for c in requests)
         # Time per image: a ratio above 1 is slower; the images/s ratios above read the other way.

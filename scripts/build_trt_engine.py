@@ -75,7 +75,9 @@ def build_engine(
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # Explicit batch is the only mode in TensorRT 10 (the flag is gone there, needed before).
-    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    flags = (
+        0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    )
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -131,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(plan)
     precision = "FP32" if args.fp32 else "FP16"
-    print(f"wrote {out} ({len(plan) / 1e6:.1f} MB, {precision}, batch 1..{max_batch} "
-          f"at {canvas}x{canvas}) in {time.perf_counter() - started:.0f} s")
+    print(
+        f"wrote {out} ({len(plan) / 1e6:.1f} MB, {precision}, batch 1..{max_batch} "
+        f"at {canvas}x{canvas}) in {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 

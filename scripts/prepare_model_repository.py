@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
     parser.add_argument("--model", default="retinaface", help="model folder holding config.pbtxt")
     parser.add_argument("--weights", help="checkpoint (else $FACELOCAL_WEIGHTS or ~/.config/facelocal/config.toml)")
-    parser.add_argument("--mesh-weights", help="face_landmark.tflite for --model facemesh (else $FACELOCAL_MESH_WEIGHTS)")
+    parser.add_argument(
+        "--mesh-weights", help="face_landmark.tflite for --model facemesh (else $FACELOCAL_MESH_WEIGHTS)"
+    )
     parser.add_argument("--out", type=Path, help="where to write the ONNX (default: <repository>/<model>/1/model.onnx)")
     args = parser.parse_args(argv)
 
@@ -48,12 +50,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.model}: FaceMesh, uint8 192x192 crops, batch <= {batch}")
         return 0
     shape = compact_model_shape(config)
-    command = [sys.executable, "-m", "facelocal.cli", "export", "onnx", "--out", str(out),
-               "--preset", shape.preset, "--canvas", str(shape.canvas), "--top-k", str(shape.top_k)]
+    command = [
+        sys.executable,
+        "-m",
+        "facelocal.cli",
+        "export",
+        "onnx",
+        "--out",
+        str(out),
+        "--preset",
+        shape.preset,
+        "--canvas",
+        str(shape.canvas),
+        "--top-k",
+        str(shape.top_k),
+    ]
     if args.weights:
         command += ["--weights", args.weights]
     subprocess.run(command, check=True)
-    print(f"{args.model}: {shape.preset}, uint8 {shape.canvas}x{shape.canvas} canvas, top {shape.top_k}, batch <= {shape.max_batch_size}")
+    print(
+        f"{args.model}: {shape.preset}, uint8 {shape.canvas}x{shape.canvas} canvas, top {shape.top_k}, "
+        f"batch <= {shape.max_batch_size}"
+    )
     return 0
 
 

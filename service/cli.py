@@ -24,7 +24,9 @@ from service.settings import Settings
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "serve", help="run the REST and gRPC service", description=__doc__,
+        "serve",
+        help="run the REST and gRPC service",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     settings = parser.add_argument_group("settings (flag, or FACELOCAL_<NAME> in the environment)")
@@ -104,8 +106,12 @@ def run(args: argparse.Namespace) -> int:
             "or point --model-path (FACELOCAL_MODEL_PATH) at an exported model, or serve a checkpoint with --weights."
         )
     mesh = settings.mesh_model_path
-    if settings.backend == "onnxruntime" and mesh is not None and "mesh_model_path" in settings.model_fields_set \
-            and not mesh.is_file():
+    if (
+        settings.backend == "onnxruntime"
+        and mesh is not None
+        and "mesh_model_path" in settings.model_fields_set
+        and not mesh.is_file()
+    ):
         raise CommandError(
             f"mesh model {mesh} not found. Export it first:\n"
             f"  facelocal export onnx --mesh --mesh-weights face_landmark.tflite --out {mesh}\n"

@@ -24,9 +24,7 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode(
-    data: bytes, max_pixels: int, cover: int | None, reserve: Callable[[int], None]
-) -> DecodedImage:
+def decode(data: bytes, max_pixels: int, cover: int | None, reserve: Callable[[int], None]) -> DecodedImage:
     """Decode as :func:`facelocal.imageio.decode_reduced` does, raising ``ServiceError`` (400/413/415) for
     bad images."""
     try:

@@ -100,8 +100,9 @@ def create_mesh_backend(settings: Settings):
                 f"mesh model {path} not found; export it with 'facelocal export onnx --mesh "
                 f"--mesh-weights face_landmark.tflite --out {path}'"
             )
-        return None, (f"the mesh model {path} does not exist; export it with 'facelocal export onnx --mesh' "
-                      "(make model does)")
+        return None, (
+            f"the mesh model {path} does not exist; export it with 'facelocal export onnx --mesh' (make model does)"
+        )
     return OnnxRuntimeMeshBackend(path, settings.mesh_threads), None
 
 
@@ -276,11 +277,13 @@ class MeshStage:
         result: ImageResult, options: DetectOptions, plan: _MeshPlan, outputs: list[MeshOutput], started: float
     ) -> ImageResult:
         faces = list(result.faces)
-        for index, geometry, output in zip(plan.indices, plan.geometries, outputs):
+        for index, geometry, output in zip(plan.indices, plan.geometries, outputs, strict=True):
             mesh = project_vertices(output.vertices, geometry)
             faces[index] = faces[index].model_copy(
-                update={"mesh": np.round(mesh.astype(np.float64), 2).tolist(),
-                        "mesh_score": round(float(presence_score(output.logit)), 5)}
+                update={
+                    "mesh": np.round(mesh.astype(np.float64), 2).tolist(),
+                    "mesh_score": round(float(presence_score(output.logit)), 5),
+                }
             )
         for index, reason in plan.skipped.items():
             faces[index] = faces[index].model_copy(update={"mesh_skipped": reason})

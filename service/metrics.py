@@ -32,11 +32,14 @@ class ServiceMetrics:
             "facelocal_inferences_total", "Backend inferences (batches) run", registry=self.registry
         )
         self.mesh_batch_size = Histogram(
-            "facelocal_mesh_batch_size", "Face crops per mesh inference", buckets=BATCH_SIZE_BUCKETS,
+            "facelocal_mesh_batch_size",
+            "Face crops per mesh inference",
+            buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry,
         )
-        self.mesh_queue_depth = Gauge("facelocal_mesh_queue_depth", "Face crops waiting for the mesh model",
-                                      registry=self.registry)
+        self.mesh_queue_depth = Gauge(
+            "facelocal_mesh_queue_depth", "Face crops waiting for the mesh model", registry=self.registry
+        )
         self.mesh_inferences_total = Counter(
             "facelocal_mesh_inferences_total", "Mesh inferences (batches of face crops) run", registry=self.registry
         )

@@ -29,7 +29,9 @@ class Settings(BaseSettings):
         description="arithmetic of the in-process backends (auto: an int8 file as int8, an fp32 file as bf16 on "
         "openvino where the CPU computes bf16 natively, else fp32); int8 needs a 'facelocal export int8' file",
     )
-    model_path: Path = Field(Path("artifacts/model.onnx"), description="ONNX model for the onnxruntime and openvino backends")
+    model_path: Path = Field(
+        Path("artifacts/model.onnx"), description="ONNX model for the onnxruntime and openvino backends"
+    )
     model_name: str | None = Field(None, description="reported model name; default: read from the ONNX metadata")
     triton_url: str = Field("127.0.0.1:8001", description="Triton server address (host:port)")
     triton_protocol: Literal["grpc", "http"] = Field("grpc", description="protocol used to talk to Triton")
@@ -41,7 +43,11 @@ class Settings(BaseSettings):
     canvas_size: int = Field(640, ge=32, description="square canvas images are letterboxed onto (never upscaled)")
     max_batch_size: int = Field(8, ge=1, description="most images per backend inference")
     max_delay_ms: float = Field(5.0, ge=0, description="longest wait for a batch to fill, in milliseconds")
-    max_queue: int = Field(64, ge=1, description="images waiting for inference; with one running batch, the most in flight before 503 queue_full")
+    max_queue: int = Field(
+        64,
+        ge=1,
+        description="images waiting for inference; with one running batch, the most in flight before 503 queue_full",
+    )
     max_body_bytes: int = Field(20 * MIB, ge=1, description="largest accepted request body in bytes")
     body_timeout_s: float = Field(
         60.0, gt=0, description="longest a request body may take to arrive, in seconds, before 408 body_timeout"
@@ -60,7 +66,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="when set (not blank), /v1/* requires 'Authorization: Bearer <key>'; blank means no key"
     )
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime or OpenVINO inference threads (0: runtime default)")
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime or OpenVINO inference threads (0: runtime default)"
+    )
     shutdown_grace_s: float = Field(10.0, ge=0, description="how long in-flight requests may take on shutdown")
     # The dense mesh stage (service/mesh.py): FaceMesh v1 on each detected face.
     mesh_model_path: Path | None = Field(

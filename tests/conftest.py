@@ -57,7 +57,6 @@ def onnx_model_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path
     return export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
 
-
 @pytest.fixture(scope="session")
 def mesh_weights_path() -> Path:
     """MediaPipe's FaceMesh v1 model (face_landmark.tflite) from shared/data."""
@@ -145,8 +144,13 @@ def start_service(onnx_model_path: Path) -> Iterator[Callable[..., RunningServic
 
     def start(*, wait_ready: bool = True, **overrides) -> RunningService:
         # No mesh model unless a test asks for one (a developer's artifacts/facemesh.onnx must not change results).
-        values = {"host": "127.0.0.1", "model_path": onnx_model_path, "intra_op_threads": 2, "mesh_model_path": None,
-                  "triton_mesh_model": ""} | overrides
+        values = {
+            "host": "127.0.0.1",
+            "model_path": onnx_model_path,
+            "intra_op_threads": 2,
+            "mesh_model_path": None,
+            "triton_mesh_model": "",
+        } | overrides
         values.setdefault("http_port", free_port())
         values.setdefault("grpc_port", free_port())
         running = launch_service(Settings(**values), wait_ready=wait_ready)

@@ -97,10 +97,18 @@ def run(args: argparse.Namespace) -> int:
             pipelines.update(_peer_pipelines(args))
         results = bench.run_benchmark(jpegs, pipelines, args.repeats)
     cpu = _cpu_model()
-    print(f"CPU: {cpu}; {bench.thread_count('all')} usable threads; config {model.config.name}; {args.repeats} repeats; ms")
+    print(
+        f"CPU: {cpu}; {bench.thread_count('all')} usable threads; config {model.config.name}; "
+        f"{args.repeats} repeats; ms"
+    )
     print(bench.format_table(results))
     if args.json:
-        report = {"cpu": cpu, "machine": platform.machine(), "config": model.config.name, "results": [r.record() for r in results]}
+        report = {
+            "cpu": cpu,
+            "machine": platform.machine(),
+            "config": model.config.name,
+            "results": [r.record() for r in results],
+        }
         args.json.write_text(json.dumps(report, indent=2))
     return 0
 
@@ -124,10 +132,17 @@ def run_mesh(args: argparse.Namespace, model) -> int:
         f"FaceMesh from {source}; {args.photo.name}; {args.repeats} repeats; ms (median)"
     )
     print(bench.format_mesh_table(results))
-    print("mesh / face = crop + ONNX Runtime + projection; " + "; ".join(f"{k}: {v}" for k, v in bench.MESH_MODES.items()))
+    print(
+        "mesh / face = crop + ONNX Runtime + projection; " + "; ".join(f"{k}: {v}" for k, v in bench.MESH_MODES.items())
+    )
     if args.json:
-        report = {"cpu": cpu, "machine": platform.machine(), "config": model.config.name, "photo": str(args.photo),
-                  "mesh": [r.record() for r in results]}
+        report = {
+            "cpu": cpu,
+            "machine": platform.machine(),
+            "config": model.config.name,
+            "photo": str(args.photo),
+            "mesh": [r.record() for r in results],
+        }
         args.json.write_text(json.dumps(report, indent=2))
     return 0
 

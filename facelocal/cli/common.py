@@ -15,7 +15,11 @@ def add_preset_argument(parser: argparse.ArgumentParser, default: str | None = N
     """``--preset NAME`` (``--config`` is its old spelling, kept for one release)."""
     fallback = f"the one a known checkpoint was trained with, else {DEFAULT_CONFIG}" if default is None else default
     parser.add_argument(
-        "--preset", "--config", dest="preset", default=default, choices=sorted(PRESETS),
+        "--preset",
+        "--config",
+        dest="preset",
+        default=default,
+        choices=sorted(PRESETS),
         help=f"model preset: anchors and activations the weights were trained with (default: {fallback})",
     )
 

@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
             for face in result.faces():
                 mesh = ""
                 if "mesh" in face:
-                    mesh = " no mesh (small face)" if face["mesh"] is None else f" mesh presence {face['mesh_score']:.3f}"
+                    mesh = (
+                        " no mesh (small face)" if face["mesh"] is None else f" mesh presence {face['mesh_score']:.3f}"
+                    )
                 print(f"  score {face['score']:.3f} box {face['box']}{mesh}")
         if args.draw:
             out = draw_path(args.draw, index, len(args.images))

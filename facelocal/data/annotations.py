@@ -172,7 +172,7 @@ def write_retinaface_labels(records: Iterable[LabelledImage], path: str | Path) 
     for record in records:
         lines.append(f"# {record.path}")
         faces = record.faces
-        for box, points, has in zip(faces.boxes, faces.landmarks, faces.has_landmarks):
+        for box, points, has in zip(faces.boxes, faces.landmarks, faces.has_landmarks, strict=True):
             x1, y1, x2, y2 = box.tolist()
             values = [x1, y1, x2 - x1, y2 - y1]
             if has:

@@ -104,7 +104,7 @@ def crop_and_resize(
     else:
         pil = pil.crop((x1, y1, x2, y2))
     scale = size / (x2 - x1)
-    resized = np.asarray(pil.resize((size, size), Image.BILINEAR))
+    resized = np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
     offset = np.array([x1, y1], np.float32)
     boxes = (faces.boxes.reshape(-1, 2, 2) - offset) * scale
     clipped_boxes = np.clip(boxes, 0, size)

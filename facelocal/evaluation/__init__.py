@@ -1,1 +1,3 @@
-"""Accuracy instruments: the WIDER FACE validation protocol and landmark NME (numpy only; plots import matplotlib lazily)."""
+"""Accuracy instruments: the WIDER FACE validation protocol and landmark NME.
+
+Numpy only; the plots import matplotlib lazily."""

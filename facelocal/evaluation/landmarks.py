@@ -22,7 +22,9 @@ FAILURE_NME = 0.10
 MATCH_IOU = 0.5
 
 
-def match_faces(gt_xyxy: np.ndarray, det_xyxy: np.ndarray, iou_threshold: float = MATCH_IOU) -> tuple[np.ndarray, np.ndarray]:
+def match_faces(
+    gt_xyxy: np.ndarray, det_xyxy: np.ndarray, iou_threshold: float = MATCH_IOU
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy one-to-one matching by descending IoU; returns matched ground-truth and detection indices."""
     if len(gt_xyxy) == 0 or len(det_xyxy) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -49,7 +51,8 @@ def landmark_errors(predicted: np.ndarray, truth: np.ndarray, boxes: np.ndarray)
 
 @dataclass(frozen=True)
 class LandmarkResult:
-    """``errors``: ``(M, 5)`` normalised errors of the matched faces; ``missed``: faces with landmarks nobody matched."""
+    """``errors``: ``(M, 5)`` normalised errors of the matched faces; ``missed``: faces with landmarks nobody
+    matched."""
 
     errors: np.ndarray
     missed: int
@@ -66,7 +69,9 @@ class LandmarkResult:
             "faces_matched": matched,
             "faces_missed": self.missed,
             "mean_nme": float(self.nme.mean()) if matched else None,
-            "per_landmark_nme": {n: float(v) if matched else None for n, v in zip(LANDMARK_NAMES, per_landmark)},
+            "per_landmark_nme": {
+                n: float(v) if matched else None for n, v in zip(LANDMARK_NAMES, per_landmark, strict=True)
+            },
             "failure_rate": float((self.nme > FAILURE_NME).mean()) if matched else None,
             "failure_threshold": FAILURE_NME,
         }
@@ -89,7 +94,9 @@ def evaluate_landmarks(labels: list[LabelledImage], detections: Mapping[Path, Fa
     return LandmarkResult(np.concatenate(errors) if errors else np.zeros((0, len(LANDMARK_NAMES))), missed)
 
 
-def cumulative_error_distribution(nme: np.ndarray, limit: float = 0.2, points: int = 201) -> tuple[np.ndarray, np.ndarray]:
+def cumulative_error_distribution(
+    nme: np.ndarray, limit: float = 0.2, points: int = 201
+) -> tuple[np.ndarray, np.ndarray]:
     """The CED curve: for NME thresholds ``0 .. limit``, the fraction of faces at or below each."""
     grid = np.linspace(0.0, limit, points)
     if len(nme) == 0:

@@ -31,10 +31,16 @@ def plot_pr_curves(result: WiderFaceResult, out: str | Path, label: str = "facel
     plt = _pyplot()
     settings = list(result.settings)
     figure, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4.5), squeeze=False)
-    for ax, setting in zip(axes[0], settings):
+    for ax, setting in zip(axes[0], settings, strict=True):
         r = result.settings[setting]
         ax.plot(r.recall, r.precision, label=f"{label} {r.ap:.3f}")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="Recall", ylabel="Precision", title=f"{setting.capitalize()} ({r.faces} faces)")
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+            xlabel="Recall",
+            ylabel="Precision",
+            title=f"{setting.capitalize()} ({r.faces} faces)",
+        )
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left")
     return _save(figure, out)

@@ -86,8 +86,16 @@ def normalise_scores(predictions: Mapping[str, np.ndarray]) -> dict[str, np.ndar
 
 def official_iou(pred_xyxy: np.ndarray, gt_xyxy: np.ndarray) -> np.ndarray:
     """``(N, M)`` IoU with the ``+1`` pixel convention of the official Cython ``bbox_overlaps``."""
-    iw = np.minimum(pred_xyxy[:, None, 2], gt_xyxy[None, :, 2]) - np.maximum(pred_xyxy[:, None, 0], gt_xyxy[None, :, 0]) + 1
-    ih = np.minimum(pred_xyxy[:, None, 3], gt_xyxy[None, :, 3]) - np.maximum(pred_xyxy[:, None, 1], gt_xyxy[None, :, 1]) + 1
+    iw = (
+        np.minimum(pred_xyxy[:, None, 2], gt_xyxy[None, :, 2])
+        - np.maximum(pred_xyxy[:, None, 0], gt_xyxy[None, :, 0])
+        + 1
+    )
+    ih = (
+        np.minimum(pred_xyxy[:, None, 3], gt_xyxy[None, :, 3])
+        - np.maximum(pred_xyxy[:, None, 1], gt_xyxy[None, :, 1])
+        + 1
+    )
     inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
     pred_area = (pred_xyxy[:, 2] - pred_xyxy[:, 0] + 1) * (pred_xyxy[:, 3] - pred_xyxy[:, 1] + 1)
     gt_area = (gt_xyxy[:, 2] - gt_xyxy[:, 0] + 1) * (gt_xyxy[:, 3] - gt_xyxy[:, 1] + 1)

@@ -250,8 +250,10 @@ def read_tflite_tensors(path: str | Path) -> tuple[dict[str, TfliteTensor], dict
         tensors[name] = TfliteTensor(name, shape, dtype, data)
 
     def ends(indices) -> dict[str, tuple[int, ...]]:
-        return {graph.Tensors(int(i)).Name().decode(): tuple(int(v) for v in graph.Tensors(int(i)).ShapeAsNumpy())
-                for i in indices}
+        return {
+            graph.Tensors(int(i)).Name().decode(): tuple(int(v) for v in graph.Tensors(int(i)).ShapeAsNumpy())
+            for i in indices
+        }
 
     return tensors, {**ends(graph.InputsAsNumpy()), **ends(graph.OutputsAsNumpy())}
 
@@ -282,10 +284,15 @@ def load_facemesh(path: str | Path, check_sha256: bool = False) -> FaceMeshNet:
     if check_sha256:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != TFLITE_SHA256:
-            raise FaceMeshFileError(f"{path}: sha256 {digest} is not the released face_landmark.tflite ({TFLITE_SHA256})")
+            raise FaceMeshFileError(
+                f"{path}: sha256 {digest} is not the released face_landmark.tflite ({TFLITE_SHA256})"
+            )
     tensors, ends = read_tflite_tensors(path)
-    expected_ends = {INPUT_TENSOR: (1, INPUT_SIZE, INPUT_SIZE, 3), MESH_OUTPUT: (1, 1, 1, NUM_VERTICES * 3),
-                     PRESENCE_OUTPUT: (1, 1, 1, 1)}
+    expected_ends = {
+        INPUT_TENSOR: (1, INPUT_SIZE, INPUT_SIZE, 3),
+        MESH_OUTPUT: (1, 1, 1, NUM_VERTICES * 3),
+        PRESENCE_OUTPUT: (1, 1, 1, 1),
+    }
     if ends != expected_ends:
         raise FaceMeshFileError(f"{path}: inputs/outputs are {ends}, FaceMesh v1 has {expected_ends}")
 
@@ -294,7 +301,9 @@ def load_facemesh(path: str | Path, check_sha256: bool = False) -> FaceMeshNet:
         want = np.array([[0, 0], [0, 0], [0, 0], [0, channels]], np.int32)
         if paddings is None or paddings.data is None or not np.array_equal(paddings.data, want):
             got = None if paddings is None or paddings.data is None else paddings.data.tolist()
-            raise FaceMeshFileError(f"{path}: {name}/Paddings is {got}, expected {want.tolist()} (zeros after the channels)")
+            raise FaceMeshFileError(
+                f"{path}: {name}/Paddings is {got}, expected {want.tolist()} (zeros after the channels)"
+            )
 
     model = FaceMeshNet()
     targets = model.tflite_targets()
@@ -303,7 +312,8 @@ def load_facemesh(path: str | Path, check_sha256: bool = False) -> FaceMeshNet:
     unexpected = sorted(set(weights) - set(targets))
     if missing or unexpected:
         raise FaceMeshFileError(
-            f"{path}: weight tensors differ from FaceMesh v1: missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+            f"{path}: weight tensors differ from FaceMesh v1: "
+            f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
             f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
         )
     with torch.no_grad():
@@ -311,7 +321,8 @@ def load_facemesh(path: str | Path, check_sha256: bool = False) -> FaceMeshNet:
             array = _to_torch_layout(weights[name].data.astype(np.float32), kind)
             if tuple(array.shape) != tuple(parameter.shape):
                 raise FaceMeshFileError(
-                    f"{path}: tensor {name} has shape {weights[name].shape}, which does not fit {tuple(parameter.shape)}"
+                    f"{path}: tensor {name} has shape {weights[name].shape}, "
+                    f"which does not fit {tuple(parameter.shape)}"
                 )
             parameter.copy_(torch.from_numpy(np.ascontiguousarray(array)))
     return model.eval()

@@ -61,16 +61,18 @@ class RetinaFace(nn.Module):
         self.BboxHead = head_list(levels, channels, anchors, 4)
         self.LandmarkHead = head_list(levels, channels, anchors, 2 * config.num_landmarks)
         # Not persistent: checkpoints in the public format load strictly, without it.
-        self.register_buffer("pixel_mean", torch.tensor(BGR_MEAN, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(BGR_MEAN, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
 
     def forward(self, images: torch.Tensor) -> HeadOutputs:
         stages = self.body(images.to(self.pixel_mean.dtype) - self.pixel_mean)
         pyramid = self.fpn([stages[p] for p in self.stage_indices])
         features = [getattr(self, f"ssh{i}")(level) for i, level in enumerate(pyramid, start=1)]
         return HeadOutputs(
-            bbox=torch.cat([head(f) for head, f in zip(self.BboxHead, features)], dim=1),
-            cls_logits=torch.cat([head(f) for head, f in zip(self.ClassHead, features)], dim=1),
-            landmarks=torch.cat([head(f) for head, f in zip(self.LandmarkHead, features)], dim=1),
+            bbox=torch.cat([head(f) for head, f in zip(self.BboxHead, features, strict=True)], dim=1),
+            cls_logits=torch.cat([head(f) for head, f in zip(self.ClassHead, features, strict=True)], dim=1),
+            landmarks=torch.cat([head(f) for head, f in zip(self.LandmarkHead, features, strict=True)], dim=1),
         )
 
 

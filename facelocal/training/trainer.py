@@ -35,7 +35,8 @@ class TrainConfig:
     """Everything one training run needs besides the data.
 
     model: preset name (:data:`facelocal.config.PRESETS`). max_iterations: stop early after this many optimiser
-    steps in total (for smoke runs; the epoch it cuts short counts as done). repeat: passes over the image list per epoch. save_every: epochs between
+    steps in total (for smoke runs; the epoch it cuts short counts as done). repeat: passes over the image list per
+    epoch. save_every: epochs between
     checkpoints (the last one is always saved). device: ``auto`` picks CUDA when present. amp: mixed precision,
     used on CUDA only. finetune: public or trained checkpoint to start from; resume: a checkpoint of this trainer
     whose model, optimiser and epoch are restored. freeze_batchnorm: keep BatchNorm running statistics fixed
@@ -170,8 +171,10 @@ class Trainer:
         per_epoch = len(self.loader)
         epoch_losses: list[dict[str, float]] = []
         epoch = self.start_epoch
-        with _CsvLog(out / ITERATION_LOG, ["epoch", "iteration", "lr", *_TERMS, "images_per_s"]) as iteration_log, \
-                _CsvLog(out / EPOCH_LOG, ["epoch", "iterations", *_TERMS, "seconds"]) as epoch_log:
+        with (
+            _CsvLog(out / ITERATION_LOG, ["epoch", "iteration", "lr", *_TERMS, "images_per_s"]) as iteration_log,
+            _CsvLog(out / EPOCH_LOG, ["epoch", "iterations", *_TERMS, "seconds"]) as epoch_log,
+        ):
             while epoch < config.schedule.epochs and not self._done():
                 self._train_mode()
                 sums = torch.zeros(len(_TERMS), device=self.device)
@@ -188,12 +191,17 @@ class Trainer:
                     numbers = values.tolist()
                     iteration_log.write([epoch + 1, self.iteration, lr, *numbers, len(batch.images) / (now - tick)])
                     tick = now
-                    bar.set_postfix(loss=f"{numbers[0]:.3f}", cls=f"{numbers[1]:.3f}", box=f"{numbers[2]:.3f}",
-                                    lmk=f"{numbers[3]:.3f}", lr=f"{lr:.1e}")
+                    bar.set_postfix(
+                        loss=f"{numbers[0]:.3f}",
+                        cls=f"{numbers[1]:.3f}",
+                        box=f"{numbers[2]:.3f}",
+                        lmk=f"{numbers[3]:.3f}",
+                        lr=f"{lr:.1e}",
+                    )
                     if self._done():
                         break
                 epoch += 1
-                means = dict(zip(_TERMS, (sums / max(steps, 1)).tolist()))
+                means = dict(zip(_TERMS, (sums / max(steps, 1)).tolist(), strict=True))
                 epoch_losses.append(means)
                 epoch_log.write([epoch, steps, *means.values(), time.perf_counter() - started])
                 if config.save_every > 0 and epoch % config.save_every == 0:

@@ -282,9 +282,11 @@ class TritonBackend:
             try:
                 if self._needs_setup:
                     await self._setup()
-                chunks = [await self._infer_chunk(batch[start : start + self._model_batch])
-                          for start in range(0, len(batch), self._model_batch)]
-                return tuple(np.concatenate(parts) for parts in zip(*chunks))
+                chunks = [
+                    await self._infer_chunk(batch[start : start + self._model_batch])
+                    for start in range(0, len(batch), self._model_batch)
+                ]
+                return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))
             except _TransientError as exc:
                 self._needs_setup = True
                 last_error = exc
@@ -318,14 +320,16 @@ class TritonBackend:
         result = await self._call(self._client.infer(self._model, [tensor], outputs=outputs))
         return tuple(result.as_numpy(name) for name in OUTPUT_NAMES)
 
-    async def _infer_shared(self, batch: np.ndarray, region: _SharedRegion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    async def _infer_shared(
+        self, batch: np.ndarray, region: _SharedRegion
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         types = self._types
         input_bytes = batch.nbytes
         region.array(0, batch.shape, INPUT_DTYPE)[...] = batch
         tensor = types.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
         tensor.set_shared_memory(region.name, input_bytes)
         outputs, views, offset = [], [], input_bytes
-        for name, shape in zip(OUTPUT_NAMES, self._output_shapes(len(batch))):
+        for name, shape in zip(OUTPUT_NAMES, self._output_shapes(len(batch)), strict=True):
             size = 4 * int(np.prod(shape))
             output = types.InferRequestedOutput(name)
             output.set_shared_memory(region.name, size, offset=offset)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+from tritonclient.grpc.model_config_pb2 import ModelConfig
 
 from facelocal.contract import DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRESET_KEY
-
-ModelConfig = model_config_pb2.ModelConfig
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,11 @@ def test_health_checks_gate_the_start_order(compose):
     for name, spec in services.items():
         for dependency, condition in spec.get("depends_on", {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
-            expected = "service_healthy" if "healthcheck" in services[dependency] and not services[dependency][
-                "healthcheck"].get("disable") else "service_completed_successfully"
+            expected = (
+                "service_healthy"
+                if "healthcheck" in services[dependency] and not services[dependency]["healthcheck"].get("disable")
+                else "service_completed_successfully"
+            )
             assert condition["condition"] == expected, f"{name} -> {dependency}"
     for name in ("triton-cpu", "triton-gpu"):
         check = " ".join(services[name]["healthcheck"]["test"])

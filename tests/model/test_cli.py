@@ -55,16 +55,32 @@ def test_missing_weights_exit_nonzero_and_name_the_fix(tmp_path):
 
 
 def test_bad_resize_flag_is_a_clean_error(weights_path):
-    done = facelocal("detect", str(shared_file("images", "wider_train_band_crowd.jpg")), "--weights", str(weights_path),
-                     "--resize", "square:3")
+    done = facelocal(
+        "detect",
+        str(shared_file("images", "wider_train_band_crowd.jpg")),
+        "--weights",
+        str(weights_path),
+        "--resize",
+        "square:3",
+    )
     assert done.returncode == 2 and "invalid resize policy" in done.stderr
 
 
 def test_detect_with_mesh_json_and_drawing(tmp_path, weights_path, mesh_weights_path):
     image = shared_file("images", "two_people_hd.jpg")
     drawn = tmp_path / "mesh.png"
-    done = facelocal("detect", str(image), "--weights", str(weights_path), "--json", "--draw", str(drawn),
-                     "--mesh", "--mesh-weights", str(mesh_weights_path))
+    done = facelocal(
+        "detect",
+        str(image),
+        "--weights",
+        str(weights_path),
+        "--json",
+        "--draw",
+        str(drawn),
+        "--mesh",
+        "--mesh-weights",
+        str(mesh_weights_path),
+    )
     assert done.returncode == 0, done.stderr
     faces = json.loads(done.stdout)["faces"]
     assert faces and all(set(face) == {"box", "score", "landmarks", "mesh", "mesh_score"} for face in faces)
@@ -78,13 +94,14 @@ def test_detect_with_mesh_json_and_drawing(tmp_path, weights_path, mesh_weights_
     assert facelocal("detect", str(image), "--weights", str(weights_path), "--draw", str(plain)).returncode == 0
     with_mesh, without = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (drawn, plain))
     changed = np.abs(with_mesh - without).sum(axis=2) > 0
-    assert changed[int(y1):int(y2), int(x1):int(x2)].mean() > 0.03
+    assert changed[int(y1) : int(y2), int(x1) : int(x2)].mean() > 0.03
 
 
 def test_detect_mesh_needs_the_tflite_and_says_where_to_put_it(tmp_path, weights_path):
     env = {"FACELOCAL_MESH_WEIGHTS": "", "FACELOCAL_CONFIG": str(tmp_path / "none.toml")}
-    done = facelocal("detect", str(shared_file("images", "two_people_hd.jpg")), "--weights", str(weights_path), "--mesh",
-                     env=env)
+    done = facelocal(
+        "detect", str(shared_file("images", "two_people_hd.jpg")), "--weights", str(weights_path), "--mesh", env=env
+    )
     assert done.returncode == 2 and "--mesh-weights" in done.stderr and "Traceback" not in done.stderr
 
 

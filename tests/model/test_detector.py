@@ -43,9 +43,13 @@ def test_long_side_resize_maps_back_to_original_pixels(weights_path, photos):
 
 
 def test_mixed_sizes_in_one_call_equal_single_calls(detector, photos):
-    images = [photos["wider_train_band_crowd.jpg"], photos["selfie_group.jpg"], photos["wider_train_band_crowd.jpg"][:300, :500]]
+    images = [
+        photos["wider_train_band_crowd.jpg"],
+        photos["selfie_group.jpg"],
+        photos["wider_train_band_crowd.jpg"][:300, :500],
+    ]
     together = detector.detect(images)
-    for image, result in zip(images, together):
+    for image, result in zip(images, together, strict=True):
         alone = detector.detect([image])[0]
         assert (result.width, result.height) == (image.shape[1], image.shape[0])
         np.testing.assert_allclose(result.boxes, alone.boxes, atol=1e-3)

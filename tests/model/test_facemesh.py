@@ -54,7 +54,10 @@ def detector(weights_path):
 @pytest.fixture(scope="module")
 def detected(detector, photos) -> list[PhotoFaces]:
     """RetinaFace on every shared photo."""
-    return [PhotoFaces(name, photos[name], faces) for name, faces in zip(PHOTO_NAMES, detector.detect(list(photos.values())))]
+    return [
+        PhotoFaces(name, photos[name], faces)
+        for name, faces in zip(PHOTO_NAMES, detector.detect(list(photos.values())), strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +138,7 @@ def test_onnx_runtime_matches_the_tflite_interpreter_on_real_face_crops(detected
     assert len(crops) >= 30, "the shared photos hold dozens of faces"
     vertices, logits = mesh_session(crops)  # one batch, as the service's mesh batcher sends it
     worst_vertex = worst_logit = 0.0
-    for crop, got_vertices, got_logit in zip(crops, vertices, logits):
+    for crop, got_vertices, got_logit in zip(crops, vertices, logits, strict=True):
         want_vertices, want_logit = tflite_run(tflite, crop)
         worst_vertex = max(worst_vertex, float(np.abs(got_vertices - want_vertices).max()))
         worst_logit = max(worst_logit, abs(float(got_logit[0]) - want_logit))
@@ -248,8 +251,13 @@ def _rotate(rgb: np.ndarray, degrees: float):
 
     def forward(points: np.ndarray) -> np.ndarray:
         x, y = points[..., 0] - width / 2, points[..., 1] - height / 2
-        return np.stack([x * math.cos(a) + y * math.sin(a) + turned.width / 2,
-                         -x * math.sin(a) + y * math.cos(a) + turned.height / 2], axis=-1)
+        return np.stack(
+            [
+                x * math.cos(a) + y * math.sin(a) + turned.width / 2,
+                -x * math.sin(a) + y * math.cos(a) + turned.height / 2,
+            ],
+            axis=-1,
+        )
 
     return np.asarray(turned), forward
 
@@ -295,8 +303,10 @@ def test_detector_returns_a_mesh_per_face_and_none_for_small_faces(weights_path,
     assert big.any() and not big.all(), "the group photo has faces on both sides of 48 px"
     assert np.isfinite(faces.meshes[big]).all() and np.isnan(faces.mesh_scores[~big]).all()
     records = faces.faces()
-    assert all(len(r["mesh"]) == NUM_VERTICES and 0 <= r["mesh_score"] <= 1 for r, b in zip(records, big) if b)
-    assert all(r["mesh"] is None and r["mesh_score"] is None for r, b in zip(records, big) if not b)
+    assert all(
+        len(r["mesh"]) == NUM_VERTICES and 0 <= r["mesh_score"] <= 1 for r, b in zip(records, big, strict=True) if b
+    )
+    assert all(r["mesh"] is None and r["mesh_score"] is None for r, b in zip(records, big, strict=True) if not b)
     kept = faces.select(np.array([0, 2]))
     np.testing.assert_array_equal(kept.meshes, faces.meshes[[0, 2]])
     # Each mesh lies on its own face: its centre inside the face's box.
@@ -305,12 +315,17 @@ def test_detector_returns_a_mesh_per_face_and_none_for_small_faces(weights_path,
     assert ((centres > boxes[:, :2]) & (centres < boxes[:, 2:])).all()
 
 
-def test_onnx_detector_gives_the_torch_detectors_meshes(onnx_model_path, mesh_onnx_path, weights_path,
-                                                          mesh_weights_path, photos):
+def test_onnx_detector_gives_the_torch_detectors_meshes(
+    onnx_model_path, mesh_onnx_path, weights_path, mesh_weights_path, photos
+):
     from facelocal.detector import Detector
 
-    torch_faces = Detector.from_weights(weights_path, mesh_weights=mesh_weights_path).detect([photos["two_people_hd.jpg"]])[0]
-    onnx_faces = Detector.from_onnx(onnx_model_path, mesh_model_path=mesh_onnx_path).detect([photos["two_people_hd.jpg"]])[0]
+    torch_faces = Detector.from_weights(weights_path, mesh_weights=mesh_weights_path).detect(
+        [photos["two_people_hd.jpg"]]
+    )[0]
+    onnx_faces = Detector.from_onnx(onnx_model_path, mesh_model_path=mesh_onnx_path).detect(
+        [photos["two_people_hd.jpg"]]
+    )[0]
     assert len(onnx_faces) == len(torch_faces) == 2
     np.testing.assert_allclose(onnx_faces.meshes, torch_faces.meshes, atol=0.05)
     np.testing.assert_allclose(onnx_faces.mesh_scores, torch_faces.mesh_scores, atol=1e-3)

@@ -49,7 +49,9 @@ def test_reduced_pixels_match_the_full_decode_at_canvas_size(photo_6000) -> None
     data = _encode(photo_6000, "JPEG", quality=90)
     canvas = (640, 390)
     full = np.asarray(Image.fromarray(decode_image(data)).resize(canvas, Image.BILINEAR), np.float32)
-    reduced = np.asarray(Image.fromarray(decode_reduced(data, cover=640).rgb).resize(canvas, Image.BILINEAR), np.float32)
+    reduced = np.asarray(
+        Image.fromarray(decode_reduced(data, cover=640).rgb).resize(canvas, Image.BILINEAR), np.float32
+    )
     assert np.abs(full - reduced).mean() < 2.0
 
 

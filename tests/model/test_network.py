@@ -59,4 +59,6 @@ def test_paper_config_has_p2_to_p6_with_three_scales():
         sizes = level.anchor_sizes
         assert len(sizes) == 3
         assert sizes[1] / sizes[0] == pytest.approx(2 ** (1 / 3))
-    assert config.levels[0].anchor_sizes[0] == 16 and config.levels[-1].anchor_sizes[-1] == pytest.approx(406.37, abs=0.01)
+    assert config.levels[0].anchor_sizes[0] == 16 and config.levels[-1].anchor_sizes[-1] == pytest.approx(
+        406.37, abs=0.01
+    )

@@ -121,7 +121,7 @@ def test_openvino_fp32_equals_onnxruntime_on_raw_outputs(onnx_model_path) -> Non
     batch = np.stack([to_canvas(rgb)] * 2)
     want = exported_forward(onnx_model_path, "onnxruntime")(batch)
     got = exported_forward(onnx_model_path, "openvino", threads=1, precision="fp32")(batch)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert a.shape == b.shape and a.dtype == np.float32
     np.testing.assert_allclose(got[1], want[1], atol=1e-4)
     np.testing.assert_allclose(got[0], want[0], atol=0.01)  # canvas pixels
@@ -141,7 +141,7 @@ def test_openvino_outputs_outlive_the_next_call(onnx_model_path) -> None:
     first = forward(batch)
     kept = [a.copy() for a in first]
     forward(np.zeros_like(batch))
-    for a, b in zip(first, kept):
+    for a, b in zip(first, kept, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -153,7 +153,7 @@ def test_openvino_compiles_a_repeated_shape_for_itself_and_answers_the_same(onnx
     assert forward.specialised_shapes == []
     specialised = [forward(one), forward(two)]
     assert forward.specialised_shapes == [one.shape, two.shape]
-    for want, got in zip(shape_free, specialised):
+    for want, got in zip(shape_free, specialised, strict=True):
         np.testing.assert_allclose(got[1], want[1], atol=1e-4)
         np.testing.assert_allclose(got[0], want[0], atol=0.01)
     np.testing.assert_allclose(specialised[1][1][0], specialised[0][1][0], atol=1e-4)

@@ -76,8 +76,9 @@ def test_scaled_mapping_is_exact_on_hand_made_boxes():
 def test_boxes_are_clipped_to_the_image():
     placement = Placement(1.0, 100, 80, 128, 128)
     boxes = np.array([[-5, -3, 120, 90]], np.float32)
-    result = select_faces(boxes, np.array([0.9], np.float32), np.zeros((1, 10), np.float32), placement, 100, 80,
-                          PostprocessConfig())
+    result = select_faces(
+        boxes, np.array([0.9], np.float32), np.zeros((1, 10), np.float32), placement, 100, 80, PostprocessConfig()
+    )
     np.testing.assert_array_equal(result.boxes, [[0, 0, 100, 80]])
 
 

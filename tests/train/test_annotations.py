@@ -59,7 +59,7 @@ def test_label_txt_round_trip(tmp_path):
     records = read_retinaface_labels(labels, images_root=tmp_path)
     write_retinaface_labels(records, tmp_path / "copy.txt")
     again = read_retinaface_labels(tmp_path / "copy.txt", images_root=tmp_path)
-    for a, b in zip(records, again):
+    for a, b in zip(records, again, strict=True):
         assert a.path == b.path
         np.testing.assert_allclose(a.faces.boxes, b.faces.boxes, atol=1e-3)
         assert a.faces.has_landmarks.tolist() == b.faces.has_landmarks.tolist()

@@ -53,9 +53,7 @@ def test_forcing_overrides_a_better_face_and_batches_are_independent():
     # Anchor 0 overlaps face 0 best (IoU 1), but face 1's only decent anchor is anchor 0 too: the forced
     # assignment wins, as in the public port.
     anchors = cxcywh([5, 5, 10, 10], [100, 100, 10, 10])
-    boxes = torch.tensor(
-        [[[0, 0, 10, 10], [0, 0, 10, 14]], [[95, 95, 105, 105], [0, 0, 0, 0]]], dtype=torch.float32
-    )
+    boxes = torch.tensor([[[0, 0, 10, 10], [0, 0, 10, 14]], [[95, 95, 105, 105], [0, 0, 0, 0]]], dtype=torch.float32)
     valid = torch.tensor([[True, True], [True, False]])
     matches = match_anchors(anchors, boxes, valid)
     assert matches.labels.tolist() == [[POSITIVE, NEGATIVE], [NEGATIVE, POSITIVE]]

@@ -10,8 +10,15 @@ from facelocal.training.schedule import ScheduleConfig, learning_rate
 @pytest.mark.parametrize(
     "epoch, expected",
     [
-        (0, 1e-3), (2.5, 5.5e-3), (4.999, 1e-2), (5, 1e-2), (54.99, 1e-2),
-        (55, 1e-3), (67.9, 1e-3), (68, 1e-4), (79.9, 1e-4),
+        (0, 1e-3),
+        (2.5, 5.5e-3),
+        (4.999, 1e-2),
+        (5, 1e-2),
+        (54.99, 1e-2),
+        (55, 1e-3),
+        (67.9, 1e-3),
+        (68, 1e-4),
+        (79.9, 1e-4),
     ],
 )
 def test_paper_schedule(epoch, expected):

@@ -22,7 +22,7 @@ LARGE_FACE = 40  # px, shorter box side
 def recall(records: list[LabelledImage], detections, iou: float = 0.5) -> float:
     """Share of labelled faces >= LARGE_FACE px that some detection covers at ``iou``."""
     hit = total = 0
-    for record, found in zip(records, detections):
+    for record, found in zip(records, detections, strict=True):
         boxes = record.faces.boxes
         large = boxes[np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= LARGE_FACE]
         total += len(large)
@@ -40,10 +40,10 @@ def logged_losses(out: Path) -> np.ndarray:
 def test_training_from_scratch_learns_the_photos(labelled_photos, tmp_path):
     import torch
 
+    from facelocal.config import get_config
     from facelocal.data.augment import AugmentConfig
     from facelocal.detector import Detector
     from facelocal.imageio import load_image
-    from facelocal.config import get_config
     from facelocal.models import load_pretrained
     from facelocal.preprocess import ResizePolicy
     from facelocal.training.schedule import ScheduleConfig
@@ -85,11 +85,38 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     labels = tmp_path / "label.txt"
     write_retinaface_labels(labelled_photos, labels)
     out = tmp_path / "run"
-    args = ["train", "--preset", DEFAULT_CONFIG, "--data", str(labels), "--out", str(out), "--finetune",
-            str(weights_path), "--image-size", "320", "--batch-size", "4", "--repeat", "4", "--epochs", "2",
-            "--max-iters", "3", "--workers", "0", "--device", "cpu", "--save-every", "1",
-            # A converged network: the public schedule ended at 1e-5, so fine-tune near there (BN is frozen).
-            "--lr", "1e-4", "--warmup-lr", "1e-5"]
+    args = [
+        "train",
+        "--preset",
+        DEFAULT_CONFIG,
+        "--data",
+        str(labels),
+        "--out",
+        str(out),
+        "--finetune",
+        str(weights_path),
+        "--image-size",
+        "320",
+        "--batch-size",
+        "4",
+        "--repeat",
+        "4",
+        "--epochs",
+        "2",
+        "--max-iters",
+        "3",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--save-every",
+        "1",
+        # A converged network: the public schedule ended at 1e-5, so fine-tune near there (BN is frozen).
+        "--lr",
+        "1e-4",
+        "--warmup-lr",
+        "1e-5",
+    ]
     assert facelocal(args) == 0
     assert len(logged_losses(out)) == 3
     checkpoint = out / "final.pt"
@@ -100,7 +127,7 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     # --config is the old spelling of --preset, kept for one release.
     assert facelocal(["detect", *images, "--weights", str(checkpoint), "--config", DEFAULT_CONFIG, "--json"]) == 0
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    for record, result in zip(labelled_photos, results):
+    for record, result in zip(labelled_photos, results, strict=True):
         boxes = np.array([face["box"] for face in result["faces"]], np.float32).reshape(-1, 4)
         iou = box_iou(record.faces.boxes, boxes)
         best = iou.max(axis=1) if boxes.size else np.zeros(len(record.faces))
@@ -140,8 +167,17 @@ def test_resume_continues_where_the_checkpoint_stopped(labelled_photos, tmp_path
     from facelocal.data.augment import AugmentConfig
     from facelocal.training.trainer import TrainConfig, Trainer
 
-    config = TrainConfig(out_dir=tmp_path, batch_size=2, augment=AugmentConfig(image_size=96), repeat=1,
-                         workers=0, device="cpu", save_every=1, progress=False, max_iterations=2)
+    config = TrainConfig(
+        out_dir=tmp_path,
+        batch_size=2,
+        augment=AugmentConfig(image_size=96),
+        repeat=1,
+        workers=0,
+        device="cpu",
+        save_every=1,
+        progress=False,
+        max_iterations=2,
+    )
     first = Trainer(config, labelled_photos).fit()
     assert (first.epochs, first.iterations) == (2, 2)
     resumed = Trainer(replace(config, resume=tmp_path / "epoch_002.pt", max_iterations=3), labelled_photos)

@@ -32,8 +32,14 @@ def compact_shape():
 def compact_onnx_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> Path:
     """The checkpoint exported by the same script that fills model_repository/retinaface/1 (about 5 s)."""
     out = tmp_path_factory.mktemp("compact") / "model.onnx"
-    command = [sys.executable, str(ROOT / "scripts" / "prepare_model_repository.py"),
-               "--weights", str(weights_path), "--out", str(out)]
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "prepare_model_repository.py"),
+        "--weights",
+        str(weights_path),
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return out
@@ -43,8 +49,16 @@ def compact_onnx_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Pa
 def mesh_repository_onnx(tmp_path_factory: pytest.TempPathFactory, mesh_weights_path: Path) -> Path:
     """FaceMesh exported by the script that fills model_repository/facemesh/1 (about 2 s)."""
     out = tmp_path_factory.mktemp("facemesh") / "model.onnx"
-    command = [sys.executable, str(ROOT / "scripts" / "prepare_model_repository.py"), "--model", "facemesh",
-               "--mesh-weights", str(mesh_weights_path), "--out", str(out)]
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "prepare_model_repository.py"),
+        "--model",
+        "facemesh",
+        "--mesh-weights",
+        str(mesh_weights_path),
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return out

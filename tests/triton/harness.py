@@ -39,7 +39,7 @@ ONNX_PATH_PARAMETER = "onnx_path"
 STARTUP_TIMEOUT_S = 60.0
 
 # Runs inside the Python backend stub. Everything imported after the sys.path line comes from our venv.
-MODEL_PY = '''\
+MODEL_PY = f'''\
 """Python-backend stand-in for the onnxruntime_onnx platform: the same ONNX file run by onnxruntime."""
 
 import json
@@ -49,7 +49,7 @@ import sys
 class TritonPythonModel:
     def initialize(self, args):
         parameters = json.loads(args["model_config"])["parameters"]
-        sys.path.insert(0, parameters["{site}"]["string_value"])
+        sys.path.insert(0, parameters["{SITE_PACKAGES_PARAMETER}"]["string_value"])
         import numpy as np
         import onnxruntime as ort
         import triton_python_backend_utils as pb_utils
@@ -58,7 +58,9 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 0
         self._session = ort.InferenceSession(
-            parameters["{onnx}"]["string_value"], sess_options=options, providers=["CPUExecutionProvider"]
+            parameters["{ONNX_PATH_PARAMETER}"]["string_value"],
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
         self._input = self._session.get_inputs()[0].name
         self._outputs = [output.name for output in self._session.get_outputs()]
@@ -81,7 +83,7 @@ class TritonPythonModel:
             responses.append(pb.InferenceResponse(output_tensors=tensors))
             start += size
         return responses
-'''.format(site=SITE_PACKAGES_PARAMETER, onnx=ONNX_PATH_PARAMETER)
+'''
 
 
 class TritonUnavailableError(RuntimeError):
@@ -116,8 +118,11 @@ class TritonInstall:
             backend_files=package / "backends" / "python",
             stub=package / "python_backend_stubs" / version / "triton_python_backend_stub",
         )
-        missing = [str(path) for path in (install.binary, install.libraries, install.backend_files, install.stub)
-                   if not path.exists()]
+        missing = [
+            str(path)
+            for path in (install.binary, install.libraries, install.backend_files, install.stub)
+            if not path.exists()
+        ]
         if missing:
             raise TritonUnavailableError(f"nvidia-pytriton install is incomplete, missing: {', '.join(missing)}")
         return install
@@ -159,7 +164,6 @@ def write_python_model(repository: Path, onnx_path: Path, source_config: Path = 
     return config.name
 
 
-
 @dataclass
 class TritonServer:
     """One ``tritonserver`` process on 127.0.0.1; ``restart()`` brings it back on the same ports."""
@@ -193,9 +197,12 @@ class TritonServer:
             str(install.binary),
             f"--model-repository={self.repository}",
             f"--backend-directory={backends}",
-            "--http-address=127.0.0.1", f"--http-port={self.http_port}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
-            "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
+            "--http-address=127.0.0.1",
+            f"--http-port={self.http_port}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={self.grpc_port}",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={self.metrics_port}",
             "--allow-gpu-metrics=false",
             "--exit-on-error=true",
             "--exit-timeout-secs=5",
@@ -204,8 +211,9 @@ class TritonServer:
         ]
         with self.log_path.open("ab") as log:
             # A session of its own, so that killing the server also takes its backend stubs down.
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         self._wait_ready(timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:

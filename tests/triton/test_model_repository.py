@@ -78,7 +78,9 @@ def test_cpu_and_gpu_models_are_the_same_graph():
     assert (cpu.canvas, cpu.top_k, cpu.preset, cpu.dense) == (gpu.canvas, gpu.top_k, gpu.preset, gpu.dense)
 
 
-def test_compact_graph_gives_the_embedded_graphs_best_anchors(compact_onnx_path: Path, onnx_model_path: Path, compact_shape):
+def test_compact_graph_gives_the_embedded_graphs_best_anchors(
+    compact_onnx_path: Path, onnx_model_path: Path, compact_shape
+):
     """Triton's fixed-canvas top-k graph returns the embedded graph's best anchors for the same uint8 canvases."""
     import onnxruntime as ort
 

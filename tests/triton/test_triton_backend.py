@@ -31,7 +31,9 @@ def test_triton_service_finds_the_embedded_faces(start_service, service, triton:
     remote = start_service(backend="triton", triton_url=triton.grpc_url)
     with client(service.http_url) as embedded_http, client(remote.http_url) as triton_http:
         models = triton_http.get("/v1/models").json()["models"]
-        assert [(m["name"], m["backend"]) for m in models] == [("mobilenet0.25", "triton")], "no mesh model was asked for"
+        assert [(m["name"], m["backend"]) for m in models] == [("mobilenet0.25", "triton")], (
+            "no mesh model was asked for"
+        )
         for name in PHOTOS:
             embedded, served = detect(embedded_http, name), detect(triton_http, name)
             assert embedded.status_code == served.status_code == 200, served.text
@@ -61,7 +63,7 @@ def test_shared_memory_and_wire_give_identical_arrays(triton: TritonServer, comp
     for mode, uses_shared_memory in (("auto", True), ("off", False)):
         outputs, used = asyncio.run(run(mode))
         assert used is uses_shared_memory, f"{mode}: loopback Triton on this host should pass the shm probe"
-        for got, want in zip(outputs, expected):
+        for got, want in zip(outputs, expected, strict=True):
             np.testing.assert_array_equal(got, want)
 
 
@@ -91,11 +93,11 @@ def test_concurrent_requests_are_batched_by_triton(triton: TritonServer, compact
 
     before = counts()
     results = asyncio.run(burst(16))
-    inferences, executions = (after - start for after, start in zip(counts(), before))
+    inferences, executions = (after - start for after, start in zip(counts(), before, strict=True))
     stats_client.close()
     assert inferences == 16
     assert executions < inferences, f"16 single-image requests ran as {executions} executions: no batching"
-    for boxes, scores, landmarks in results[1:]:
+    for _, scores, _ in results[1:]:
         np.testing.assert_array_equal(scores, results[0][1])
 
 
@@ -140,7 +142,9 @@ def test_backend_error_is_a_service_error_with_unavailable_code(disposable_trito
     assert (error.http_status, error.code, error.grpc_code.name) == (503, "backend_unavailable", "UNAVAILABLE")
 
 
-def test_abandoned_shared_memory_request_leaves_the_backend_correct(triton: TritonServer, compact_onnx_path, compact_shape):
+def test_abandoned_shared_memory_request_leaves_the_backend_correct(
+    triton: TritonServer, compact_onnx_path, compact_shape
+):
     """A request cancelled mid-flight (client gone, deadline) retires its region; the next one is exact."""
     import onnxruntime as ort
 
@@ -164,5 +168,5 @@ def test_abandoned_shared_memory_request_leaves_the_backend_correct(triton: Trit
 
     outputs, still_shared = asyncio.run(run())
     assert still_shared, "a fresh region replaces the abandoned one"
-    for got, want in zip(outputs, expected):
+    for got, want in zip(outputs, expected, strict=True):
         np.testing.assert_array_equal(got, want)

@@ -36,7 +36,8 @@ def test_triton_meshes_equal_the_embedded_meshes(embedded, remote):
     with client(embedded.http_url) as local, client(remote.http_url) as served:
         models = served.get("/v1/models").json()["models"]
         assert [(m["role"], m["name"], m["backend"], m["ready"]) for m in models] == [
-            ("detector", "mobilenet0.25", "triton", True), ("mesh", "facemesh", "triton", True),
+            ("detector", "mobilenet0.25", "triton", True),
+            ("mesh", "facemesh", "triton", True),
         ]
         meshes = 0
         for name in PHOTOS:
@@ -45,7 +46,7 @@ def test_triton_meshes_equal_the_embedded_meshes(embedded, remote):
             assert got.status_code == 200, got.text
             got = got.json()
             assert len(got["faces"]) == len(want["faces"]) > 0
-            for a, b in zip(got["faces"], want["faces"]):
+            for a, b in zip(got["faces"], want["faces"], strict=True):
                 assert (a["mesh"] is None, a["mesh_skipped"]) == (b["mesh"] is None, b["mesh_skipped"])
                 if a["mesh"] is not None:
                     np.testing.assert_allclose(a["mesh"], b["mesh"], atol=0.05)
@@ -72,7 +73,9 @@ def test_triton_mesh_backend_returns_the_onnx_outputs_and_batches(triton: Triton
         return model.inference_count, model.execution_count
 
     async def run():
-        backend = TritonMeshBackend(Settings(backend="triton", triton_url=triton.grpc_url, triton_mesh_model="facemesh"))
+        backend = TritonMeshBackend(
+            Settings(backend="triton", triton_url=triton.grpc_url, triton_mesh_model="facemesh")
+        )
         try:
             whole = await backend.infer(crops)
             singles = await asyncio.gather(*(backend.infer(crop[None]) for crop in crops))
@@ -82,7 +85,7 @@ def test_triton_mesh_backend_returns_the_onnx_outputs_and_batches(triton: Triton
 
     before = counts()
     (vertices, logits), singles = asyncio.run(run())
-    inferences, executions = (after - start for after, start in zip(counts(), before))
+    inferences, executions = (after - start for after, start in zip(counts(), before, strict=True))
     stats.close()
     np.testing.assert_allclose(vertices, want_vertices, atol=1e-3)
     np.testing.assert_allclose(logits, want_logits, atol=1e-4)

@@ -2,7 +2,8 @@
 
 ``browser`` is one chromium per test module. ``open_page(url)`` opens the page in a fresh context (its own
 memory, no shared key; ``prepare=`` can route its requests first) and records uncaught script errors and
-console errors; a test whose page had either (bar the log of API error answers) fails at teardown. ``serve(**settings)`` runs
+console errors; a test whose page had either (bar the log of API error answers) fails at teardown.
+``serve(**settings)`` runs
 ``facelocal serve`` as a subprocess with those ``FACELOCAL_*`` settings and waits until it is ready.
 """
 
@@ -122,9 +123,22 @@ def serve(onnx_model_path: Path) -> Iterator[Callable[..., ServeProcess]]:
         http_port = free_port()
         env = os.environ | {f"FACELOCAL_{name}": value for name, value in settings.items()}
         command = [
-            sys.executable, "-m", "facelocal.cli", "serve", "--host", "127.0.0.1",
-            "--http-port", str(http_port), "--grpc-port", str(free_port()),
-            "--model-path", str(onnx_model_path), "--intra-op-threads", "2", "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "facelocal.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(free_port()),
+            "--model-path",
+            str(onnx_model_path),
+            "--intra-op-threads",
+            "2",
+            "--log-level",
+            "warning",
         ]
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         running = ServeProcess(f"http://127.0.0.1:{http_port}", process)

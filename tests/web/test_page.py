@@ -166,7 +166,11 @@ def test_selfie_group_shows_the_api_faces_drawn_on_the_image(server, open_page, 
 
 def test_options_change_the_request_as_the_api_would(server, open_page) -> None:
     options = {
-        "score_threshold": "0.8", "nms_threshold": "0.3", "max_faces": "20", "min_face_size": "15", "tta": "flip"
+        "score_threshold": "0.8",
+        "nms_threshold": "0.3",
+        "max_faces": "20",
+        "min_face_size": "15",
+        "tta": "flip",
     }
     expected = api_detect(server.url, selfie_bytes(), **options).json()
     page = open_page(server.url + "/").page
