@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.core import DetectionCore
 from service.errors import ServiceError, unavailable
 from service.images import MEDIA_TYPES
-from service.rest.dependencies import get_core, refuse_when_full
+from service.rest.dependencies import QueryOptions, get_core, refuse_before_the_body
 from service.rest.inputs import read_image, read_images
 from service.rest.responses import error_responses
 from service.schemas import (
     BatchJSONRequest,
     BatchResponse,
     DetectJSONRequest,
-    DetectOptions,
     ErrorBody,
     ErrorResponse,
     HealthStatus,
@@ -26,7 +25,6 @@ from service.schemas import (
 )
 
 CoreDep = Annotated[DetectionCore, Depends(get_core)]
-QueryOptions = Annotated[DetectOptions, Query()]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -46,7 +44,7 @@ def _request_body(
 
 
 # Routers under /v1 are included with the API-key check when a key is configured (see service.rest.app).
-detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depends(refuse_when_full)])
+detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depends(refuse_before_the_body)])
 
 
 @detect_router.post(

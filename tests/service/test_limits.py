@@ -252,11 +252,13 @@ def test_a_full_service_answers_503_before_reading_the_body(start_service, monke
         assert backend.entered.wait(30)
         with client(running.http_url) as http:
             deadline = time.monotonic() + 30
-            while "facelocal_queue_depth 1.0" not in http.get("/metrics").text and time.monotonic() < deadline:
+            while "facelocal_queue_depth 1.0" not in http.get("/metrics").text:
+                assert time.monotonic() < deadline, "the second image never reached the queue"
                 time.sleep(0.01)
-        # Both admitted images are in flight; this upload announces 5 MB and sends 100 bytes of them.
+        # Both admitted images are in flight; this upload announces 5 MB and sends 100 bytes of them. Without
+        # the early answer the server would wait for the rest of the body, which never comes.
         upload = open_upload(running.http_url, "/v1/detect", 5_000_000, photo_bytes()[:100], "image/jpeg")
-        status, headers, body = read_response(upload, timeout=5)
+        status, headers, body = read_response(upload, timeout=20)
         upload.close()
         assert status == 503 and json.loads(body)["error"]["code"] == "queue_full" and headers["retry-after"] == "1"
     finally:
