@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import grpc
 
 from facelocal.imageio import ImageDecodeError
@@ -68,6 +70,15 @@ def unsupported_media_type(message: str, code: str = "unsupported_media_type") -
 
 def validation_error(message: str, code: str = "validation_error") -> ServiceError:
     return ServiceError(422, code, message)
+
+
+def format_validation_errors(errors: Sequence[Mapping]) -> str:
+    """Pydantic/FastAPI error lists as one readable line, ``field: problem; ...``, for both front ends."""
+    parts = []
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query"))
+        parts.append(f"{location or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
 
 
 def request_timeout(message: str) -> ServiceError:

@@ -21,8 +21,7 @@ def options_from_proto(message: pb.DetectOptions) -> schemas.DetectOptions:
     try:
         return schemas.DetectOptions(**given)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise errors.validation_error(f"invalid options: {problems}") from exc
+        raise errors.validation_error(f"invalid options: {errors.format_validation_errors(exc.errors())}") from exc
 
 
 def face_to_proto(face: schemas.Face) -> pb.Face:

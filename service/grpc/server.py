@@ -77,11 +77,10 @@ async def start_grpc_server(settings: Settings, core: DetectionCore) -> grpc.aio
             ("grpc.so_reuseport", 0),
         ]
     )
-    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
     # Two batches in flight per stream keep the batcher fed; never more than the queue holds.
     stream_window = min(2 * settings.max_batch_size, settings.max_queue)
     servicer = FaceDetectorServicer(
-        core, api_key=api_key, stream_window=stream_window, max_request_bytes=settings.max_body_bytes
+        core, api_key=settings.api_key, stream_window=stream_window, max_request_bytes=settings.max_body_bytes
     )
     pb_grpc.add_FaceDetectorServicer_to_server(servicer, server)
     health_servicer = ReadinessHealthServicer(core)

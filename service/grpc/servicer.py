@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
 
 import grpc
+from pydantic import SecretStr
 
 from service import errors
+from service.auth import require_bearer
 from service.core import DetectionCore
 from service.errors import ServiceError
 from service.grpc import converters
@@ -40,7 +41,9 @@ def error_metadata(error: ServiceError) -> tuple[tuple[str, str], ...]:
 class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
     """Detect, DetectBatch, DetectStream and ListModels over ``core`` (a started DetectionCore)."""
 
-    def __init__(self, core: DetectionCore, api_key: str | None, stream_window: int, max_request_bytes: int) -> None:
+    def __init__(
+        self, core: DetectionCore, api_key: SecretStr | None, stream_window: int, max_request_bytes: int
+    ) -> None:
         """``stream_window``: frames of one DetectStream in flight at once; more than one batch keeps the
         batcher fed while the previous batch runs, and the bound keeps one client from filling the queue.
         ``max_request_bytes``: the largest request message (REST's max_body_bytes)."""
@@ -151,12 +154,8 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
             raise errors.validation_error(f"request_id is longer than {MAX_REQUEST_ID} characters")
 
     def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
-        if self._api_key is None:
-            return
         metadata = dict(context.invocation_metadata() or ())
-        scheme, _, token = metadata.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._api_key.encode()):
-            raise errors.unauthorized("missing or invalid API key; send metadata 'authorization: Bearer <key>'")
+        require_bearer(metadata.get("authorization"), self._api_key, how_to="metadata")
 
     def _record(self, endpoint: str, status: grpc.StatusCode, started: float) -> None:
         record_request(self._core.metrics, PROTOCOL, endpoint, status.name, time.perf_counter() - started)

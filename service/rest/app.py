@@ -10,10 +10,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.core import DetectionCore
-from service.errors import ServiceError, internal_error
+from service.errors import ServiceError, format_validation_errors, internal_error
 from service.rest.dependencies import require_api_key
 from service.rest.docs import install_docs
-from service.rest.inputs import format_validation_errors
 from service.rest.middleware import BodyLimitMiddleware, BodyReads, MetricsMiddleware
 from service.rest.page import install_page
 from service.rest.routes import detect_router, health_router, metrics_router, models_router

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.auth import require_bearer
 from service.core import DetectionCore
-from service.errors import unauthorized
 from service.schemas import DetectOptions
 from service.settings import Settings
 
 # The detection options as query parameters (one instance per request, shared by the route and its checks).
 QueryOptions = Annotated[DetectOptions, Query()]
 
-# auto_error=False: a missing header is our 401 JSON error, not FastAPI's 403.
+# Declares the bearer scheme in the OpenAPI document; auto_error=False: a missing header is our 401 JSON error.
 _bearer = HTTPBearer(auto_error=False, description="'Authorization: Bearer <key>' with the server's API key")
 
 
@@ -29,14 +28,10 @@ def get_settings(request: Request) -> Settings:
 
 
 async def require_api_key(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Let the request through when the bearer token is the configured key (only routed when one is set)."""
-    expected = get_settings(request).api_key
-    if credentials is None or not secrets.compare_digest(
-        credentials.credentials.encode(), expected.get_secret_value().encode()
-    ):
-        raise unauthorized()
+    require_bearer(request.headers.get("authorization"), get_settings(request).api_key)
 
 
 async def refuse_before_the_body(request: Request, options: QueryOptions) -> None:

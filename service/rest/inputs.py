@@ -11,7 +11,13 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from service.errors import ServiceError, bad_request, unsupported_media_type, validation_error
+from service.errors import (
+    ServiceError,
+    bad_request,
+    format_validation_errors,
+    unsupported_media_type,
+    validation_error,
+)
 from service.images import MEDIA_TYPES, sniff_format
 from service.schemas import BatchJSONRequest, DetectJSONRequest, DetectOptions
 
@@ -118,10 +124,3 @@ async def _parse_json(request: Request, model: type[ModelT]) -> ModelT:
         raise validation_error(format_validation_errors(exc.errors())) from None
 
 
-def format_validation_errors(errors: list[dict]) -> str:
-    """Pydantic/FastAPI error lists as one readable line: ``field: problem; ...``."""
-    parts = []
-    for error in errors:
-        location = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query"))
-        parts.append(f"{location or 'request'}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
