@@ -10,6 +10,7 @@ import signal
 import uvicorn
 
 from service.backends import create_backend
+from service.backends.base import InferenceBackend
 from service.core import DetectionCore
 from service.grpc.server import start_grpc_server
 from service.rest import create_app
@@ -29,15 +30,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Serve until ``stop`` is set, then shut down in order.
+async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBackend | None = None) -> None:
+    """Serve until ``stop`` is set, then shut down in order; over ``backend``, or the one ``settings`` name.
 
     Start: load the backend, listen on REST and gRPC, warm up in the background (``/readyz`` and gRPC
     health say ready only after the warm-up inference passed). Stop: stop accepting, answer requests whose
     body is still arriving with 503 ``shutting_down``, let in-flight requests finish (up to
     ``shutdown_grace_s``), drain the batcher, release the backend.
     """
-    backend = await asyncio.to_thread(create_backend, settings)
+    if backend is None:
+        backend = await asyncio.to_thread(create_backend, settings)
     core = DetectionCore(settings, backend)
     app = create_app(settings, core)
     http = _Server(

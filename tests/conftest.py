@@ -74,7 +74,7 @@ def mesh_onnx_path(tmp_path_factory: pytest.TempPathFactory, mesh_weights_path: 
 
 @dataclass
 class RunningService:
-    """A service started by :func:`start_service`: its settings and where to reach it."""
+    """A service started by :func:`start_service`: its settings, where to reach it and the backend it was given."""
 
     settings: object
     http_url: str
@@ -82,6 +82,7 @@ class RunningService:
     _thread: threading.Thread
     _loop: asyncio.AbstractEventLoop
     _stop: asyncio.Event
+    backend: object = None
 
     def stop(self, timeout: float = 30.0) -> None:
         """Graceful shutdown (as on SIGTERM), waiting for it to finish."""
@@ -90,8 +91,9 @@ class RunningService:
             self._thread.join(timeout)
 
 
-def launch_service(settings, wait_ready: bool = True) -> RunningService:
-    """Run :func:`service.app.serve` in a thread with its own event loop; optionally wait for /readyz."""
+def launch_service(settings, wait_ready: bool = True, backend=None) -> RunningService:
+    """Run :func:`service.app.serve` (over ``backend`` if given) in a thread with its own event loop; optionally
+    wait for /readyz."""
     from service.app import serve
 
     loop = asyncio.new_event_loop()
@@ -101,7 +103,7 @@ def launch_service(settings, wait_ready: bool = True) -> RunningService:
     def main() -> None:
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(serve(settings, stop))
+            loop.run_until_complete(serve(settings, stop, backend))
         except BaseException as exc:  # reported to the test below
             errors.append(exc)
         finally:
@@ -116,6 +118,7 @@ def launch_service(settings, wait_ready: bool = True) -> RunningService:
         thread,
         loop,
         stop,
+        backend,
     )
     deadline = time.monotonic() + READY_TIMEOUT_S
     path = "/readyz" if wait_ready else "/healthz"
@@ -136,13 +139,15 @@ def launch_service(settings, wait_ready: bool = True) -> RunningService:
 @pytest.fixture(scope="session")
 def start_service(onnx_model_path: Path) -> Iterator[Callable[..., RunningService]]:
     """Factory: ``start_service(max_batch_size=4, api_key="k", ...)`` -> a ready :class:`RunningService`
-    on fresh loopback ports, over the session's ONNX export unless ``model_path`` is given. Stopped at the
-    end of the session (or earlier with ``.stop()``)."""
+    on fresh loopback ports, over the session's ONNX export unless ``model_path`` is given. ``wrap_backend``
+    (e.g. ``GatedBackend``) wraps the backend the settings name; the service gets the wrapper, and so does
+    ``running.backend``. Stopped at the end of the session (or earlier with ``.stop()``)."""
+    from service.backends import create_backend
     from service.settings import Settings
 
     started: list[RunningService] = []
 
-    def start(*, wait_ready: bool = True, **overrides) -> RunningService:
+    def start(*, wait_ready: bool = True, wrap_backend: Callable | None = None, **overrides) -> RunningService:
         # No mesh model unless a test asks for one (a developer's artifacts/facemesh.onnx must not change results).
         values = {
             "host": "127.0.0.1",
@@ -153,7 +158,9 @@ def start_service(onnx_model_path: Path) -> Iterator[Callable[..., RunningServic
         } | overrides
         values.setdefault("http_port", free_port())
         values.setdefault("grpc_port", free_port())
-        running = launch_service(Settings(**values), wait_ready=wait_ready)
+        settings = Settings(**values)
+        backend = wrap_backend(create_backend(settings)) if wrap_backend is not None else None
+        running = launch_service(settings, wait_ready=wait_ready, backend=backend)
         started.append(running)
         return running
 

@@ -1,12 +1,14 @@
-"""Helpers for the service tests: an HTTP client with timeouts, encoded test images, metric reading, waiting
-for a ``facelocal serve`` subprocess."""
+"""Helpers for the service tests: an HTTP client with timeouts, content-type headers, encoded test images,
+metric reading, waiting for a ``facelocal serve`` subprocess, and a backend that can be held or broken."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import socket
 import subprocess
+import threading
 import time
 
 import httpx
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.errors import unavailable
 from tests.paths import shared_file
 
 # Every request in these tests is bounded: a hang fails the test instead of the suite.
@@ -115,3 +118,50 @@ def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, s
     while len(body) < int(headers.get("content-length", 0)):
         body += sock.recv(65536)
     return int(status_line.split()[1]), headers, body
+
+
+JPEG = {"content-type": "image/jpeg"}
+PNG = {"content-type": "image/png"}
+
+
+class GatedBackend:
+    """A real backend whose inferences can be held at a gate, or made to fail.
+
+    ``gated``: each inference waits until ``gate`` is set (gated from the start, the warm-up waits too) and sets
+    ``entered`` when it arrives there. ``broken``: inferences fail with 503 ``backend_unavailable`` and the
+    backend reports not ready. ``open()`` opens the gate from a test's thread. Everything else is the inner
+    backend's.
+    """
+
+    def __init__(self, inner, gated: bool = False) -> None:
+        self._inner = inner
+        self.gated = gated
+        self.broken = False
+        self.gate = asyncio.Event()
+        self.entered = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    async def infer(self, batch: np.ndarray):
+        self.loop = asyncio.get_running_loop()
+        if self.gated:
+            self.entered.set()
+            await self.gate.wait()
+        if self.broken:
+            raise unavailable("backend went away")
+        return await self._inner.infer(batch)
+
+    def open(self) -> None:
+        """Let held and future inferences through (from any thread)."""
+        if self.loop is None:
+            self.gated = False
+        else:
+            self.loop.call_soon_threadsafe(self.gate.set)
+
+    async def ready(self) -> bool:
+        return not self.broken and await self._inner.ready()
+
+    async def close(self) -> None:
+        await self._inner.close()

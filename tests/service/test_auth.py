@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.helpers import client, photo_bytes
+from tests.service.helpers import JPEG, client, photo_bytes
 
-JPEG = {"content-type": "image/jpeg"}
 KEY = "s3cret-key"
 
 

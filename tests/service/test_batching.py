@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 
 from service.batcher import MicroBatcher
-from service.errors import ServiceError, unavailable
+from service.errors import ServiceError
 from service.metrics import ServiceMetrics
-from tests.service.helpers import client, metric, photo_bytes, vga_jpeg
-
-JPEG = {"content-type": "image/jpeg"}
+from tests.service.helpers import JPEG, GatedBackend, client, metric, photo_bytes, vga_jpeg
 
 
 def _post_concurrently(url: str, bodies: list[bytes], params: dict | None = None) -> list:
@@ -56,48 +54,9 @@ def test_full_queue_answers_503_with_retry_after(start_service) -> None:
         assert http.post("/v1/detect", content=photo_bytes(), headers=JPEG).status_code == 200
 
 
-class GatedBackend:
-    """Wraps a real backend: inference waits for ``gate`` (a slow warm-up) and fails while ``broken``."""
-
-    def __init__(self, inner) -> None:
-        self._inner = inner
-        self.name, self.model_name, self.has_dense, self.fixed_canvas = (
-            inner.name, inner.model_name, inner.has_dense, inner.fixed_canvas
-        )
-        self.gate = asyncio.Event()
-        self.broken = False
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    async def infer(self, batch: np.ndarray):
-        self.loop = asyncio.get_running_loop()
-        await self.gate.wait()
-        if self.broken:
-            raise unavailable("backend went away")
-        return await self._inner.infer(batch)
-
-    async def ready(self) -> bool:
-        return not self.broken
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-def test_readyz_follows_warm_up_and_backend_health(onnx_model_path, monkeypatch) -> None:
-    import service.app
-    from service.backends.onnxruntime import OnnxRuntimeBackend
-    from service.settings import Settings
-    from tests.conftest import launch_service
-    from tests.ports import free_port
-
-    backends: list[GatedBackend] = []
-
-    def create_gated(settings):
-        backends.append(GatedBackend(OnnxRuntimeBackend(settings)))
-        return backends[-1]
-
-    monkeypatch.setattr(service.app, "create_backend", create_gated)
-    settings = Settings(host="127.0.0.1", http_port=free_port(), grpc_port=free_port(), model_path=onnx_model_path)
-    running = launch_service(settings, wait_ready=False)
+def test_readyz_follows_warm_up_and_backend_health(start_service) -> None:
+    running = start_service(wait_ready=False, wrap_backend=lambda inner: GatedBackend(inner, gated=True))
+    backend = running.backend
     try:
         with client(running.http_url) as http:
             assert http.get("/healthz").status_code == 200
@@ -107,8 +66,7 @@ def test_readyz_follows_warm_up_and_backend_health(onnx_model_path, monkeypatch)
             assert early.status_code == 503 and early.json()["error"]["code"] == "not_ready"
             assert http.get("/v1/models").json()["models"][0]["ready"] is False
 
-            backend = backends[0]
-            backend.loop.call_soon_threadsafe(backend.gate.set)
+            backend.open()
             for _ in range(200):
                 if http.get("/readyz").status_code == 200:
                     break

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from facelocal.config import DEFAULT_CONFIG, get_config
-from facelocal.imageio import load_image
 from facelocal.contract import BGR_MEAN, DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRESET_KEY
+from facelocal.imageio import load_image
 from facelocal.models import load_pretrained
 from facelocal.models.decoded import DecodedRetinaFace
 from facelocal.preprocess import ResizePolicy, to_canvas

@@ -30,8 +30,9 @@ from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from service.grpc.server import start_grpc_server
 from service.settings import Settings
 from tests.conftest import RunningService
-from tests.ports import free_port
 from tests.paths import shared_file
+from tests.ports import free_port
+from tests.service.helpers import GatedBackend
 
 SERVICE = "facelocal.v1.FaceDetector"
 TIMEOUT_S = 60
@@ -81,7 +82,9 @@ def loop_thread() -> Iterator[LoopThread]:
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, bytes]:
-    return {name: shared_file("images", name).read_bytes() for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")}
+    return {
+        name: shared_file("images", name).read_bytes() for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")
+    }
 
 
 def start(loop_thread: LoopThread, settings: Settings, *, backend=None, warm: bool = True) -> Running:
@@ -147,7 +150,9 @@ def count(core: DetectionCore, metric: str, **labels: str) -> float:
 
 
 def test_detect_returns_faces_in_image_pixels(grpc_service: Running, images: dict[str, bytes]) -> None:
-    response = grpc_service.stub.Detect(pb.DetectRequest(image=images["selfie_group.jpg"], request_id="r-1"), timeout=TIMEOUT_S)
+    response = grpc_service.stub.Detect(
+        pb.DetectRequest(image=images["selfie_group.jpg"], request_id="r-1"), timeout=TIMEOUT_S
+    )
     width, height = Image.open(io.BytesIO(images["selfie_group.jpg"])).size
     assert (response.width, response.height) == (width, height)
     assert response.model == grpc_service.core.model_info().name == "mobilenet0.25"
@@ -209,7 +214,9 @@ def test_options_filter_and_shape_faces(grpc_service: Running, images: dict[str,
 def test_unusable_options_are_invalid_argument(
     grpc_service: Running, images: dict[str, bytes], options: pb.DetectOptions, code: str
 ) -> None:
-    error = rpc_error(grpc_service.stub.Detect, pb.DetectRequest(image=images["wider_train_band_crowd.jpg"], options=options))
+    error = rpc_error(
+        grpc_service.stub.Detect, pb.DetectRequest(image=images["wider_train_band_crowd.jpg"], options=options)
+    )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_code(error) == code
 
@@ -273,7 +280,9 @@ def test_list_models(grpc_service: Running) -> None:
 
 def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Running, images: dict[str, bytes]) -> None:
     names = ("selfie_group.jpg", "wider_train_band_crowd.jpg")
-    expected = {name: grpc_service.stub.Detect(pb.DetectRequest(image=images[name]), timeout=TIMEOUT_S) for name in names}
+    expected = {
+        name: grpc_service.stub.Detect(pb.DetectRequest(image=images[name]), timeout=TIMEOUT_S) for name in names
+    }
     frames = [names[i % 2] for i in range(20)]
     inferences_before = count(grpc_service.core, "facelocal_inferences_total")
 
@@ -291,7 +300,10 @@ def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Runnin
         assert_same_faces(response.result, expected[name])
     # Frames in flight together share inferences with each other.
     assert count(grpc_service.core, "facelocal_inferences_total") - inferences_before < len(frames)
-    assert count(grpc_service.core, "facelocal_requests_total", protocol="grpc", endpoint="DetectStream", status="OK") >= 20
+    assert (
+        count(grpc_service.core, "facelocal_requests_total", protocol="grpc", endpoint="DetectStream", status="OK")
+        >= 20
+    )
 
 
 def test_stream_answers_a_bad_frame_in_band_and_continues(grpc_service: Running, images: dict[str, bytes]) -> None:
@@ -336,7 +348,10 @@ def test_health_follows_readiness(loop_thread: LoopThread, onnx_model_path: Path
 
         loop_thread.run(running.core.start())
 
-        assert health.Check(health_pb2.HealthCheckRequest(service=SERVICE)).status == health_pb2.HealthCheckResponse.SERVING
+        assert (
+            health.Check(health_pb2.HealthCheckRequest(service=SERVICE)).status
+            == health_pb2.HealthCheckResponse.SERVING
+        )
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING  # pushed by the readiness follower
         watch.cancel()
     finally:
@@ -377,11 +392,17 @@ def guarded(start_service, images: dict[str, bytes]) -> Iterator[grpc.Channel]:
 
 @pytest.mark.parametrize("metadata", [None, (("authorization", "Bearer wrong"),), (("authorization", "s3cret"),)])
 def test_api_key_is_required_when_set(guarded: grpc.Channel, images: dict[str, bytes], metadata) -> None:
-    error = rpc_error(pb_grpc.FaceDetectorStub(guarded).Detect, pb.DetectRequest(image=images["wider_train_band_crowd.jpg"]), metadata=metadata)
+    error = rpc_error(
+        pb_grpc.FaceDetectorStub(guarded).Detect,
+        pb.DetectRequest(image=images["wider_train_band_crowd.jpg"]),
+        metadata=metadata,
+    )
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_code(error) == "unauthorized"
 
-    stream = pb_grpc.FaceDetectorStub(guarded).DetectStream(iter([pb.DetectRequest(image=images["wider_train_band_crowd.jpg"])]), metadata=metadata)
+    stream = pb_grpc.FaceDetectorStub(guarded).DetectStream(
+        iter([pb.DetectRequest(image=images["wider_train_band_crowd.jpg"])]), metadata=metadata
+    )
     with pytest.raises(grpc.RpcError) as caught:
         list(stream)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -389,14 +410,19 @@ def test_api_key_is_required_when_set(guarded: grpc.Channel, images: dict[str, b
 
 def test_valid_api_key_is_accepted_and_health_stays_open(guarded: grpc.Channel, images: dict[str, bytes]) -> None:
     bearer = (("authorization", "Bearer s3cret"),)
-    response = pb_grpc.FaceDetectorStub(guarded).Detect(pb.DetectRequest(image=images["wider_train_band_crowd.jpg"]), metadata=bearer, timeout=TIMEOUT_S)
+    response = pb_grpc.FaceDetectorStub(guarded).Detect(
+        pb.DetectRequest(image=images["wider_train_band_crowd.jpg"]), metadata=bearer, timeout=TIMEOUT_S
+    )
     assert len(response.faces) >= 10
     (frame,) = pb_grpc.FaceDetectorStub(guarded).DetectStream(
         iter([pb.DetectRequest(image=images["wider_train_band_crowd.jpg"])]), metadata=bearer, timeout=TIMEOUT_S
     )
     assert_same_faces(frame.result, response)
     health = health_pb2_grpc.HealthStub(guarded)
-    assert health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S).status == health_pb2.HealthCheckResponse.SERVING
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
 
 
 def test_message_over_max_body_bytes_is_invalid_argument_not_worth_retrying(
@@ -418,31 +444,9 @@ def test_message_over_max_body_bytes_is_invalid_argument_not_worth_retrying(
 # --- queue full -------------------------------------------------------------------------------------------------
 
 
-class GatedBackend:
-    """The real ONNX Runtime backend, but after warm-up each inference waits until the test opens the gate."""
-
-    def __init__(self, inner) -> None:
-        self._inner = inner
-        self.name, self.model_name = inner.name, inner.model_name
-        self.has_dense, self.fixed_canvas = inner.has_dense, inner.fixed_canvas
-        self.gated = False
-        self.entered = threading.Event()
-        self.gate = asyncio.Event()
-
-    async def infer(self, batch: np.ndarray):
-        if self.gated:
-            self.entered.set()
-            await self.gate.wait()
-        return await self._inner.infer(batch)
-
-    async def ready(self) -> bool:
-        return await self._inner.ready()
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-def test_full_queue_is_resource_exhausted(loop_thread: LoopThread, onnx_model_path: Path, images: dict[str, bytes]) -> None:
+def test_full_queue_is_resource_exhausted(
+    loop_thread: LoopThread, onnx_model_path: Path, images: dict[str, bytes]
+) -> None:
     settings = make_settings(onnx_model_path, max_batch_size=1, max_delay_ms=0, max_queue=1)
     backend = GatedBackend(create_backend(settings))
     running = start(loop_thread, settings, backend=backend)
@@ -491,7 +495,11 @@ def test_rest_and_grpc_return_the_same_faces(service: RunningService, images: di
             timeout=TIMEOUT_S,
         )
 
-    assert (response.width, response.height, response.model) == (rest_body["width"], rest_body["height"], rest_body["model"])
+    assert (response.width, response.height, response.model) == (
+        rest_body["width"],
+        rest_body["height"],
+        rest_body["model"],
+    )
     assert len(response.faces) == len(rest_body["faces"]) > 0
     grpc_boxes, grpc_scores = boxes_scores(response)
     np.testing.assert_allclose(grpc_boxes, [f["box"] for f in rest_body["faces"]], atol=1e-3)

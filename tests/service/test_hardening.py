@@ -11,16 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.service.helpers import assert_same_faces, client, encode, photo, photo_bytes
-
-JPEG = {"content-type": "image/jpeg"}
-PNG = {"content-type": "image/png"}
-
-
-@pytest.fixture(scope="module")
-def http(service):
-    with client(service.http_url) as c:
-        yield c
+from tests.service.helpers import JPEG, PNG, assert_same_faces, client, encode, photo, photo_bytes
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facelocal.postprocess import box_iou
 from service.core import DetectionCore, PixelBudget
 from service.errors import ServiceError
 from service.grpc.gen import facelocal_pb2 as pb
@@ -23,8 +24,10 @@ from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from service.grpc.server import CROP_BYTES, max_reply_bytes
 from service.schemas import DetectOptions
 from service.settings import Settings
-from facelocal.postprocess import box_iou
 from tests.service.helpers import (
+    JPEG,
+    PNG,
+    GatedBackend,
     boxes,
     client,
     encode,
@@ -36,8 +39,6 @@ from tests.service.helpers import (
     vga_jpeg,
 )
 from tests.service.test_batching import CountingBackend
-from tests.service.test_grpc import GatedBackend
-from tests.service.test_hardening import JPEG, PNG, http  # noqa: F401 (http: the shared service's client fixture)
 
 
 def assert_boxes_inside(result: dict) -> None:
@@ -108,7 +109,9 @@ def test_an_unexpected_failure_of_one_image_is_its_own_batch_entry(http, service
 
 
 def test_crops_at_threshold_zero_stop_at_max_crops(http, service) -> None:
-    response = http.post("/v1/detect", content=photo_bytes(), headers=JPEG, params={"score_threshold": 0, "return_crops": "true"})
+    response = http.post(
+        "/v1/detect", content=photo_bytes(), headers=JPEG, params={"score_threshold": 0, "return_crops": "true"}
+    )
     assert response.status_code == 200, response.text
     result = response.json()
     cap = service.settings.max_crops
@@ -135,7 +138,9 @@ def test_batch_over_max_batch_images_is_refused(http, service) -> None:
     assert response.status_code == 422 and response.json()["error"]["code"] == "too_many_images"
     with grpc.insecure_channel(service.grpc_target) as channel:
         with pytest.raises(grpc.RpcError) as refused:
-            pb_grpc.FaceDetectorStub(channel).DetectBatch(pb.DetectBatchRequest(images=[tiny_png()] * count), timeout=30)
+            pb_grpc.FaceDetectorStub(channel).DetectBatch(
+                pb.DetectBatchRequest(images=[tiny_png()] * count), timeout=30
+            )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(refused.value.trailing_metadata())["error-code"] == "too_many_images"
 
@@ -187,7 +192,9 @@ def test_pixel_budget_holds_decoded_pixels_only_while_they_are_needed() -> None:
     async def scenario() -> None:
         backend = WatchedBackend(no_faces=True)
         backend.gate.set()
-        settings = Settings(max_queue=8, max_batch_size=1, max_delay_ms=0, max_pixels=pixels, max_pixels_in_flight=pixels + 1)
+        settings = Settings(
+            max_queue=8, max_batch_size=1, max_delay_ms=0, max_pixels=pixels, max_pixels_in_flight=pixels + 1
+        )
         core = DetectionCore(settings, backend)
         await core.start()
         backend.gate.clear()
@@ -235,14 +242,9 @@ def test_reduced_decoding_finds_the_faces_a_full_decode_finds(http) -> None:
 # --- overload, stalled and interrupted uploads -------------------------------------------------------------------
 
 
-def test_a_full_service_answers_503_before_reading_the_body(start_service, monkeypatch) -> None:
-    import service.app
-    from service.backends.onnxruntime import OnnxRuntimeBackend
-
-    backends: list[GatedBackend] = []
-    monkeypatch.setattr(service.app, "create_backend", lambda s: backends.append(GatedBackend(OnnxRuntimeBackend(s))) or backends[-1])
-    running = start_service(max_batch_size=1, max_queue=1, max_delay_ms=0)
-    backend = backends[0]
+def test_a_full_service_answers_503_before_reading_the_body(start_service) -> None:
+    running = start_service(max_batch_size=1, max_queue=1, max_delay_ms=0, wrap_backend=GatedBackend)
+    backend = running.backend
     backend.gated = True
     answers: list[int] = []
     posts = [threading.Thread(target=lambda: answers.append(_post_status(running.http_url))) for _ in range(2)]
@@ -336,7 +338,9 @@ def test_openapi_advertises_only_what_this_server_accepts(http, service) -> None
     for operation in (detect, batch):
         query = {p["name"]: p["schema"] for p in operation["parameters"]}
         assert query["return_mesh"]["enum"] == [False]
-        assert operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["return_mesh"]["enum"] == [False]
+        assert operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["return_mesh"][
+            "enum"
+        ] == [False]
         assert "408" in operation["responses"]
     assert detect["requestBody"]["content"]["application/json"]["schema"]["properties"]["image"]["minLength"] == 1
     for content in ("multipart/form-data", "application/json"):

@@ -17,9 +17,8 @@ from PIL import Image
 
 from facelocal.facemesh import OnnxFaceMesh, mesh_faces
 from service.grpc.gen import facelocal_pb2 as pb
-from tests.service.helpers import client, encode, metric, photo, photo_bytes
+from tests.service.helpers import JPEG, client, encode, metric, photo, photo_bytes
 
-JPEG = {"content-type": "image/jpeg"}
 MESH = {"return_mesh": "true"}
 
 

@@ -7,15 +7,11 @@ import base64
 import numpy as np
 import pytest
 
-from tests.service.helpers import assert_same_faces, boxes, client, photo_bytes
+from tests.service.helpers import assert_same_faces, boxes, photo_bytes
 
 SELFIE_FACES = 26  # faces above 0.5 in selfie_group.jpg with the release weights on the 640 canvas
 
 
-@pytest.fixture(scope="module")
-def http(service):
-    with client(service.http_url) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -76,8 +76,8 @@ def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None
 
 
 def test_serve_weights_exports_once_into_a_cache_keyed_by_content(tmp_path, monkeypatch, weights_path) -> None:
-    from service.cli import export_cached
     from facelocal.weights import file_sha256
+    from service.cli import export_cached
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     exported = export_cached(weights_path, None)

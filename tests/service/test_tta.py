@@ -10,16 +10,11 @@ from facelocal.postprocess import box_iou
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from tests.paths import shared_file
-from tests.service.helpers import assert_same_faces, boxes, client, encode, metric, photo, photo_bytes
+from tests.service.helpers import JPEG, assert_same_faces, boxes, client, encode, metric, photo, photo_bytes
 
 PHOTOS = ("selfie_group.jpg", "wider_train_band_crowd.jpg")
-JPEG = {"content-type": "image/jpeg"}
 
 
-@pytest.fixture(scope="module")
-def http(service):
-    with client(service.http_url) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
