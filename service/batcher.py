@@ -25,7 +25,6 @@ class BatchOutput:
     landmarks: np.ndarray
     queue_ms: float
     inference_ms: float
-    batch_size: int
 
 
 @dataclass
@@ -138,7 +137,6 @@ class MicroBatcher:
                         landmarks[row],
                         queue_ms=(started - pending.enqueued) * 1000.0,
                         inference_ms=inference_ms,
-                        batch_size=len(batch),
                     )
                 )
 

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import grpc
-
 from facelocal.imageio import ImageDecodeError
 
-_GRPC_BY_HTTP = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.INVALID_ARGUMENT,
-    415: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
 
 # Decoder codes whose HTTP status is not 400.
 _DECODE_STATUS = {"image_too_large": 413, "unsupported_format": 415}
 
 
 class ServiceError(Exception):
-    """A failure a client should see: ``{"error": {"code", "message"}}`` with ``http_status`` / ``grpc_code``.
+    """A failure a client should see: ``{"error": {"code", "message"}}`` with ``http_status`` (gRPC's status
+    comes from :func:`service.grpc.status.grpc_status`).
 
     ``retry_after_s`` is sent as ``Retry-After`` by REST when set (queue full).
     """
@@ -35,14 +24,12 @@ class ServiceError(Exception):
         code: str,
         message: str,
         *,
-        grpc_code: grpc.StatusCode | None = None,
         retry_after_s: int | None = None,
     ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.code = code
         self.message = message
-        self.grpc_code = grpc_code or _GRPC_BY_HTTP.get(http_status, grpc.StatusCode.INTERNAL)
         self.retry_after_s = retry_after_s
 
     def to_dict(self) -> dict:
@@ -90,22 +77,17 @@ def queue_full(retry_after_s: int = 1) -> ServiceError:
         503,
         "queue_full",
         "the server is at capacity; retry shortly",
-        grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED,
         retry_after_s=retry_after_s,
     )
 
 
 def unavailable(message: str, code: str = "backend_unavailable") -> ServiceError:
-    return ServiceError(503, code, message, grpc_code=grpc.StatusCode.UNAVAILABLE)
+    return ServiceError(503, code, message)
 
 
 def internal_error() -> ServiceError:
     """A bug on our side: the client learns no more than that (the details go to the log)."""
     return ServiceError(500, "internal_error", "internal server error")
-
-
-def deadline_exceeded(message: str) -> ServiceError:
-    return ServiceError(504, "deadline_exceeded", message)
 
 
 def from_decode_error(exc: ImageDecodeError) -> ServiceError:

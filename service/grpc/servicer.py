@@ -16,6 +16,7 @@ from service.auth import require_bearer
 from service.core import DetectionCore
 from service.errors import ServiceError
 from service.grpc import converters
+from service.grpc.status import grpc_status
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from service.metrics import record_request
@@ -116,7 +117,7 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
             options = converters.options_from_proto(request.options)
             result = await self._core.detect(request.image, options)
         except ServiceError as error:
-            self._record("DetectStream", error.grpc_code, started)
+            self._record("DetectStream", grpc_status(error), started)
             return pb.DetectStreamResponse(request_id=request.request_id, error=converters.error_to_proto(error))
         self._record("DetectStream", grpc.StatusCode.OK, started)
         return pb.DetectStreamResponse(request_id=request.request_id, result=converters.result_to_proto(result))
@@ -132,8 +133,8 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
             self._authenticate(context)
             yield
         except ServiceError as error:
-            self._record(endpoint, error.grpc_code, started)
-            await context.abort(error.grpc_code, error.message, trailing_metadata=error_metadata(error))
+            self._record(endpoint, grpc_status(error), started)
+            await context.abort(grpc_status(error), error.message, trailing_metadata=error_metadata(error))
         except Exception:
             # Anything else is a bug: log it, answer INTERNAL without leaking internals.
             self._record(endpoint, grpc.StatusCode.INTERNAL, started)

@@ -11,6 +11,7 @@ import pytest
 
 from service.batcher import MicroBatcher
 from service.errors import ServiceError
+from service.grpc.status import grpc_status
 from service.metrics import ServiceMetrics
 from tests.service.helpers import JPEG, GatedBackend, client, metric, photo_bytes, vga_jpeg
 
@@ -137,7 +138,7 @@ def test_batcher_queue_is_bounded() -> None:
         with pytest.raises(ServiceError) as full:
             await batcher.submit(np.zeros((3, 8, 8), np.float32))
         assert (full.value.http_status, full.value.code, full.value.retry_after_s) == (503, "queue_full", 1)
-        assert full.value.grpc_code.name == "RESOURCE_EXHAUSTED"
+        assert grpc_status(full.value).name == "RESOURCE_EXHAUSTED"
         backend.gate.set()
         await asyncio.gather(first, *queued)
         await batcher.stop()

@@ -16,6 +16,7 @@ import pytest
 from facelocal.contract import INPUT_NAME
 from service.backends.triton import TritonBackend
 from service.errors import ServiceError
+from service.grpc.status import grpc_status
 from service.settings import Settings
 from tests.service.helpers import assert_same_faces, client, photo_bytes
 from tests.triton.harness import TritonServer, photo_canvases
@@ -139,7 +140,7 @@ def test_backend_error_is_a_service_error_with_unavailable_code(disposable_trito
             await backend.close()
 
     error = asyncio.run(run())
-    assert (error.http_status, error.code, error.grpc_code.name) == (503, "backend_unavailable", "UNAVAILABLE")
+    assert (error.http_status, error.code, grpc_status(error).name) == (503, "backend_unavailable", "UNAVAILABLE")
 
 
 def test_abandoned_shared_memory_request_leaves_the_backend_correct(
