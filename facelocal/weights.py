@@ -74,49 +74,42 @@ def resolve_weights(explicit: str | os.PathLike | None = None, model: str | None
     ``model`` (a preset name) picks the entry; without one, the default preset's.
     """
     model = model or DEFAULT_CONFIG
-    candidates: list[tuple[str, str]] = []
-    if explicit:
-        candidates.append(("--weights", str(explicit)))
-    if os.environ.get(WEIGHTS_ENV):
-        candidates.append((f"${WEIGHTS_ENV}", os.environ[WEIGHTS_ENV]))
-    path = config_file()
-    if path.is_file():
-        entry = tomllib.loads(path.read_text()).get("weights", {}).get(model)
-        if entry:
-            candidates.append((str(path), entry))
-    for source, value in candidates:
-        weights = Path(value).expanduser()
-        if weights.is_file():
-            return weights
-        raise WeightsNotFoundError(f"weights file {weights} (from {source}) does not exist")
-    raise WeightsNotFoundError(
-        f"no weights for {model}: pass --weights PATH, set ${WEIGHTS_ENV}, or add "
-        f'[weights] "{model}" = "PATH" to {path}. See the README section "Getting the weights".'
+    return _resolve(
+        ("--weights", explicit), WEIGHTS_ENV, model, f"weights for {model}",
+        f'pass --weights PATH, set ${WEIGHTS_ENV}, or add [weights] "{model}" = "PATH" to {{config}}. '
+        'See the README section "Getting the weights".',
     )
 
 
 def resolve_mesh_weights(explicit: str | os.PathLike | None = None) -> Path:
     """MediaPipe's ``face_landmark.tflite``: the first of ``explicit``, ``$FACELOCAL_MESH_WEIGHTS`` and
     ``weights.facemesh`` in the config file (see :func:`resolve_weights`)."""
+    return _resolve(
+        ("--mesh-weights", explicit), MESH_WEIGHTS_ENV, MESH_WEIGHTS_KEY, "FaceMesh model",
+        f"pass --mesh-weights PATH (MediaPipe's face_landmark.tflite), set ${MESH_WEIGHTS_ENV}, "
+        f'or add [weights] {MESH_WEIGHTS_KEY} = "PATH" to {{config}}. See the README section "Dense face mesh".',
+    )
+
+
+def _resolve(flag: tuple[str, str | os.PathLike | None], env: str, entry_key: str, what: str, fix: str) -> Path:
+    """The first place that names a file (the flag, the environment, the config file's ``[weights]`` entry); a
+    named file that does not exist is an error, not a reason to look further."""
     candidates: list[tuple[str, str]] = []
-    if explicit:
-        candidates.append(("--mesh-weights", str(explicit)))
-    if os.environ.get(MESH_WEIGHTS_ENV):
-        candidates.append((f"${MESH_WEIGHTS_ENV}", os.environ[MESH_WEIGHTS_ENV]))
+    if flag[1]:
+        candidates.append((flag[0], str(flag[1])))
+    if os.environ.get(env):
+        candidates.append((f"${env}", os.environ[env]))
     path = config_file()
     if path.is_file():
-        entry = tomllib.loads(path.read_text()).get("weights", {}).get(MESH_WEIGHTS_KEY)
+        entry = tomllib.loads(path.read_text()).get("weights", {}).get(entry_key)
         if entry:
             candidates.append((str(path), entry))
     for source, value in candidates:
         weights = Path(value).expanduser()
         if weights.is_file():
             return weights
-        raise WeightsNotFoundError(f"FaceMesh model {weights} (from {source}) does not exist")
-    raise WeightsNotFoundError(
-        f"no FaceMesh model: pass --mesh-weights PATH (MediaPipe's face_landmark.tflite), set ${MESH_WEIGHTS_ENV}, "
-        f'or add [weights] {MESH_WEIGHTS_KEY} = "PATH" to {path}. See the README section "Dense face mesh".'
-    )
+        raise WeightsNotFoundError(f"{what}: {weights} (from {source}) does not exist")
+    raise WeightsNotFoundError(f"no {what}: " + fix.format(config=path))
 
 
 def exported_model_path(weights: str | os.PathLike, preset: str) -> Path:
