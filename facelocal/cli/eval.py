@@ -9,6 +9,7 @@ from pathlib import Path
 
 from facelocal.cli.common import add_calibration_argument, add_model_arguments
 from facelocal.runtime import PRECISIONS
+from facelocal.tta import TTA_MODES
 
 DEFAULT_VAL_IMAGES = Path("../shared/data/widerface/val_sample/images")
 DEFAULT_GROUND_TRUTH = Path("../shared/data/widerface/ground_truth")
@@ -53,7 +54,9 @@ def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     add_calibration_argument(parser)
     parser.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="evaluate this exported model (no torch)")
     parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
-    parser.add_argument("--tta", default="", help="test-time augmentation: flip, multiscale or flip,multiscale")
+    parser.add_argument(
+        "--tta", default="none", choices=TTA_MODES, help="test-time augmentation, spelled as the API's tta option"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results as JSON")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images (sorted)")
 
@@ -109,15 +112,14 @@ def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict,
     from facelocal.config import EVAL_POSTPROCESS
     from facelocal.imageio import ImageDecodeError, load_image
     from facelocal.preprocess import ResizePolicy
-    from facelocal.tta import AugmentedDetector, TTAConfig
+    from facelocal.tta import TTAPlan
 
     try:
         resize = ResizePolicy.parse(args.resize)
-        tta = TTAConfig.parse(args.tta)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    base, about = _build_detector(args, postprocess=EVAL_POSTPROCESS, resize=resize)
-    detector = AugmentedDetector(base, tta)
+    plan = TTAPlan.parse(args.tta)
+    detector, about = _build_detector(args, postprocess=EVAL_POSTPROCESS, resize=resize)
     detections, seconds = {}, 0.0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
         decoded = [pool.submit(load_image, path) for path in paths.values()]
@@ -127,7 +129,7 @@ def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict,
             except (OSError, ImageDecodeError) as exc:
                 raise CommandError(f"{path}: {exc}") from None
             start = time.perf_counter()
-            detections[key] = detector.detect_one(rgb)
+            detections[key] = detector.detect_augmented(rgb, plan)
             seconds += time.perf_counter() - start
     return detections, seconds / max(1, len(paths)), about
 
@@ -173,7 +175,7 @@ def run_widerface(args: argparse.Namespace) -> int:
     for setting, r in result.settings.items():
         print(f"  {setting:<6} AP {100 * r.ap:6.2f}  ({r.faces} faces)")
     if seconds_per_image is not None:
-        print(f"  {1000 * seconds_per_image:.0f} ms per image (tta: {args.tta or 'none'})")
+        print(f"  {1000 * seconds_per_image:.0f} ms per image (tta: {args.tta})")
     if args.plot:
         from facelocal.evaluation.plots import plot_pr_curves
 
