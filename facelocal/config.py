@@ -142,7 +142,13 @@ class PostprocessConfig:
     post_nms_top_k: int = 750
     # The public reference leaves boxes unclipped; clipping keeps them inside the image.
     clip_boxes: bool = True
+    # The public reference's NMS counts a box as spanning x2 - x1 + 1 pixels (areas and overlaps); ours takes
+    # coordinates as continuous (x2 - x1).
+    plus_one: bool = False
 
 
 EVAL_POSTPROCESS = PostprocessConfig(score_threshold=0.02)
+# Pytorch_Retinaface's test_widerface.py: conf > 0.02, top 5000, NMS 0.4 with the +1 px convention, keep 750,
+# boxes not clipped.
+REFERENCE_EVAL_POSTPROCESS = PostprocessConfig(score_threshold=0.02, clip_boxes=False, plus_one=True)
 SERVE_POSTPROCESS = PostprocessConfig()

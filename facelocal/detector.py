@@ -12,8 +12,10 @@ import numpy as np
 from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
 from facelocal.facemesh import MESH_MIN_FACE, NUM_VERTICES, MeshInfer, OnnxFaceMesh, mesh_eligible, mesh_faces
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import ResizePolicy, to_canvas
+from facelocal.preprocess import Placement, ResizePolicy, to_canvas
 from facelocal.runtime import Forward, exported_forward, torch_forward
+from facelocal.tta import TTAPlan
+from facelocal.tta_ops import flip_image
 from facelocal.types import FaceDetections
 from facelocal.weights import preset_for
 
@@ -99,7 +101,26 @@ class Detector:
 
     def detect(self, images: Sequence[np.ndarray]) -> list[FaceDetections]:
         """Find faces in ``(H, W, 3)`` uint8 RGB images; results come back in input order."""
-        placements = [self.resize.plan(image.shape[1], image.shape[0]) for image in images]
+        results = self._detect_placed(images, [self.resize.plan(image.shape[1], image.shape[0]) for image in images])
+        if self.mesh is not None:
+            results = [self.add_meshes(image, faces) for image, faces in zip(images, results)]
+        return results
+
+    def detect_augmented(self, rgb: np.ndarray, plan: TTAPlan) -> FaceDetections:
+        """Faces in one ``(H, W, 3)`` uint8 RGB image over every view of ``plan`` (this detector's resize policy
+        first), each view post-processed (threshold, NMS) before the vote."""
+        if not plan.enabled:
+            return self.detect([rgb])[0]
+        height, width = rgb.shape[:2]
+        views = plan.views(width, height, self.resize)
+        mirrored = np.ascontiguousarray(flip_image(rgb)) if plan.flip else None
+        found = self._detect_placed([mirrored if view.mirrored else rgb for view in views], [view.placement for view in views])
+        faces = plan.merge(views, found, self.postprocess.post_nms_top_k)
+        return faces if self.mesh is None else self.add_meshes(rgb, faces)
+
+    def _detect_placed(self, images: Sequence[np.ndarray], placements: Sequence[Placement]) -> list[FaceDetections]:
+        """Each image's faces (no meshes) with the image put on the canvas as its placement says; placements
+        of one canvas shape go through the network as one batch."""
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, placement in enumerate(placements):
             groups[(placement.canvas_h, placement.canvas_w)].append(index)
@@ -114,8 +135,6 @@ class Detector:
                     results[i] = select_faces(
                         boxes[row], scores[row], landmarks[row], placements[i], width, height, self.postprocess
                     )
-        if self.mesh is not None:
-            results = [self.add_meshes(image, faces) for image, faces in zip(images, results)]
         return results
 
     def add_meshes(self, rgb: np.ndarray, faces: FaceDetections) -> FaceDetections:

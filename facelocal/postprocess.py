@@ -23,14 +23,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, plus_one: bool = False) -> np.ndarray:
     """Greedy non-maximum suppression.
 
     Returns indices of the kept boxes, by descending score. A box is dropped when its IoU with a kept,
     higher-scoring box exceeds ``iou_threshold``. Each step suppresses against all remaining boxes at once.
+    With ``plus_one`` (the public reference's convention) a box spans ``x2 - x1 + 1`` pixels, in areas and
+    overlaps alike.
     """
     order = np.argsort(-scores, kind="stable")
     boxes = boxes[order]
+    if plus_one:
+        boxes = boxes + np.array([0, 0, 1, 1], boxes.dtype)
     areas = box_area(boxes)
     alive = np.ones(len(order), dtype=bool)
     keep = []
@@ -81,7 +85,8 @@ def select_faces(
     candidates = np.nonzero(scores > config.score_threshold)[0]
     candidates = candidates[np.argsort(-scores[candidates], kind="stable")[: config.pre_nms_top_k]]
     candidates = candidates[shows_the_image(placement.to_image(boxes[candidates].astype(np.float32)), width, height)]
-    kept = candidates[nms(boxes[candidates], scores[candidates], config.nms_threshold)][: config.post_nms_top_k]
+    kept = candidates[nms(boxes[candidates], scores[candidates], config.nms_threshold, config.plus_one)]
+    kept = kept[: config.post_nms_top_k]
     out_boxes = placement.to_image(boxes[kept].astype(np.float32))
     if config.clip_boxes:
         np.clip(out_boxes[:, 0::2], 0, width, out=out_boxes[:, 0::2])

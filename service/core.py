@@ -9,15 +9,16 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from facelocal.config import PostprocessConfig
 from facelocal.contract import INPUT_DTYPE
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import Placement, ResizePolicy, to_canvas
-from facelocal.tta_ops import MultiScalePlan, box_voting, flip_image, unflip
+from facelocal.preprocess import ResizePolicy, to_canvas
+from facelocal.tta import View
+from facelocal.tta_ops import flip_image
 from facelocal.types import FaceDetections
 from service.alignment import align_face, encode_png_base64
 from service.backends.base import InferenceBackend
@@ -32,17 +33,13 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# IoU at which the views of test-time augmentation are voted into one face (as the paper and facelocal.tta).
-TTA_VOTE_IOU = 0.4
-
 
 @dataclass
 class _View:
-    """One way of showing the image to the network: its ``(3, S, S)`` canvas and where the image lies on it."""
+    """One view of the image (:meth:`facelocal.tta.TTAPlan.views`) and its ``(3, S, S)`` canvas."""
 
-    placement: Placement
+    view: View
     tensor: np.ndarray
-    mirrored: bool
 
 
 @dataclass
@@ -254,30 +251,17 @@ class DetectionCore:
         cover = None if keep_image else self.canvas_size
         decoded = decode(data, self.settings.max_pixels, cover, reserve=pixels.take)
         rgb = decoded.rgb
-        placements = self._placements(decoded.width, decoded.height, options.tta_multiscale)
-        views = [_View(placement, to_canvas(rgb, placement), mirrored=False) for placement in placements]
-        if options.tta_flip:
-            mirrored = np.ascontiguousarray(flip_image(rgb))
-            views += [_View(placement, to_canvas(mirrored, placement), mirrored=True) for placement in placements]
+        plan = options.tta_plan
+        mirrored = np.ascontiguousarray(flip_image(rgb)) if plan.flip else None
+        # The canvas is fixed: a scale whose long side exceeds it cannot run and is skipped rather than tiled.
+        views = [
+            _View(view, to_canvas(mirrored if view.mirrored else rgb, view.placement))
+            for view in plan.views(decoded.width, decoded.height, self._resize, max_canvas=self.canvas_size)
+        ]
         if not keep_image:
             rgb = None
             pixels.release()
         return _Prepared(decoded.width, decoded.height, rgb, views, (time.perf_counter() - started) * 1000.0)
-
-    def _placements(self, width: int, height: int, multiscale: bool) -> list[Placement]:
-        """The letterbox placement, plus with ``multiscale`` one per planned long side that fits the canvas.
-
-        The canvas is fixed, so a scale whose long side exceeds it cannot run; it is skipped rather than tiled.
-        """
-        placements = [self._resize.plan(width, height)]
-        if multiscale:
-            canvas = self.canvas_size
-            placements += [
-                replace(ResizePolicy("long", side).plan(width, height), canvas_w=canvas, canvas_h=canvas)
-                for side in MultiScalePlan().long_sides(width, height)
-                if side <= canvas
-            ]
-        return placements
 
     def _face_limit(self, options: DetectOptions) -> int:
         """The most faces one image returns: the request's ``max_faces``, capped by ``max_faces`` (or by
@@ -293,11 +277,12 @@ class DetectionCore:
             nms_threshold=options.nms_threshold,
             post_nms_top_k=self._post_nms_top_k,
         )
-        detections = []
-        for view, output in zip(prepared.views, outputs):
-            found = select_faces(output.boxes, output.scores, output.landmarks, view.placement, width, height, config)
-            detections.append(unflip(found) if view.mirrored else found)
-        faces = detections[0] if len(detections) == 1 else box_voting(detections, TTA_VOTE_IOU, config.post_nms_top_k)
+        views = [prepared_view.view for prepared_view in prepared.views]
+        detections = [
+            select_faces(output.boxes, output.scores, output.landmarks, view.placement, width, height, config)
+            for view, output in zip(views, outputs)
+        ]
+        faces = options.tta_plan.merge(views, detections, config.post_nms_top_k)
         faces, truncated = filter_faces(faces, options.min_face_size, self._face_limit(options))
         # The views ran concurrently, so the image waited as long as its slowest one.
         slowest = max(outputs, key=lambda output: output.queue_ms + output.inference_ms)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-# Spelled as ``facelocal eval --tta`` spells it.
-TTAMode = Literal["none", "flip", "multiscale", "flip,multiscale"]
+from facelocal.tta import TTAMode, TTAPlan
 
 
 class DetectOptions(BaseModel):
@@ -53,12 +50,8 @@ class DetectOptions(BaseModel):
     )
 
     @property
-    def tta_flip(self) -> bool:
-        return "flip" in self.tta.split(",")
-
-    @property
-    def tta_multiscale(self) -> bool:
-        return "multiscale" in self.tta.split(",")
+    def tta_plan(self) -> TTAPlan:
+        return TTAPlan.parse(self.tta)
 
 
 class Face(BaseModel):

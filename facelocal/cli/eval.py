@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 from facelocal.cli.common import add_calibration_argument, add_model_arguments
+from facelocal.config import EVAL_POSTPROCESS, PostprocessConfig
 from facelocal.runtime import PRECISIONS
+from facelocal.tta import TTA_MODES
 
 DEFAULT_VAL_IMAGES = Path("../shared/data/widerface/val_sample/images")
 DEFAULT_GROUND_TRUTH = Path("../shared/data/widerface/ground_truth")
@@ -24,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     wider.add_argument("--predictions", type=Path, help="evaluate this folder of official txt files instead of detecting")
     wider.add_argument("--save-predictions", type=Path, metavar="DIR", help="write the detections as official txt files")
     wider.add_argument("--plot", type=Path, metavar="PR.png", help="precision-recall curves, one per setting")
+    wider.add_argument(
+        "--image-list",
+        type=Path,
+        metavar="LIST.txt",
+        help="only these images (with --images or --predictions): one event/name a line, './' and '.jpg' "
+        "optional, as Pytorch_Retinaface's wider_val.txt",
+    )
     _add_detection_arguments(wider)
     wider.set_defaults(func=run_widerface)
 
@@ -53,9 +65,48 @@ def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     add_calibration_argument(parser)
     parser.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="evaluate this exported model (no torch)")
     parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
-    parser.add_argument("--tta", default="", help="test-time augmentation: flip, multiscale or flip,multiscale")
+    parser.add_argument(
+        "--tta", default="none", choices=TTA_MODES, help="test-time augmentation, spelled as the API's tta option"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results as JSON")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images (sorted)")
+    parser.add_argument("--limit", type=int, help="evaluate only N images, picked as --sample says")
+    parser.add_argument(
+        "--sample",
+        choices=("first", "stride", "random"),
+        default="first",
+        help="with --limit: the first N of the sorted images, N spread evenly over them (every event "
+        "represented), or N drawn at random with --seed (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample random (default: %(default)s)")
+    post = parser.add_argument_group(
+        "post-processing",
+        "what turns the network's output into faces (recorded in the JSON); Pytorch_Retinaface's "
+        "test_widerface.py is the defaults with --no-clip --plus-one",
+    )
+    post.add_argument("--score-threshold", type=float, default=EVAL_POSTPROCESS.score_threshold,
+                      help="keep scores above this (default: %(default)s)")
+    post.add_argument("--nms-threshold", type=float, default=EVAL_POSTPROCESS.nms_threshold,
+                      help="NMS drops a box whose IoU with a better one exceeds this (default: %(default)s)")
+    post.add_argument("--pre-nms-top-k", type=int, default=EVAL_POSTPROCESS.pre_nms_top_k,
+                      help="best scores kept before NMS (default: %(default)s)")
+    post.add_argument("--top-k", type=int, default=EVAL_POSTPROCESS.post_nms_top_k,
+                      help="faces kept after NMS (default: %(default)s)")
+    post.add_argument("--clip", action=argparse.BooleanOptionalAction, default=EVAL_POSTPROCESS.clip_boxes,
+                      help="clip boxes to the image (default: on; the reference leaves them unclipped)")
+    post.add_argument("--plus-one", action="store_true", default=EVAL_POSTPROCESS.plus_one,
+                      help="NMS counts a box as x2 - x1 + 1 pixels wide, as the reference does (default: off)")
+
+
+def _postprocess(args: argparse.Namespace) -> PostprocessConfig:
+    """The post-processing the arguments ask for."""
+    return PostprocessConfig(
+        score_threshold=args.score_threshold,
+        nms_threshold=args.nms_threshold,
+        pre_nms_top_k=args.pre_nms_top_k,
+        post_nms_top_k=args.top_k,
+        clip_boxes=args.clip,
+        plus_one=args.plus_one,
+    )
 
 
 def _build_detector(args: argparse.Namespace, **kwargs):
@@ -96,7 +147,7 @@ def _build_detector(args: argparse.Namespace, **kwargs):
 
 
 def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict, float, dict]:
-    """Run the detector (EVAL_POSTPROCESS, score 0.02) with the requested TTA over ``paths``.
+    """Run the detector (the requested post-processing and TTA) over ``paths``.
 
     Images are decoded in a thread pool ahead of the network. Returns the detections by key, the mean
     seconds per image (decode excluded) and the detector's description.
@@ -106,18 +157,18 @@ def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict,
     from tqdm import tqdm
 
     from facelocal.cli import CommandError
-    from facelocal.config import EVAL_POSTPROCESS
     from facelocal.imageio import ImageDecodeError, load_image
     from facelocal.preprocess import ResizePolicy
-    from facelocal.tta import AugmentedDetector, TTAConfig
+    from facelocal.tta import TTAPlan
 
     try:
         resize = ResizePolicy.parse(args.resize)
-        tta = TTAConfig.parse(args.tta)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    base, about = _build_detector(args, postprocess=EVAL_POSTPROCESS, resize=resize)
-    detector = AugmentedDetector(base, tta)
+    plan = TTAPlan.parse(args.tta)
+    postprocess = _postprocess(args)
+    detector, about = _build_detector(args, postprocess=postprocess, resize=resize)
+    about["postprocess"] = asdict(postprocess)
     detections, seconds = {}, 0.0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
         decoded = [pool.submit(load_image, path) for path in paths.values()]
@@ -127,14 +178,43 @@ def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict,
             except (OSError, ImageDecodeError) as exc:
                 raise CommandError(f"{path}: {exc}") from None
             start = time.perf_counter()
-            detections[key] = detector.detect_one(rgb)
+            detections[key] = detector.detect_augmented(rgb, plan)
             seconds += time.perf_counter() - start
     return detections, seconds / max(1, len(paths)), about
 
 
-def _limited(items: dict, limit: int | None) -> dict:
-    keys = sorted(items)[:limit] if limit is not None else sorted(items)
-    return {k: items[k] for k in keys}
+def _subset(keys: Iterable, args: argparse.Namespace) -> list:
+    """``keys`` sorted, cut to ``--limit`` as ``--sample`` says; a subset of the first N is biased by event
+    (WIDER's names sort by event), stride and random ones are not."""
+    keys = sorted(keys)
+    if args.limit is None or args.limit >= len(keys):
+        return keys
+    if args.sample == "stride":
+        return [keys[i * len(keys) // args.limit] for i in range(args.limit)]
+    if args.sample == "random":
+        return sorted(random.Random(args.seed).sample(keys, args.limit))
+    return keys[: args.limit]
+
+
+def _selected(items: dict, args: argparse.Namespace) -> dict:
+    """``items`` (keyed ``event/name``) restricted to ``--image-list`` and then ``--limit``."""
+    from facelocal.cli import CommandError
+
+    if args.image_list is not None:
+        if not args.image_list.is_file():
+            raise CommandError(f"image list {args.image_list} not found")
+        wanted = {_list_key(line) for line in args.image_list.read_text().splitlines() if line.strip()}
+        missing = wanted - set(items)
+        if missing:
+            raise CommandError(f"{len(missing)} listed images not found, e.g. {min(missing)}")
+        items = {key: items[key] for key in wanted}
+    return {key: items[key] for key in _subset(items, args)}
+
+
+def _list_key(line: str) -> str:
+    """``./event/name.jpg`` (a wider_val.txt line), ``event/name.jpg`` or ``event/name`` to ``event/name``."""
+    key = line.strip().removeprefix("./")
+    return key.removesuffix(".jpg")
 
 
 def run_widerface(args: argparse.Namespace) -> int:
@@ -150,12 +230,12 @@ def run_widerface(args: argparse.Namespace) -> int:
     if args.predictions:
         if not args.predictions.is_dir():
             raise CommandError(f"prediction folder {args.predictions} not found")
-        predictions = _limited(read_predictions(args.predictions), args.limit)
+        predictions = _selected(read_predictions(args.predictions), args)
         source = str(args.predictions)
     else:
         if not args.images.is_dir():
             raise CommandError(f"no validation images at {args.images}: pass --images DIR (EVENT/NAME.jpg) or --predictions DIR")
-        paths = _limited({f"{p.parent.name}/{p.stem}": p for p in args.images.glob("*/*.jpg")}, args.limit)
+        paths = _selected({f"{p.parent.name}/{p.stem}": p for p in args.images.glob("*/*.jpg")}, args)
         detections, seconds_per_image, about = _detect_all(args, paths)
         predictions = {key: detections_to_xywhs(found) for key, found in detections.items()}
         if args.save_predictions:
@@ -173,7 +253,7 @@ def run_widerface(args: argparse.Namespace) -> int:
     for setting, r in result.settings.items():
         print(f"  {setting:<6} AP {100 * r.ap:6.2f}  ({r.faces} faces)")
     if seconds_per_image is not None:
-        print(f"  {1000 * seconds_per_image:.0f} ms per image (tta: {args.tta or 'none'})")
+        print(f"  {1000 * seconds_per_image:.0f} ms per image (tta: {args.tta})")
     if args.plot:
         from facelocal.evaluation.plots import plot_pr_curves
 
@@ -203,7 +283,8 @@ def run_landmarks(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     labels = [image for image in labels if image.faces.has_landmarks.any()]
-    labels = sorted(labels, key=lambda image: image.path)[: args.limit]
+    chosen = set(_subset([image.path for image in labels], args))
+    labels = sorted((image for image in labels if image.path in chosen), key=lambda image: image.path)
     if not labels:
         raise CommandError(f"{args.labels} has no face with five landmarks")
     detections, seconds_per_image, about = _detect_all(args, {image.path: image.path for image in labels})

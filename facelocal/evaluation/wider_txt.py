@@ -21,7 +21,9 @@ def write_prediction(root: str | Path, key: str, faces: np.ndarray) -> Path:
     event, name = key.split("/")
     path = Path(root) / event / f"{name}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [name, str(len(faces))] + [f"{x:.3f} {y:.3f} {w:.3f} {h:.3f} {s:.6f}" for x, y, w, h, s in faces]
+    # Every digit that reads back as the same float64, so that the boxes read back are the boxes found
+    # (``x + w`` gives ``x2`` again) and truncating them to integers matches truncating the detections.
+    lines = [name, str(len(faces))] + [" ".join(repr(float(v)) for v in face) for face in faces]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -36,6 +36,43 @@ def test_eval_widerface_scores_a_folder_of_txt_predictions(tmp_path, ground_trut
     assert (tmp_path / "pr.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_eval_widerface_restricts_predictions_to_an_image_list_and_samples_by_stride(tmp_path):
+    reference = str(VAL_SAMPLE.parent / "pred_mnet0.25_release")
+    listed = tmp_path / "list.txt"
+    listed.write_text("./0--Parade/0_Parade_Parade_0_102.jpg\n1--Handshaking/1_Handshaking_Handshaking_1_275\n")
+    assert _eval_sample(tmp_path, "listed", "--predictions", reference, "--image-list", str(listed))["images"] == 2
+    # The sorted sample starts with 0--Parade's 10 images: a stride of 10 reaches 10 events, random ones several.
+    for sample in ("stride", "random"):
+        record = _eval_sample(tmp_path, sample, "--predictions", reference, "--limit", "10", "--sample", sample)
+        assert record["images"] == 10
+    listed.write_text("0--Parade/not_there\n")
+    assert main(["eval", "widerface", "--predictions", reference, "--gt", str(shared_file(*GT_DIR_FILE).parent),
+                 "--image-list", str(listed)]) == 2
+
+
+def test_subset_spreads_a_stride_and_seeds_a_random_draw():
+    from argparse import Namespace
+
+    from facelocal.cli.eval import _subset
+
+    keys = [f"{event}--E/{i}" for event in range(10) for i in range(10)]
+    stride = _subset(keys, Namespace(limit=10, sample="stride", seed=0))
+    assert len({key.split("/")[0] for key in stride}) == 10
+    assert _subset(keys, Namespace(limit=3, sample="first", seed=0)) == sorted(keys)[:3]
+    drawn = _subset(keys, Namespace(limit=10, sample="random", seed=1))
+    assert drawn == _subset(keys, Namespace(limit=10, sample="random", seed=1)) != _subset(
+        keys, Namespace(limit=10, sample="random", seed=2))
+    assert _subset(keys, Namespace(limit=None, sample="stride", seed=0)) == sorted(keys)
+
+
+def test_eval_help_lists_the_post_processing(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "widerface", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--score-threshold", "--nms-threshold", "--pre-nms-top-k", "--top-k", "--no-clip", "--plus-one"):
+        assert option in text
+
+
 def _eval_sample(tmp_path, name: str, *args: str) -> dict:
     """``facelocal eval widerface`` over the shared val sample; its JSON record."""
     out = tmp_path / f"{name}.json"
@@ -53,6 +90,8 @@ def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_pat
     assert summary["images"] == 6 and summary["ms_per_image"] > 0
     assert (summary["preset"], summary["runtime"]) == ("mobilenet0.25", "onnxruntime")
     assert summary["sha256"] == file_sha256(weights_path)
+    assert summary["postprocess"] == {"score_threshold": 0.02, "nms_threshold": 0.4, "pre_nms_top_k": 5000,
+                                      "post_nms_top_k": 750, "clip_boxes": True, "plus_one": False}
     written = sorted((tmp_path / "pred").glob("*/*.txt"))
     assert len(written) == 6
     lines = written[0].read_text().splitlines()

@@ -65,7 +65,7 @@ def test_box_voting_keeps_clusters_apart_below_the_threshold_and_averages_landma
 
 def test_flip_tta_on_a_real_photo_finds_the_same_faces_with_landmarks_unswapped(detector, selfie_rgb):
     from facelocal.postprocess import box_iou
-    from facelocal.tta import AugmentedDetector, TTAConfig
+    from facelocal.tta import TTAPlan
 
     plain = detector.detect([selfie_rgb])[0]
     plain = plain.select(plain.scores > 0.5)
@@ -79,7 +79,7 @@ def test_flip_tta_on_a_real_photo_finds_the_same_faces_with_landmarks_unswapped(
         assert np.mean(faces.landmarks[:, 0, 0] < faces.landmarks[:, 1, 0]) > 0.9
         assert np.mean(faces.landmarks[:, 3, 0] < faces.landmarks[:, 4, 0]) > 0.9
 
-    voted = AugmentedDetector(detector, TTAConfig.parse("flip")).detect_one(selfie_rgb)
+    voted = detector.detect_augmented(selfie_rgb, TTAPlan.parse("flip"))
     voted = voted.select(voted.scores > 0.5)
     # The mirrored view adds a few faces near the threshold (28 -> 31 here), never loses one.
     assert len(plain) <= len(voted) <= len(plain) + 3
@@ -87,13 +87,45 @@ def test_flip_tta_on_a_real_photo_finds_the_same_faces_with_landmarks_unswapped(
     assert np.mean(voted.landmarks[:, 0, 0] < voted.landmarks[:, 1, 0]) > 0.9
 
 
-def test_tta_parse_rejects_unknown_names():
-    from facelocal.tta import TTAConfig
+def test_tta_parse_takes_the_canonical_spellings_only():
+    from facelocal.tta import TTA_MODES, TTAPlan
 
-    assert TTAConfig.parse("flip,multiscale") == TTAConfig(flip=True, multiscale=True)
-    assert not TTAConfig.parse("").enabled
-    with pytest.raises(ValueError, match="unknown"):
-        TTAConfig.parse("rotate")
+    assert TTAPlan.parse("flip,multiscale") == TTAPlan(flip=True, multiscale=True)
+    assert not TTAPlan.parse("none").enabled
+    assert [TTAPlan.parse(mode).mode for mode in TTA_MODES] == list(TTA_MODES)
+    for text in ("rotate", "", "multiscale,flip", "flip, multiscale", "Flip"):
+        with pytest.raises(ValueError, match="unknown"):
+            TTAPlan.parse(text)
+
+
+def test_views_put_the_base_placement_first_then_the_scales_then_their_mirrors():
+    from facelocal.preprocess import ResizePolicy
+    from facelocal.tta import TTAPlan
+
+    base = ResizePolicy("letterbox", 640)
+    # 400x400 plans long sides 500 and 800 (short sides 500 and 800, at most 2x up).
+    views = TTAPlan(flip=True, multiscale=True).views(400, 400, base)
+    assert [(v.placement.resized_w, v.placement.canvas_w, v.mirrored) for v in views] == [
+        (400, 640, False), (500, 500, False), (800, 800, False), (400, 640, True), (500, 500, True), (800, 800, True)
+    ]
+    # On a fixed canvas the scales go onto it, and those beyond it are skipped.
+    fixed = TTAPlan(multiscale=True).views(400, 400, base, max_canvas=640)
+    assert [(v.placement.resized_w, v.placement.canvas_w) for v in fixed] == [(400, 640), (500, 640)]
+    assert TTAPlan().views(400, 400, base) == [views[0]]
+
+
+def test_merge_unflips_mirrored_views_and_leaves_a_single_view_alone():
+    from facelocal.preprocess import ResizePolicy
+    from facelocal.tta import TTAPlan
+
+    plan = TTAPlan(flip=True)
+    views = plan.views(100, 80, ResizePolicy())
+    plain = _faces([[10, 10, 30, 30]], [0.9])
+    mirrored = _faces([[70, 10, 90, 30]], [0.8])  # the same face, found on the mirrored image
+    merged = plan.merge(views, [plain, mirrored], max_faces=10)
+    assert len(merged) == 1 and merged.scores.tolist() == pytest.approx([0.9])
+    np.testing.assert_allclose(merged.boxes, [[10, 10, 30, 30]], atol=1e-5)
+    assert TTAPlan().merge(views[:1], [plain], max_faces=10) is plain
 
 
 def test_box_voting_keeps_a_box_of_no_area_as_its_own_face():

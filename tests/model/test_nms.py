@@ -37,3 +37,11 @@ def test_box_iou_known_values():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 0, 0]], np.float32)
     np.testing.assert_allclose(box_iou(a, b)[0], [1.0, 50 / 150, 0.0, 0.0], rtol=1e-6)
+
+
+def test_plus_one_nms_counts_a_box_as_one_pixel_wider_and_taller():
+    # Two 10x10 boxes overlapping 5 px across: IoU 50/150 = 0.33 continuous, 6*11/(2*121 - 66) = 0.375 with +1.
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32)
+    scores = np.array([0.9, 0.8], np.float32)
+    assert nms(boxes, scores, 0.35).tolist() == [0, 1]
+    assert nms(boxes, scores, 0.35, plus_one=True).tolist() == [0]

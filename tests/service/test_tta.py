@@ -62,7 +62,7 @@ def test_flip_keeps_every_face_found_without_it(results, name: str) -> None:
     assert len(large) >= 5
     best_iou = box_iou(large, boxes(flipped)).max(axis=1)
     # One turned face in selfie_group.jpg (x 287..333) is boxed differently when mirrored (IoU 0.64 between
-    # the views), so its vote lands at IoU 0.79; facelocal.tta.AugmentedDetector votes it identically.
+    # the views), so its vote lands at IoU 0.79; Detector.detect_augmented votes it identically.
     assert (best_iou >= 0.75).all(), best_iou
     assert (best_iou >= 0.8).mean() >= 0.95, best_iou
 
@@ -72,11 +72,10 @@ def test_flip_matches_the_torch_reference_tta(results, weights_path) -> None:
     from facelocal.detector import Detector
     from facelocal.imageio import load_image
     from facelocal.preprocess import ResizePolicy
-    from facelocal.tta import AugmentedDetector, TTAConfig
+    from facelocal.tta import TTAPlan
 
     detector = Detector.from_weights(weights_path, get_config(DEFAULT_CONFIG), resize=ResizePolicy("letterbox", 640))
-    reference = AugmentedDetector(detector, TTAConfig(flip=True))
-    expected = reference.detect_one(load_image(shared_file("images", "selfie_group.jpg")))
+    expected = detector.detect_augmented(load_image(shared_file("images", "selfie_group.jpg")), TTAPlan(flip=True))
     served = results["selfie_group.jpg", "flip"]
     assert len(served["faces"]) == len(expected)
     np.testing.assert_allclose(boxes(served), expected.boxes, atol=0.05)
@@ -133,3 +132,32 @@ def test_invalid_tta_is_rejected_by_rest_and_grpc(service, http) -> None:
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "tta" in raised.value.details()
+
+
+SPELLINGS = ("none", "flip", "multiscale", "flip,multiscale", "", "multiscale,flip", "flip, multiscale", "Flip", "rotate")
+
+
+@pytest.mark.parametrize("text", SPELLINGS)
+def test_the_cli_and_the_api_take_the_same_tta_spellings(text: str) -> None:
+    from pydantic import ValidationError
+
+    from facelocal.cli import build_parser
+    from facelocal.tta import TTA_MODES
+    from service.schemas import DetectOptions
+
+    try:
+        cli = build_parser().parse_args(["eval", "widerface", "--tta", text]).tta
+    except SystemExit:
+        cli = None
+    try:
+        api = DetectOptions(tta=text).tta
+    except ValidationError:
+        api = None
+    assert cli == api == (text if text in TTA_MODES else None)
+
+
+def test_the_openapi_enum_lists_the_canonical_spellings() -> None:
+    from facelocal.tta import TTA_MODES
+    from service.schemas import DetectOptions
+
+    assert DetectOptions.model_json_schema()["properties"]["tta"]["enum"] == list(TTA_MODES)
