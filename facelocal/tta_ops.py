@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -59,21 +60,31 @@ class MultiScalePlan:
         return sorted({max(1, round(long * s)) for s in planned})
 
 
-def box_voting(detections: Sequence[FaceDetections], iou_threshold: float = 0.4, max_faces: int = 750) -> FaceDetections:
+def box_voting(
+    detections: Sequence[FaceDetections],
+    iou_threshold: float = 0.4,
+    max_faces: int = 750,
+    score: Literal["max", "view_mean"] = "max",
+) -> FaceDetections:
     """Merge detections of one image from several views by box voting (as the public ``bbox_vote``).
 
     The union is visited by descending score; the best remaining box and every remaining box with IoU >=
     ``iou_threshold`` to it form a cluster. The cluster becomes one face: boxes and landmarks averaged with the
     scores as weights, the score the cluster's maximum. Unlike the public code (which drops a lone box unless it
     is the last), single-box clusters are kept as they are.
+
+    With ``score="view_mean"`` a cluster's score is instead each view's best score in it averaged over all the
+    views (a view that missed the face counts 0): a face seen by one view of four scores a quarter, so that a
+    threshold means about what it means on one view (the maximum lets every view's false positives through).
     """
     first = detections[0]
     boxes = np.concatenate([d.boxes for d in detections]).astype(np.float64)
     scores = np.concatenate([d.scores for d in detections]).astype(np.float64)
     point_count = first.landmarks.shape[1] * first.landmarks.shape[2]
     landmarks = np.concatenate([d.landmarks.reshape(len(d), point_count) for d in detections]).astype(np.float64)
+    views = np.concatenate([np.full(len(d), index) for index, d in enumerate(detections)])
     order = np.argsort(-scores, kind="stable")
-    boxes, scores, landmarks = boxes[order], scores[order], landmarks[order]
+    boxes, scores, landmarks, views = boxes[order], scores[order], landmarks[order], views[order]
     alive = np.ones(len(scores), bool)
     out_boxes, out_scores, out_landmarks = [], [], []
     for i in range(len(scores)):
@@ -86,7 +97,12 @@ def box_voting(detections: Sequence[FaceDetections], iou_threshold: float = 0.4,
         weights = scores[members] / scores[members].sum()
         out_boxes.append(weights @ boxes[members])
         out_landmarks.append(weights @ landmarks[members])
-        out_scores.append(scores[members].max())
+        if score == "max":
+            out_scores.append(scores[members].max())
+        else:
+            best = np.zeros(len(detections))
+            np.maximum.at(best, views[members], scores[members])
+            out_scores.append(best.mean())
     count = len(out_scores)
     return FaceDetections(
         np.asarray(out_boxes, np.float32).reshape(count, 4),

@@ -133,3 +133,11 @@ def test_box_voting_keeps_a_box_of_no_area_as_its_own_face():
     merged = box_voting([_faces([[8, 8, 8, 8], [0, 0, 10, 10]], [0.9, 0.5]), _faces([[1, 0, 11, 10]], [0.4])])
     np.testing.assert_allclose(merged.boxes, [[8, 8, 8, 8], [0.4444444, 0, 10.444445, 10]], atol=1e-5)
     assert merged.scores.tolist() == pytest.approx([0.9, 0.5])
+
+
+def test_view_mean_scores_a_face_by_the_views_that_saw_it():
+    both = [_faces([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.8]), _faces([[1, 0, 11, 10]], [0.7])]
+    merged = box_voting(both, score="view_mean")
+    # The first face: best 0.9 and 0.7 over two views; the second, seen by one view only: 0.8 / 2.
+    assert merged.scores.tolist() == pytest.approx([0.8, 0.4])
+    np.testing.assert_allclose(merged.boxes, box_voting(both).boxes)
