@@ -13,7 +13,7 @@ MESH_MODEL ?= artifacts/facemesh.onnx
 MESH_TARGET := $(if $(wildcard $(MESH_WEIGHTS)),$(MESH_MODEL))
 PYTEST_ARGS ?=
 
-.PHONY: setup serve test test-slow screenshot model model-int8 clean FORCE
+.PHONY: setup serve test test-slow lint screenshot model model-int8 clean FORCE
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,11 @@ $(MESH_MODEL): $(MESH_WEIGHTS) $(GRAPH_SOURCES) $(VENV)/.installed
 
 serve: $(MODEL) $(MESH_TARGET)
 	$(BIN)/facelocal serve --model-path $(MODEL) $(if $(MESH_TARGET),--mesh-model-path $(MESH_MODEL))
+
+# Style and correctness checks the tests do not make: ruff's lint rules and its formatting (pyproject.toml).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

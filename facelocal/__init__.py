@@ -5,8 +5,8 @@ so the serving package can use them; the network, detector, training and export 
 """
 
 from facelocal.config import PRESETS, ModelConfig, PostprocessConfig, get_config
+from facelocal.detections import FaceDetections
 from facelocal.preprocess import ResizePolicy
-from facelocal.types import FaceDetections
 
 __all__ = ["PRESETS", "FaceDetections", "ModelConfig", "PostprocessConfig", "ResizePolicy", "get_config"]
 __version__ = "0.1.0"

@@ -121,7 +121,7 @@ PRESETS: dict[str, ModelConfig] = {
 
 # The configuration of the Pytorch_Retinaface release checkpoint, used for files the library does not know
 # (facelocal.weights.KNOWN_CHECKPOINTS picks the preset of a known file by its hash).
-DEFAULT_CONFIG = "mobilenet0.25"
+DEFAULT_PRESET = "mobilenet0.25"
 
 
 def get_config(name: str) -> ModelConfig:

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
+from facelocal.detections import FaceDetections
 from facelocal.facemesh import MESH_MIN_FACE, NUM_VERTICES, MeshInfer, OnnxFaceMesh, mesh_eligible, mesh_faces
 from facelocal.postprocess import select_faces
-from facelocal.preprocess import Placement, ResizePolicy, to_canvas
+from facelocal.preprocess import ORIGINAL_SIZE, Placement, ResizePolicy, to_canvas
 from facelocal.runtime import Forward, exported_forward, torch_forward
 from facelocal.tta import TTAPlan
 from facelocal.tta_ops import flip_image
-from facelocal.types import FaceDetections
 from facelocal.weights import preset_for
 
 
@@ -36,7 +36,7 @@ class Detector:
         self,
         forward: Forward,
         postprocess: PostprocessConfig = SERVE_POSTPROCESS,
-        resize: ResizePolicy = ResizePolicy(),
+        resize: ResizePolicy = ORIGINAL_SIZE,
         max_batch_size: int = 16,
         mesh: MeshInfer | None = None,
         mesh_min_face: float = MESH_MIN_FACE,
@@ -103,7 +103,7 @@ class Detector:
         """Find faces in ``(H, W, 3)`` uint8 RGB images; results come back in input order."""
         results = self._detect_placed(images, [self.resize.plan(image.shape[1], image.shape[0]) for image in images])
         if self.mesh is not None:
-            results = [self.add_meshes(image, faces) for image, faces in zip(images, results)]
+            results = [self.add_meshes(image, faces) for image, faces in zip(images, results, strict=True)]
         return results
 
     def detect_augmented(self, rgb: np.ndarray, plan: TTAPlan) -> FaceDetections:
@@ -114,7 +114,9 @@ class Detector:
         height, width = rgb.shape[:2]
         views = plan.views(width, height, self.resize)
         mirrored = np.ascontiguousarray(flip_image(rgb)) if plan.flip else None
-        found = self._detect_placed([mirrored if view.mirrored else rgb for view in views], [view.placement for view in views])
+        found = self._detect_placed(
+            [mirrored if view.mirrored else rgb for view in views], [view.placement for view in views]
+        )
         faces = plan.merge(views, found, self.postprocess.post_nms_top_k)
         return faces if self.mesh is None else self.add_meshes(rgb, faces)
 
@@ -148,4 +150,6 @@ class Detector:
             meshes[eligible], mesh_scores[eligible] = mesh_faces(
                 rgb, faces.boxes[eligible], faces.landmarks[eligible], self.mesh, max_batch=self.max_batch_size
             )
-        return FaceDetections(faces.boxes, faces.scores, faces.landmarks, faces.width, faces.height, meshes, mesh_scores)
+        return FaceDetections(
+            faces.boxes, faces.scores, faces.landmarks, faces.width, faces.height, meshes, mesh_scores
+        )

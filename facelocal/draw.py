@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facelocal.types import FaceDetections
+from facelocal.detections import FaceDetections
 
 BOX_COLOUR = (0, 255, 0)
 # left eye, right eye, nose, left mouth corner, right mouth corner

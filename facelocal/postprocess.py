@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from facelocal.config import PostprocessConfig
+from facelocal.detections import FaceDetections
 from facelocal.preprocess import Placement
-from facelocal.types import FaceDetections
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
@@ -91,5 +91,7 @@ def select_faces(
     if config.clip_boxes:
         np.clip(out_boxes[:, 0::2], 0, width, out=out_boxes[:, 0::2])
         np.clip(out_boxes[:, 1::2], 0, height, out=out_boxes[:, 1::2])
-    out_landmarks = placement.to_image(landmarks[kept].astype(np.float32)).reshape(len(kept), landmarks.shape[-1] // 2, 2)
+    out_landmarks = placement.to_image(landmarks[kept].astype(np.float32)).reshape(
+        len(kept), landmarks.shape[-1] // 2, 2
+    )
     return FaceDetections(out_boxes, scores[kept].astype(np.float32), out_landmarks, width, height)

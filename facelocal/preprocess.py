@@ -53,6 +53,10 @@ class ResizePolicy:
         return Placement(scale, resized_w, resized_h, resized_w, resized_h)
 
 
+# The image as it is: the library's default (the service letterboxes instead).
+ORIGINAL_SIZE = ResizePolicy()
+
+
 @dataclass(frozen=True)
 class Placement:
     """An image resized by ``scale`` to ``resized_w x resized_h`` at the top-left of a ``canvas_w x canvas_h``

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
+from facelocal.detections import FaceDetections
 from facelocal.preprocess import Placement, ResizePolicy
 from facelocal.tta_ops import MultiScalePlan, box_voting, unflip
-from facelocal.types import FaceDetections
 
 # The spellings the CLI (``--tta``) and the API (``tta``) accept, and nothing else.
 TTAMode = Literal["none", "flip", "multiscale", "flip,multiscale"]

@@ -1,7 +1,7 @@
 """Test-time augmentation pieces that need no network (numpy only, so the serving side can reuse them):
 the horizontal flip and its inverse on detections, the multi-scale plan, and box voting.
 
-Landmarks are ordered left eye, right eye, nose, left mouth, right mouth (see ``facelocal.types``). Under a
+Landmarks are ordered left eye, right eye, nose, left mouth, right mouth (see ``facelocal.detections``). Under a
 mirror, the subject's left eye lands where a right eye would be, so un-flipping swaps the pairs back.
 """
 
@@ -13,8 +13,8 @@ from typing import Literal
 
 import numpy as np
 
+from facelocal.detections import FaceDetections, mirror_faces
 from facelocal.postprocess import box_iou
-from facelocal.types import FaceDetections, mirror_faces
 
 PAPER_SHORT_SIDES = (500, 800, 1100, 1400, 1700)
 

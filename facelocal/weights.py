@@ -8,7 +8,7 @@ import tomllib
 import warnings
 from pathlib import Path
 
-from facelocal.config import DEFAULT_CONFIG
+from facelocal.config import DEFAULT_PRESET
 
 WEIGHTS_ENV = "FACELOCAL_WEIGHTS"
 MESH_WEIGHTS_ENV = "FACELOCAL_MESH_WEIGHTS"
@@ -49,7 +49,7 @@ def preset_for(weights: str | os.PathLike, requested: str | None = None) -> str:
     """
     known = KNOWN_CHECKPOINTS.get(file_sha256(weights))
     if requested is None:
-        return known or DEFAULT_CONFIG
+        return known or DEFAULT_PRESET
     if known is not None and known != requested:
         warnings.warn(
             f"{weights} is a known {known} checkpoint, but preset {requested} was asked for; its faces will be "
@@ -73,9 +73,12 @@ def resolve_weights(explicit: str | os.PathLike | None = None, model: str | None
 
     ``model`` (a preset name) picks the entry; without one, the default preset's.
     """
-    model = model or DEFAULT_CONFIG
+    model = model or DEFAULT_PRESET
     return _resolve(
-        ("--weights", explicit), WEIGHTS_ENV, model, f"weights for {model}",
+        ("--weights", explicit),
+        WEIGHTS_ENV,
+        model,
+        f"weights for {model}",
         f'pass --weights PATH, set ${WEIGHTS_ENV}, or add [weights] "{model}" = "PATH" to {{config}}. '
         'See the README section "Getting the weights".',
     )
@@ -85,7 +88,10 @@ def resolve_mesh_weights(explicit: str | os.PathLike | None = None) -> Path:
     """MediaPipe's ``face_landmark.tflite``: the first of ``explicit``, ``$FACELOCAL_MESH_WEIGHTS`` and
     ``weights.facemesh`` in the config file (see :func:`resolve_weights`)."""
     return _resolve(
-        ("--mesh-weights", explicit), MESH_WEIGHTS_ENV, MESH_WEIGHTS_KEY, "FaceMesh model",
+        ("--mesh-weights", explicit),
+        MESH_WEIGHTS_ENV,
+        MESH_WEIGHTS_KEY,
+        "FaceMesh model",
         f"pass --mesh-weights PATH (MediaPipe's face_landmark.tflite), set ${MESH_WEIGHTS_ENV}, "
         f'or add [weights] {MESH_WEIGHTS_KEY} = "PATH" to {{config}}. See the README section "Dense face mesh".',
     )

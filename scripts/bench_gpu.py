@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facelocal.config import DEFAULT_CONFIG, SERVE_POSTPROCESS, get_config  # noqa: E402
+from facelocal.config import DEFAULT_PRESET, SERVE_POSTPROCESS, get_config  # noqa: E402
 from facelocal.contract import OUTPUT_NAMES, PRESET_KEY, TOP_K_KEY  # noqa: E402
 from facelocal.imageio import load_image  # noqa: E402
 from facelocal.models import build_model, load_pretrained  # noqa: E402
@@ -184,10 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{config_name:14s} {resolution:5s} {batch:5d} {ms:9.3f} {ms / batch:9.3f} {paper or '':>12}")
     for batch in (1, 8, 32):
-        ms = time_network(DEFAULT_CONFIG, 640, 640, batch, top_k=1000)
+        ms = time_network(DEFAULT_PRESET, 640, 640, batch, top_k=1000)
         rows.append(
             {
-                "model": f"{DEFAULT_CONFIG} serving graph (decode + top-1000)",
+                "model": f"{DEFAULT_PRESET} serving graph (decode + top-1000)",
                 "input": "640x640",
                 "batch": batch,
                 "ms_per_batch": ms,

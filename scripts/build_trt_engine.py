@@ -32,7 +32,7 @@ from service.backends.triton_config import (  # noqa: E402
     read_model_config,
 )
 
-DEFAULT_CONFIG = ROOT / "model_repository" / "retinaface_trt" / "config.pbtxt"
+DEFAULT_PRESET = ROOT / "model_repository" / "retinaface_trt" / "config.pbtxt"
 WORKSPACE_BYTES = 4 << 30
 
 
@@ -106,7 +106,7 @@ def build_engine(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", type=Path, default=ROOT / "model_repository" / "retinaface" / "1" / "model.onnx")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the TensorRT model's config.pbtxt")
+    parser.add_argument("--config", type=Path, default=DEFAULT_PRESET, help="the TensorRT model's config.pbtxt")
     parser.add_argument("--out", type=Path, help="default: model.plan in version 1 beside --config")
     parser.add_argument("--opt-batch", type=int, help="batch the kernels are tuned for (default: half the maximum)")
     parser.add_argument("--fp32", action="store_true", help="build in FP32 (parity checks, GPUs without FP16)")

@@ -59,13 +59,13 @@ def ensure_model(path: Path | None) -> Path:
         if not path.is_file():
             sys.exit(f"{path} not found; export it with: facelocal export onnx --out {path}")
         return path
-    from facelocal.config import DEFAULT_CONFIG, get_config
+    from facelocal.config import DEFAULT_PRESET, get_config
     from facelocal.export import export_onnx
     from facelocal.models import load_pretrained
 
     weights = ROOT.parent / "shared" / "data" / "weights" / "mobilenet0.25_Final.pth"
     out = Path(tempfile.mkdtemp(prefix="facelocal-load-")) / "model.onnx"
-    return export_onnx(load_pretrained(get_config(DEFAULT_CONFIG), weights), out)
+    return export_onnx(load_pretrained(get_config(DEFAULT_PRESET), weights), out)
 
 
 class Server:
@@ -76,9 +76,27 @@ class Server:
     ) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         command = [
-            sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--http-port", self.url.rsplit(":", 1)[1],
-            "--grpc-port", str(free_port()), "--model-path", str(model), "--max-batch-size", str(max_batch_size),
-            "--max-delay-ms", str(max_delay_ms), "--max-queue", str(max_queue), "--log-level", "warning", *extra,
+            sys.executable,
+            "-c",
+            SERVE,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            self.url.rsplit(":", 1)[1],
+            "--grpc-port",
+            str(free_port()),
+            "--model-path",
+            str(model),
+            "--max-batch-size",
+            str(max_batch_size),
+            "--max-delay-ms",
+            str(max_delay_ms),
+            "--max-queue",
+            str(max_queue),
+            "--log-level",
+            "warning",
+            *extra,
         ]
         self.process = subprocess.Popen(command, cwd=ROOT)  # this checkout's code, not an installed copy
         deadline = time.monotonic() + 60
@@ -183,16 +201,20 @@ def overload(model: Path, body: bytes, concurrency: int, seconds: float, max_del
         runs = {expect: asyncio.run(load(server.url, body, concurrency, seconds, expect)) for expect in (False, True)}
     finally:
         server.stop()
-    print(f"\nJPEG ({len(body)} bytes), POST /v1/detect, {concurrency} clients back to back for {seconds:.0f} s each, "
-          "max_batch_size 8, max_queue 64")
+    print(
+        f"\nJPEG ({len(body)} bytes), POST /v1/detect, {concurrency} clients back to back for {seconds:.0f} s each, "
+        "max_batch_size 8, max_queue 64"
+    )
     print(f"{'client':>22} {'status':>9} {'answers':>8} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for expect, latencies in runs.items():
         for status, times in sorted(latencies.items()):
             ms = np.array(times) * 1000.0
             client = "Expect: 100-continue" if expect else "body at once"
             label = "no answer" if status == NO_ANSWER else status
-            print(f"{client:>22} {label:>9} {len(ms):>8} {len(ms) / seconds:>8.1f} "
-                  f"{np.percentile(ms, 50):>8.1f} {np.percentile(ms, 99):>8.1f}")
+            print(
+                f"{client:>22} {label:>9} {len(ms):>8} {len(ms) / seconds:>8.1f} "
+                f"{np.percentile(ms, 50):>8.1f} {np.percentile(ms, 99):>8.1f}"
+            )
 
 
 def main() -> None:
@@ -228,16 +250,31 @@ def main() -> None:
                 batches = after["facelocal_inferences_total"] - before["facelocal_inferences_total"]
                 images = after["facelocal_batch_size_sum"] - before["facelocal_batch_size_sum"]
                 ms = np.array(successes) * 1000.0
-                rows.append((label, concurrency, len(successes), errors, len(successes) / elapsed,
-                             np.percentile(ms, 50), np.percentile(ms, 99), images / max(batches, 1)))
+                rows.append(
+                    (
+                        label,
+                        concurrency,
+                        len(successes),
+                        errors,
+                        len(successes) / elapsed,
+                        np.percentile(ms, 50),
+                        np.percentile(ms, 99),
+                        images / max(batches, 1),
+                    )
+                )
         finally:
             server.stop()
 
-    print(f"\nVGA JPEG (640x480, {len(body)} bytes), POST /v1/detect, {args.seconds:.0f} s per level, "
-          f"max_delay_ms {args.max_delay_ms}")
+    print(
+        f"\nVGA JPEG (640x480, {len(body)} bytes), POST /v1/detect, {args.seconds:.0f} s per level, "
+        f"max_delay_ms {args.max_delay_ms}"
+    )
     print(f"{'mode':32} {'conc':>4} {'reqs':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10}")
     for label, concurrency, count, errors, rps, p50, p99, mean_batch in rows:
-        print(f"{label:32} {concurrency:>4} {count:>6} {errors:>4} {rps:>8.1f} {p50:>8.1f} {p99:>8.1f} {mean_batch:>10.2f}")
+        print(
+            f"{label:32} {concurrency:>4} {count:>6} {errors:>4} {rps:>8.1f} {p50:>8.1f} {p99:>8.1f} "
+            f"{mean_batch:>10.2f}"
+        )
     by_key = {(row[0].startswith("batching"), row[1]): row[4] for row in rows}
     print("\nthroughput with batching / without, same run:")
     for concurrency in args.concurrency:

@@ -4,7 +4,8 @@
 Each image is run once per view (the original size, its mirror, 1.5x and 2x up with and without the mirror,
 the long side capped at 2000 px as in :class:`facelocal.tta_ops.MultiScalePlan`), each view timed on its own;
 a plan is then a choice of views per image, voted as :class:`facelocal.tta.TTAPlan` votes (box voting at IoU
-0.4, the cluster scored by its best score or by the views' mean, see ``box_voting``), its time the sum of its views' times. So every plan is scored on the same detections, and the time ratios
+0.4, the cluster scored by its best score or by the views' mean, see ``box_voting``), its time the sum of its
+views' times. So every plan is scored on the same detections, and the time ratios
 come from one run. "if small" plans add their upscales only to images whose first pass found a face scoring at
 least 0.3 with a shorter side under 24 px. Precision at 0.5 is the share of faces scoring at least 0.5 that
 overlap an annotated face (any, IoU >= 0.5): what the API returns at its default threshold.
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from facelocal.config import EVAL_POSTPROCESS
+from facelocal.detections import FaceDetections
 from facelocal.detector import Detector
 from facelocal.evaluation.wider_txt import detections_to_xywhs
 from facelocal.evaluation.widerface import evaluate, load_ground_truth
@@ -30,7 +32,6 @@ from facelocal.postprocess import box_iou
 from facelocal.preprocess import ResizePolicy
 from facelocal.tta import VOTE_IOU
 from facelocal.tta_ops import box_voting, flip_image, unflip
-from facelocal.types import FaceDetections
 
 View = tuple[float, bool]  # (upscale, mirrored)
 BASE, MIRROR = (1.0, False), (1.0, True)

@@ -18,5 +18,7 @@ def require_bearer(authorization: str | None, key: SecretStr | None, how_to: str
     if key is None:
         return
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), key.get_secret_value().encode()):
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        token.strip().encode(), key.get_secret_value().encode()
+    ):
         raise unauthorized(f"missing or invalid API key; send {how_to} 'Authorization: Bearer <key>'")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             "or pass --mesh-model-path none to serve without return_mesh."
         )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from service.app import run as run_service
+    from service.main import run as run_service
 
     run_service(settings)
     return 0

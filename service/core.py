@@ -15,11 +15,11 @@ import numpy as np
 
 from facelocal.config import PostprocessConfig
 from facelocal.contract import INPUT_DTYPE
+from facelocal.detections import FaceDetections
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import ResizePolicy, to_canvas
 from facelocal.tta import View
 from facelocal.tta_ops import flip_image
-from facelocal.types import FaceDetections
 from service.alignment import align_face, encode_png_base64
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
@@ -29,7 +29,6 @@ from service.mesh import MeshStage
 from service.metrics import ServiceMetrics
 from service.schemas import DetectOptions, Face, ImageResult, ModelInfo, Timings
 from service.settings import Settings
-
 
 logger = logging.getLogger(__name__)
 
@@ -231,9 +230,7 @@ class DetectionCore:
                 f"{len(items)} images in one batch; the limit is {self.settings.max_batch_images}",
                 code="too_many_images",
             )
-        outcomes = await asyncio.gather(
-            *(self._detect_item(item, options) for item in items), return_exceptions=True
-        )
+        outcomes = await asyncio.gather(*(self._detect_item(item, options) for item in items), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, ServiceError):
                 raise outcome  # cancellation: the caller went away
@@ -280,7 +277,7 @@ class DetectionCore:
         views = [prepared_view.view for prepared_view in prepared.views]
         detections = [
             select_faces(output.boxes, output.scores, output.landmarks, view.placement, width, height, config)
-            for view, output in zip(views, outputs)
+            for view, output in zip(views, outputs, strict=True)
         ]
         faces = options.tta_plan.merge(views, detections, config.post_nms_top_k)
         faces, truncated = filter_faces(faces, options.min_face_size, self._face_limit(options))
@@ -293,7 +290,7 @@ class DetectionCore:
                 landmarks=entry["landmarks"] if options.return_landmarks else None,
                 crop=encode_png_base64(align_face(prepared.rgb, points)) if options.return_crops else None,
             )
-            for entry, points in zip(faces.faces(), faces.landmarks)
+            for entry, points in zip(faces.faces(), faces.landmarks, strict=True)
         ]
         return ImageResult(
             width=width,

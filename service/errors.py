@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 from facelocal.imageio import ImageDecodeError
 
-
 # Decoder codes whose HTTP status is not 400.
 _DECODE_STATUS = {"image_too_large": 413, "unsupported_format": 415}
 

@@ -64,9 +64,7 @@ class Face(BaseModel):
         description="five [x, y] points: left eye, right eye, nose, left and right mouth corner "
         "(absent when return_landmarks is false)",
     )
-    crop: str | None = Field(
-        None, description="112x112 ArcFace-aligned face as base64 PNG (only with return_crops)"
-    )
+    crop: str | None = Field(None, description="112x112 ArcFace-aligned face as base64 PNG (only with return_crops)")
     mesh: list[list[float]] | None = Field(
         None,
         description="468 [x, y, z] FaceMesh vertices in image pixels, z the relative depth on the same scale "

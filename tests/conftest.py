@@ -1,6 +1,6 @@
 """Shared fixtures: the real weights exported to ONNX once per session, and real servers on loopback.
 
-``start_service(**settings)`` starts REST + gRPC through :func:`service.app.serve` (the code
+``start_service(**settings)`` starts REST + gRPC through :func:`service.main.serve` (the code
 ``facelocal serve`` runs) on free 127.0.0.1 ports in a background thread, waits until ``/readyz``
 answers 200 and returns a :class:`RunningService`. ``service`` is a default one shared by the session.
 """
@@ -48,12 +48,12 @@ def weights_path() -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_model_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> Path:
-    """The shipped checkpoint exported with DEFAULT_CONFIG, dynamic batch/height/width (about 1 s)."""
-    from facelocal.config import DEFAULT_CONFIG, get_config
+    """The shipped checkpoint exported with DEFAULT_PRESET, dynamic batch/height/width (about 1 s)."""
+    from facelocal.config import DEFAULT_PRESET, get_config
     from facelocal.export import export_onnx
     from facelocal.models import load_pretrained
 
-    model = load_pretrained(get_config(DEFAULT_CONFIG), weights_path)
+    model = load_pretrained(get_config(DEFAULT_PRESET), weights_path)
     return export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
 
@@ -92,9 +92,9 @@ class RunningService:
 
 
 def launch_service(settings, wait_ready: bool = True, backend=None) -> RunningService:
-    """Run :func:`service.app.serve` (over ``backend`` if given) in a thread with its own event loop; optionally
+    """Run :func:`service.main.serve` (over ``backend`` if given) in a thread with its own event loop; optionally
     wait for /readyz."""
-    from service.app import serve
+    from service.main import serve
 
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

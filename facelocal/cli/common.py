@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facelocal.config import DEFAULT_CONFIG, PRESETS
+from facelocal.config import DEFAULT_PRESET, PRESETS
 
 # Calibration images for int8 that are no evaluation images: the 300-W Helen test faces and the shared photos.
 DEFAULT_CALIBRATION = [Path("../shared/data/landmarks/300w_helen_test/images"), Path("../shared/data/images")]
@@ -13,7 +13,7 @@ DEFAULT_CALIBRATION = [Path("../shared/data/landmarks/300w_helen_test/images"), 
 
 def add_preset_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     """``--preset NAME`` (``--config`` is its old spelling, kept for one release)."""
-    fallback = f"the one a known checkpoint was trained with, else {DEFAULT_CONFIG}" if default is None else default
+    fallback = f"the one a known checkpoint was trained with, else {DEFAULT_PRESET}" if default is None else default
     parser.add_argument(
         "--preset",
         "--config",

@@ -26,8 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     wider = tasks.add_parser("widerface", help="Easy/Medium/Hard AP with the official protocol")
     wider.add_argument("--images", type=Path, default=DEFAULT_VAL_IMAGES, help="WIDER layout: EVENT/NAME.jpg")
     wider.add_argument("--gt", type=Path, default=DEFAULT_GROUND_TRUTH, help="folder of the official .mat files")
-    wider.add_argument("--predictions", type=Path, help="evaluate this folder of official txt files instead of detecting")
-    wider.add_argument("--save-predictions", type=Path, metavar="DIR", help="write the detections as official txt files")
+    wider.add_argument(
+        "--predictions", type=Path, help="evaluate this folder of official txt files instead of detecting"
+    )
+    wider.add_argument(
+        "--save-predictions", type=Path, metavar="DIR", help="write the detections as official txt files"
+    )
     wider.add_argument("--plot", type=Path, metavar="PR.png", help="precision-recall curves, one per setting")
     wider.add_argument(
         "--image-list",
@@ -83,18 +87,39 @@ def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
         "what turns the network's output into faces (recorded in the JSON); Pytorch_Retinaface's "
         "test_widerface.py is the defaults with --no-clip --plus-one",
     )
-    post.add_argument("--score-threshold", type=float, default=EVAL_POSTPROCESS.score_threshold,
-                      help="keep scores above this (default: %(default)s)")
-    post.add_argument("--nms-threshold", type=float, default=EVAL_POSTPROCESS.nms_threshold,
-                      help="NMS drops a box whose IoU with a better one exceeds this (default: %(default)s)")
-    post.add_argument("--pre-nms-top-k", type=int, default=EVAL_POSTPROCESS.pre_nms_top_k,
-                      help="best scores kept before NMS (default: %(default)s)")
-    post.add_argument("--top-k", type=int, default=EVAL_POSTPROCESS.post_nms_top_k,
-                      help="faces kept after NMS (default: %(default)s)")
-    post.add_argument("--clip", action=argparse.BooleanOptionalAction, default=EVAL_POSTPROCESS.clip_boxes,
-                      help="clip boxes to the image (default: on; the reference leaves them unclipped)")
-    post.add_argument("--plus-one", action="store_true", default=EVAL_POSTPROCESS.plus_one,
-                      help="NMS counts a box as x2 - x1 + 1 pixels wide, as the reference does (default: off)")
+    post.add_argument(
+        "--score-threshold",
+        type=float,
+        default=EVAL_POSTPROCESS.score_threshold,
+        help="keep scores above this (default: %(default)s)",
+    )
+    post.add_argument(
+        "--nms-threshold",
+        type=float,
+        default=EVAL_POSTPROCESS.nms_threshold,
+        help="NMS drops a box whose IoU with a better one exceeds this (default: %(default)s)",
+    )
+    post.add_argument(
+        "--pre-nms-top-k",
+        type=int,
+        default=EVAL_POSTPROCESS.pre_nms_top_k,
+        help="best scores kept before NMS (default: %(default)s)",
+    )
+    post.add_argument(
+        "--top-k", type=int, default=EVAL_POSTPROCESS.post_nms_top_k, help="faces kept after NMS (default: %(default)s)"
+    )
+    post.add_argument(
+        "--clip",
+        action=argparse.BooleanOptionalAction,
+        default=EVAL_POSTPROCESS.clip_boxes,
+        help="clip boxes to the image (default: on; the reference leaves them unclipped)",
+    )
+    post.add_argument(
+        "--plus-one",
+        action="store_true",
+        default=EVAL_POSTPROCESS.plus_one,
+        help="NMS counts a box as x2 - x1 + 1 pixels wide, as the reference does (default: off)",
+    )
 
 
 def _postprocess(args: argparse.Namespace) -> PostprocessConfig:
@@ -172,7 +197,8 @@ def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict,
     detections, seconds = {}, 0.0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
         decoded = [pool.submit(load_image, path) for path in paths.values()]
-        for (key, path), future in tqdm(zip(paths.items(), decoded), total=len(paths), desc="detect", unit="img"):
+        progress = tqdm(zip(paths.items(), decoded, strict=True), total=len(paths), desc="detect", unit="img")
+        for (key, path), future in progress:
             try:
                 rgb = future.result()
             except (OSError, ImageDecodeError) as exc:
@@ -234,7 +260,9 @@ def run_widerface(args: argparse.Namespace) -> int:
         source = str(args.predictions)
     else:
         if not args.images.is_dir():
-            raise CommandError(f"no validation images at {args.images}: pass --images DIR (EVENT/NAME.jpg) or --predictions DIR")
+            raise CommandError(
+                f"no validation images at {args.images}: pass --images DIR (EVENT/NAME.jpg) or --predictions DIR"
+            )
         paths = _selected({f"{p.parent.name}/{p.stem}": p for p in args.images.glob("*/*.jpg")}, args)
         detections, seconds_per_image, about = _detect_all(args, paths)
         predictions = {key: detections_to_xywhs(found) for key, found in detections.items()}
@@ -290,9 +318,14 @@ def run_landmarks(args: argparse.Namespace) -> int:
     detections, seconds_per_image, about = _detect_all(args, {image.path: image.path for image in labels})
     result = evaluate_landmarks(labels, detections)
     summary = result.summary()
-    print(f"landmarks on {len(labels)} images: {summary['faces_matched']} faces matched, {summary['faces_missed']} missed")
+    print(
+        f"landmarks on {len(labels)} images: {summary['faces_matched']} faces matched, {summary['faces_missed']} missed"
+    )
     if summary["mean_nme"] is not None:
-        print(f"  mean NME {100 * summary['mean_nme']:.2f}%  failure rate (NME > 10%) {100 * summary['failure_rate']:.2f}%")
+        print(
+            f"  mean NME {100 * summary['mean_nme']:.2f}%  "
+            f"failure rate (NME > 10%) {100 * summary['failure_rate']:.2f}%"
+        )
         for name, value in summary["per_landmark_nme"].items():
             print(f"  {name:<12} {100 * value:.2f}%")
     if args.plot:
@@ -300,6 +333,12 @@ def run_landmarks(args: argparse.Namespace) -> int:
 
         print(f"  curve: {plot_ced(*cumulative_error_distribution(result.nme), args.plot)}")
     if args.json:
-        record = {"labels": str(args.labels), **about, "tta": args.tta, "ms_per_image": 1000 * seconds_per_image, **summary}
+        record = {
+            "labels": str(args.labels),
+            **about,
+            "tta": args.tta,
+            "ms_per_image": 1000 * seconds_per_image,
+            **summary,
+        }
         args.json.write_text(json.dumps(record, indent=2))
     return 0

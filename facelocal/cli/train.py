@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 
 from facelocal.cli.common import add_preset_argument
-from facelocal.config import DEFAULT_CONFIG
+from facelocal.config import DEFAULT_PRESET
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train or fine-tune a model", description=__doc__)
-    add_preset_argument(parser, default=DEFAULT_CONFIG)
+    add_preset_argument(parser, default=DEFAULT_PRESET)
     parser.add_argument("--data", required=True, type=Path, help="label.txt, wider_face_*_bbx_gt.txt or a folder")
     parser.add_argument("--images", type=Path, help="image root (default: images/ beside the annotations)")
     parser.add_argument("--out", required=True, type=Path, help="folder for checkpoints and CSV logs")

@@ -14,7 +14,7 @@ from PIL import Image
 
 from facelocal.contract import RGB_MEAN
 from facelocal.data.annotations import FaceAnnotations
-from facelocal.types import mirror_faces
+from facelocal.detections import mirror_faces
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from facelocal.data.annotations import LabelledImage
+from facelocal.detections import LANDMARK_NAMES, FaceDetections
 from facelocal.postprocess import box_iou
-from facelocal.types import LANDMARK_NAMES, FaceDetections
 
 FAILURE_NME = 0.10
 MATCH_IOU = 0.5

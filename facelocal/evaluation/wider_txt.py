@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelocal.types import FaceDetections
+from facelocal.detections import FaceDetections
 
 
 def detections_to_xywhs(detections: FaceDetections) -> np.ndarray:

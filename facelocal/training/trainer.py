@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facelocal.anchors import generate_anchors
-from facelocal.config import DEFAULT_CONFIG, get_config
+from facelocal.config import DEFAULT_PRESET, get_config
 from facelocal.data.annotations import LabelledImage
 from facelocal.data.augment import AugmentConfig, Augmenter
 from facelocal.data.dataset import FaceDataset, TrainBatch, collate
@@ -45,7 +45,7 @@ class TrainConfig:
     """
 
     out_dir: Path
-    model: str = DEFAULT_CONFIG
+    model: str = DEFAULT_PRESET
     batch_size: int = 32
     momentum: float = 0.9
     weight_decay: float = 5e-4

@@ -16,9 +16,9 @@ from service.auth import require_bearer
 from service.core import DetectionCore
 from service.errors import ServiceError
 from service.grpc import converters
-from service.grpc.status import grpc_status
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
+from service.grpc.status import grpc_status
 from service.metrics import record_request
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,9 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         async with self._handling(context, "ListModels"):
-            return pb.ListModelsResponse(models=[converters.model_info_to_proto(info) for info in self._core.model_infos()])
+            return pb.ListModelsResponse(
+                models=[converters.model_info_to_proto(info) for info in self._core.model_infos()]
+            )
 
     async def _detect_frame(self, request: pb.DetectRequest) -> pb.DetectStreamResponse:
         started = time.perf_counter()

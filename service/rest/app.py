@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, core: DetectionCore) -> FastAPI:
-    """The REST API over ``core``. The caller starts and stops the core (see :mod:`service.app`), and calls
+    """The REST API over ``core``. The caller starts and stops the core (see :mod:`service.main`), and calls
     ``app.state.body_reads.stop()`` when it starts shutting down."""
     app = FastAPI(
         title="facelocal",

@@ -34,9 +34,7 @@ def check_declared_type(declared: str, data: bytes) -> None:
     """415 when the bytes are a different known format than the declared media type says."""
     sniffed = sniff_format(data)
     if sniffed is not None and sniffed != MEDIA_TYPES[declared]:
-        raise unsupported_media_type(
-            f"declared {declared} but the data is {sniffed}", code="content_type_mismatch"
-        )
+        raise unsupported_media_type(f"declared {declared} but the data is {sniffed}", code="content_type_mismatch")
 
 
 async def read_image(request: Request, query: DetectOptions) -> tuple[bytes, DetectOptions]:
@@ -122,5 +120,3 @@ async def _parse_json(request: Request, model: type[ModelT]) -> ModelT:
         return model.model_validate(payload)
     except ValidationError as exc:
         raise validation_error(format_validation_errors(exc.errors())) from None
-
-

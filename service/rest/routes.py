@@ -35,7 +35,11 @@ def _request_body(
     """The OpenAPI requestBody for routes that read the body themselves (several content types)."""
     content = {
         "multipart/form-data": {
-            "schema": {"type": "object", "properties": {multipart_field: multipart_schema}, "required": [multipart_field]}
+            "schema": {
+                "type": "object",
+                "properties": {multipart_field: multipart_schema},
+                "required": [multipart_field],
+            }
         },
         "application/json": {"schema": json_model.model_json_schema()},
         **{raw: _BINARY for raw in raw_types},

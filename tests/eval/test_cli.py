@@ -23,10 +23,20 @@ def test_eval_widerface_scores_a_folder_of_txt_predictions(tmp_path, ground_trut
         g = ground_truth[key]
         write_prediction(tmp_path / "pred", key, np.column_stack([g.boxes, np.linspace(1, 0.5, len(g.boxes))]))
     out = tmp_path / "out.json"
-    code = main([
-        "eval", "widerface", "--predictions", str(tmp_path / "pred"), "--gt", str(shared_file(*GT_DIR_FILE).parent),
-        "--json", str(out), "--plot", str(tmp_path / "pr.png"),
-    ])
+    code = main(
+        [
+            "eval",
+            "widerface",
+            "--predictions",
+            str(tmp_path / "pred"),
+            "--gt",
+            str(shared_file(*GT_DIR_FILE).parent),
+            "--json",
+            str(out),
+            "--plot",
+            str(tmp_path / "pr.png"),
+        ]
+    )
     assert code == 0
     summary = json.loads(out.read_text())
     assert summary["images"] == 5
@@ -46,8 +56,21 @@ def test_eval_widerface_restricts_predictions_to_an_image_list_and_samples_by_st
         record = _eval_sample(tmp_path, sample, "--predictions", reference, "--limit", "10", "--sample", sample)
         assert record["images"] == 10
     listed.write_text("0--Parade/not_there\n")
-    assert main(["eval", "widerface", "--predictions", reference, "--gt", str(shared_file(*GT_DIR_FILE).parent),
-                 "--image-list", str(listed)]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "widerface",
+                "--predictions",
+                reference,
+                "--gt",
+                str(shared_file(*GT_DIR_FILE).parent),
+                "--image-list",
+                str(listed),
+            ]
+        )
+        == 2
+    )
 
 
 def test_subset_spreads_a_stride_and_seeds_a_random_draw():
@@ -60,8 +83,11 @@ def test_subset_spreads_a_stride_and_seeds_a_random_draw():
     assert len({key.split("/")[0] for key in stride}) == 10
     assert _subset(keys, Namespace(limit=3, sample="first", seed=0)) == sorted(keys)[:3]
     drawn = _subset(keys, Namespace(limit=10, sample="random", seed=1))
-    assert drawn == _subset(keys, Namespace(limit=10, sample="random", seed=1)) != _subset(
-        keys, Namespace(limit=10, sample="random", seed=2))
+    assert (
+        drawn
+        == _subset(keys, Namespace(limit=10, sample="random", seed=1))
+        != _subset(keys, Namespace(limit=10, sample="random", seed=2))
+    )
     assert _subset(keys, Namespace(limit=None, sample="stride", seed=0)) == sorted(keys)
 
 
@@ -76,22 +102,38 @@ def test_eval_help_lists_the_post_processing(capsys):
 def _eval_sample(tmp_path, name: str, *args: str) -> dict:
     """``facelocal eval widerface`` over the shared val sample; its JSON record."""
     out = tmp_path / f"{name}.json"
-    code = main([
-        "eval", "widerface", "--images", str(VAL_SAMPLE), "--gt", str(shared_file(*GT_DIR_FILE).parent),
-        "--json", str(out), *args,
-    ])
+    code = main(
+        [
+            "eval",
+            "widerface",
+            "--images",
+            str(VAL_SAMPLE),
+            "--gt",
+            str(shared_file(*GT_DIR_FILE).parent),
+            "--json",
+            str(out),
+            *args,
+        ]
+    )
     assert code == 0
     return json.loads(out.read_text())
 
 
 def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_path, weights_path):
-    summary = _eval_sample(tmp_path, "ort", "--weights", str(weights_path), "--limit", "6",
-                           "--save-predictions", str(tmp_path / "pred"))
+    summary = _eval_sample(
+        tmp_path, "ort", "--weights", str(weights_path), "--limit", "6", "--save-predictions", str(tmp_path / "pred")
+    )
     assert summary["images"] == 6 and summary["ms_per_image"] > 0
     assert (summary["preset"], summary["runtime"]) == ("mobilenet0.25", "onnxruntime")
     assert summary["sha256"] == file_sha256(weights_path)
-    assert summary["postprocess"] == {"score_threshold": 0.02, "nms_threshold": 0.4, "pre_nms_top_k": 5000,
-                                      "post_nms_top_k": 750, "clip_boxes": True, "plus_one": False}
+    assert summary["postprocess"] == {
+        "score_threshold": 0.02,
+        "nms_threshold": 0.4,
+        "pre_nms_top_k": 5000,
+        "post_nms_top_k": 750,
+        "clip_boxes": True,
+        "plus_one": False,
+    }
     written = sorted((tmp_path / "pred").glob("*/*.txt"))
     assert len(written) == 6
     lines = written[0].read_text().splitlines()
@@ -124,16 +166,33 @@ def test_sample_ap_matches_the_reference_pipeline(tmp_path, weights_path):
 
 
 def test_eval_widerface_without_images_says_what_to_pass(tmp_path, capsys):
-    code = main(["eval", "widerface", "--images", str(tmp_path / "none"), "--gt", str(shared_file(*GT_DIR_FILE).parent)])
+    code = main(
+        ["eval", "widerface", "--images", str(tmp_path / "none"), "--gt", str(shared_file(*GT_DIR_FILE).parent)]
+    )
     assert code == 2 and "--predictions" in capsys.readouterr().err
 
 
 def test_bench_emits_every_stage_for_each_backend(tmp_path, weights_path):
     out = tmp_path / "bench.json"
-    code = main([
-        "bench", "--sizes", "vga", "--repeats", "2", "--threads", "1", "--weights", str(weights_path),
-        "--backends", "onnxruntime,torch", "--photo", str(shared_file("images", "selfie_group.jpg")), "--json", str(out),
-    ])
+    code = main(
+        [
+            "bench",
+            "--sizes",
+            "vga",
+            "--repeats",
+            "2",
+            "--threads",
+            "1",
+            "--weights",
+            str(weights_path),
+            "--backends",
+            "onnxruntime,torch",
+            "--photo",
+            str(shared_file("images", "selfie_group.jpg")),
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     assert report["cpu"] and report["config"] == "mobilenet0.25"
@@ -149,11 +208,24 @@ def test_bench_emits_every_stage_for_each_backend(tmp_path, weights_path):
 
 def test_bench_mesh_reports_the_cost_per_face_beside_the_detector(tmp_path, weights_path, mesh_weights_path, capsys):
     out = tmp_path / "mesh.json"
-    code = main([
-        "bench", "--mesh", "--repeats", "1", "--threads", "1", "--weights", str(weights_path),
-        "--mesh-weights", str(mesh_weights_path), "--photo", str(shared_file("images", "selfie_group.jpg")),
-        "--json", str(out),
-    ])
+    code = main(
+        [
+            "bench",
+            "--mesh",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--weights",
+            str(weights_path),
+            "--mesh-weights",
+            str(mesh_weights_path),
+            "--photo",
+            str(shared_file("images", "selfie_group.jpg")),
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     assert "mesh / face, single" in capsys.readouterr().out
     (record,) = json.loads(out.read_text())["mesh"]
@@ -164,11 +236,28 @@ def test_bench_mesh_reports_the_cost_per_face_beside_the_detector(tmp_path, weig
 
 def test_bench_peers_puts_yunet_and_openvino_in_the_same_run(tmp_path, weights_path, capsys):
     out = tmp_path / "bench.json"
-    code = main([
-        "bench", "--sizes", "vga", "--repeats", "2", "--threads", "1", "--weights", str(weights_path),
-        "--backends", "onnxruntime,openvino:bf16", "--peers", "--yunet", str(shared_file("peers", YUNET)),
-        "--photo", str(shared_file("images", "selfie_group.jpg")), "--json", str(out),
-    ])
+    code = main(
+        [
+            "bench",
+            "--sizes",
+            "vga",
+            "--repeats",
+            "2",
+            "--threads",
+            "1",
+            "--weights",
+            str(weights_path),
+            "--backends",
+            "onnxruntime,openvino:bf16",
+            "--peers",
+            "--yunet",
+            str(shared_file("peers", YUNET)),
+            "--photo",
+            str(shared_file("images", "selfie_group.jpg")),
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     results = {r["backend"]: r for r in json.loads(out.read_text())["results"]}
     assert set(results) == {"onnxruntime", "openvino:bf16", "yunet"}
@@ -177,8 +266,11 @@ def test_bench_peers_puts_yunet_and_openvino_in_the_same_run(tmp_path, weights_p
     # Both detectors find the crowd (about 30 faces at score 0.5) in the same VGA frame.
     assert results["yunet"]["faces"] > 10 and results["openvino:bf16"]["faces"] > 10
     table = capsys.readouterr().out
-    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()
-            if line.startswith("| vga")}
+    rows = {
+        line.split("|")[3].strip(): [c.strip() for c in line.split("|")[1:-1]]
+        for line in table.splitlines()
+        if line.startswith("| vga")
+    }
     total = {name: r["stages"]["total"]["median_ms"] for name, r in results.items()}
     assert float(rows["onnxruntime"][11]) == pytest.approx(total["onnxruntime"] / total["yunet"], abs=0.006)
     assert float(rows["openvino:bf16"][13]) == pytest.approx(total["openvino:bf16"] / total["onnxruntime"], abs=0.006)
@@ -186,11 +278,26 @@ def test_bench_peers_puts_yunet_and_openvino_in_the_same_run(tmp_path, weights_p
 
 
 def test_bench_peers_without_the_model_says_so(tmp_path, weights_path, capsys):
-    code = main([
-        "bench", "--sizes", "vga", "--repeats", "1", "--threads", "1", "--weights", str(weights_path),
-        "--backends", "onnxruntime", "--peers", "--yunet", str(tmp_path / "missing.onnx"),
-        "--photo", str(shared_file("images", "selfie_group.jpg")),
-    ])
+    code = main(
+        [
+            "bench",
+            "--sizes",
+            "vga",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--weights",
+            str(weights_path),
+            "--backends",
+            "onnxruntime",
+            "--peers",
+            "--yunet",
+            str(tmp_path / "missing.onnx"),
+            "--photo",
+            str(shared_file("images", "selfie_group.jpg")),
+        ]
+    )
     assert code == 2 and "--yunet" in capsys.readouterr().err
 
 
@@ -204,8 +311,20 @@ def test_eval_on_openvino_fp32_equals_onnxruntime(tmp_path, weights_path):
 
 
 def test_eval_refuses_a_precision_the_file_cannot_run(tmp_path, onnx_model_path, capsys):
-    code = main([
-        "eval", "widerface", "--images", str(VAL_SAMPLE), "--gt", str(shared_file(*GT_DIR_FILE).parent),
-        "--onnx", str(onnx_model_path), "--precision", "bf16", "--limit", "1",
-    ])
+    code = main(
+        [
+            "eval",
+            "widerface",
+            "--images",
+            str(VAL_SAMPLE),
+            "--gt",
+            str(shared_file(*GT_DIR_FILE).parent),
+            "--onnx",
+            str(onnx_model_path),
+            "--precision",
+            "bf16",
+            "--limit",
+            "1",
+        ]
+    )
     assert code == 2 and "openvino runtime only" in capsys.readouterr().err

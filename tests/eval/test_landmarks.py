@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 from facelocal.data.annotations import read_retinaface_labels
-from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks, landmark_errors, match_faces
-from facelocal.types import FaceDetections
+from facelocal.detections import FaceDetections
+from facelocal.evaluation.landmarks import (
+    cumulative_error_distribution,
+    evaluate_landmarks,
+    landmark_errors,
+    match_faces,
+)
 from tests.paths import shared_file
 
 POINTS = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], np.float64)
@@ -40,7 +45,11 @@ def test_evaluate_counts_misses_and_failures(tmp_path):
     labels = _labels(tmp_path, f"# img.jpg\n10 20 100 64 {points(0)} 1\n300 20 100 64 {points(290)} 1\n")
     # One detection, on the first face, its points shifted by 0.125 of sqrt(w*h): a failure; the second face is missed.
     found = FaceDetections(
-        np.array([[10, 20, 110, 84]], np.float32), np.array([0.9], np.float32), (POINTS + [10, 0])[None].astype(np.float32), 640, 480
+        np.array([[10, 20, 110, 84]], np.float32),
+        np.array([0.9], np.float32),
+        (POINTS + [10, 0])[None].astype(np.float32),
+        640,
+        480,
     )
     summary = evaluate_landmarks(labels, {tmp_path / "img.jpg": found}).summary()
     assert summary["faces_matched"] == 1 and summary["faces_missed"] == 1
@@ -65,7 +74,8 @@ def test_cli_on_labels_generated_from_a_real_photo(tmp_path, detector, weights_p
     found = found.select(found.scores > 0.6)
     assert len(found) >= 5
     lines, expected = ["# group/selfie.jpg"], []
-    for i, (box, points) in enumerate(zip(found.boxes.astype(np.float64), found.landmarks.astype(np.float64))):
+    pairs = zip(found.boxes.astype(np.float64), found.landmarks.astype(np.float64), strict=True)
+    for i, (box, points) in enumerate(pairs):
         w, h = box[2] - box[0], box[3] - box[1]
         shift = (0.0, 0.04, 0.2)[i % 3]  # every third face a failure
         expected.append(shift)
@@ -77,10 +87,22 @@ def test_cli_on_labels_generated_from_a_real_photo(tmp_path, detector, weights_p
     (tmp_path / "images" / "group").mkdir(parents=True)
     (tmp_path / "images" / "group" / "selfie.jpg").write_bytes(photo.read_bytes())
 
-    code = main([
-        "eval", "landmarks", "--labels", str(tmp_path / "label.txt"), "--images", str(tmp_path / "images"),
-        "--weights", str(weights_path), "--json", str(tmp_path / "out.json"), "--plot", str(tmp_path / "ced.png"),
-    ])
+    code = main(
+        [
+            "eval",
+            "landmarks",
+            "--labels",
+            str(tmp_path / "label.txt"),
+            "--images",
+            str(tmp_path / "images"),
+            "--weights",
+            str(weights_path),
+            "--json",
+            str(tmp_path / "out.json"),
+            "--plot",
+            str(tmp_path / "ced.png"),
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "out.json").read_text())
     assert summary["faces_matched"] == len(found) and summary["faces_missed"] == 0

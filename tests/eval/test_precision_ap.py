@@ -22,12 +22,27 @@ GATE = 0.005
 def test_precision_holds_the_val_sample_ap_gate(tmp_path, weights_path, precision) -> None:
     shared = shared_file("images", "selfie_group.jpg").parents[1]
     out = tmp_path / "ap.json"
-    code = main([
-        "eval", "widerface", "--images", str(shared / "widerface" / "val_sample" / "images"),
-        "--gt", str(shared / "widerface" / "ground_truth"), "--weights", str(weights_path),
-        "--runtime", "openvino", "--precision", precision, "--json", str(out),
-        "--calibration", str(shared / "landmarks" / "300w_helen_test" / "images"), str(shared / "images"),
-    ])
+    code = main(
+        [
+            "eval",
+            "widerface",
+            "--images",
+            str(shared / "widerface" / "val_sample" / "images"),
+            "--gt",
+            str(shared / "widerface" / "ground_truth"),
+            "--weights",
+            str(weights_path),
+            "--runtime",
+            "openvino",
+            "--precision",
+            precision,
+            "--json",
+            str(out),
+            "--calibration",
+            str(shared / "landmarks" / "300w_helen_test" / "images"),
+            str(shared / "images"),
+        ]
+    )
     assert code == 0
     record = json.loads(out.read_text())
     assert (record["images"], record["runtime"], record["precision"]) == (323, "openvino", precision)

@@ -52,10 +52,23 @@ def _compare(ours: np.ndarray, reference: np.ndarray) -> int:
 def _reproduce(tmp_path, weights_path, *selection: str) -> tuple[int, int]:
     """Run the CLI with the reference post-processing; (images, boxes on an integer boundary)."""
     saved = tmp_path / "pred"
-    code = main([
-        "eval", "widerface", "--images", str(VAL_SAMPLE / "images"), "--gt", str(GT_DIR), "--weights",
-        str(weights_path), "--no-clip", "--plus-one", "--save-predictions", str(saved), *selection,
-    ])
+    code = main(
+        [
+            "eval",
+            "widerface",
+            "--images",
+            str(VAL_SAMPLE / "images"),
+            "--gt",
+            str(GT_DIR),
+            "--weights",
+            str(weights_path),
+            "--no-clip",
+            "--plus-one",
+            "--save-predictions",
+            str(saved),
+            *selection,
+        ]
+    )
     assert code == 0
     paths = sorted(saved.glob("*/*.txt"))
     boundary = sum(_compare(read_prediction(p), read_prediction(REFERENCE / p.parent.name / p.name)) for p in paths)

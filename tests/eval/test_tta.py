@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facelocal.detections import FaceDetections
 from facelocal.tta_ops import MultiScalePlan, box_voting, flip_image, unflip
-from facelocal.types import FaceDetections
 
 
 def _faces(boxes, scores, width=100, height=80, landmarks=None) -> FaceDetections:
@@ -56,7 +56,9 @@ def test_box_voting_averages_each_cluster_by_score():
 def test_box_voting_keeps_clusters_apart_below_the_threshold_and_averages_landmarks():
     lm_a = np.full((1, 5, 2), 10.0)
     lm_b = np.full((1, 5, 2), 20.0)
-    close = box_voting([_faces([[0, 0, 10, 10]], [0.6], landmarks=lm_a), _faces([[1, 0, 11, 10]], [0.2], landmarks=lm_b)])
+    close = box_voting(
+        [_faces([[0, 0, 10, 10]], [0.6], landmarks=lm_a), _faces([[1, 0, 11, 10]], [0.2], landmarks=lm_b)]
+    )
     np.testing.assert_allclose(close.landmarks, np.full((1, 5, 2), 12.5))
     apart = box_voting([_faces([[0, 0, 10, 10]], [0.6]), _faces([[6, 0, 16, 10]], [0.2])])  # IoU 4/16
     assert len(apart) == 2
@@ -106,7 +108,12 @@ def test_views_put_the_base_placement_first_then_the_scales_then_their_mirrors()
     # 400x400 plans long sides 500 and 800 (short sides 500 and 800, at most 2x up).
     views = TTAPlan(flip=True, multiscale=True).views(400, 400, base)
     assert [(v.placement.resized_w, v.placement.canvas_w, v.mirrored) for v in views] == [
-        (400, 640, False), (500, 500, False), (800, 800, False), (400, 640, True), (500, 500, True), (800, 800, True)
+        (400, 640, False),
+        (500, 500, False),
+        (800, 800, False),
+        (400, 640, True),
+        (500, 500, True),
+        (800, 800, True),
     ]
     # On a fixed canvas the scales go onto it, and those beyond it are skipped.
     fixed = TTAPlan(multiscale=True).views(400, 400, base, max_canvas=640)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelocal.evaluation.widerface import SETTINGS, GroundTruthImage, evaluate, load_ground_truth
 from facelocal.evaluation.wider_txt import read_prediction, read_predictions, write_prediction
+from facelocal.evaluation.widerface import SETTINGS, GroundTruthImage, evaluate, load_ground_truth
 from tests.eval import official_reference
 
 # The two validation images on which even the ground truth itself cannot score perfectly under the official

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from facelocal.config import DEFAULT_CONFIG, SERVE_POSTPROCESS
+from facelocal.config import DEFAULT_PRESET, SERVE_POSTPROCESS
 from facelocal.detector import Detector
 from facelocal.postprocess import box_iou
 from facelocal.weights import KNOWN_CHECKPOINTS, file_sha256, preset_for
@@ -32,7 +32,7 @@ def _matches(reference_faces, detections, min_iou):
 
 
 def test_shipped_file_is_the_release_and_picks_its_preset(weights_path):
-    assert KNOWN_CHECKPOINTS[file_sha256(weights_path)] == "mobilenet0.25" == DEFAULT_CONFIG
+    assert KNOWN_CHECKPOINTS[file_sha256(weights_path)] == "mobilenet0.25" == DEFAULT_PRESET
     assert preset_for(weights_path) == "mobilenet0.25"
 
 

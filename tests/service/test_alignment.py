@@ -43,12 +43,12 @@ def test_warped_landmarks_land_on_the_template() -> None:
     landmarks = _apply(to_image, ARCFACE_TEMPLATE)
     image = Image.new("RGB", (900, 700))
     draw = ImageDraw.Draw(image)
-    for (x, y), colour in zip(landmarks, COLOURS):
+    for (x, y), colour in zip(landmarks, COLOURS, strict=True):
         draw.ellipse((x - 6, y - 6, x + 6, y + 6), fill=colour)
 
     crop = align_face(np.asarray(image), landmarks)
     assert crop.shape == (CROP_SIZE, CROP_SIZE, 3) and crop.dtype == np.uint8
-    for colour, expected in zip(COLOURS, ARCFACE_TEMPLATE):
+    for colour, expected in zip(COLOURS, ARCFACE_TEMPLATE, strict=True):
         mask = np.all(np.abs(crop.astype(int) - colour) < 60, axis=-1)
         assert mask.sum() > 5, f"landmark {colour} missing from the crop"
         ys, xs = np.nonzero(mask)

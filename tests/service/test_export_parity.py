@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from facelocal.config import DEFAULT_CONFIG, get_config
+from facelocal.config import DEFAULT_PRESET, get_config
 from facelocal.contract import BGR_MEAN, DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRESET_KEY
 from facelocal.imageio import load_image
 from facelocal.models import load_pretrained
@@ -36,7 +36,7 @@ def _batch(canvas_h: int, canvas_w: int) -> np.ndarray:
 @pytest.mark.parametrize("canvas", [(640, 640), (480, 800)])
 def test_onnxruntime_matches_torch(onnx_model_path, weights_path, canvas) -> None:
     images = _batch(*canvas)
-    model = DecodedRetinaFace(load_pretrained(get_config(DEFAULT_CONFIG), weights_path)).eval()
+    model = DecodedRetinaFace(load_pretrained(get_config(DEFAULT_PRESET), weights_path)).eval()
     with torch.no_grad():
         expected = [t.numpy() for t in model(torch.from_numpy(images))]
     session = ort.InferenceSession(str(onnx_model_path), providers=["CPUExecutionProvider"])
@@ -54,13 +54,13 @@ def test_onnxruntime_matches_torch(onnx_model_path, weights_path, canvas) -> Non
 
 def test_onnx_metadata_names_the_model(onnx_model_path) -> None:
     metadata = ort.InferenceSession(str(onnx_model_path)).get_modelmeta().custom_metadata_map
-    assert metadata[PRESET_KEY] == DEFAULT_CONFIG
+    assert metadata[PRESET_KEY] == DEFAULT_PRESET
     assert metadata[DENSE_KEY] == "false"
 
 
 def test_serving_package_never_imports_torch() -> None:
     code = (
-        "import sys, service.app, service.core, service.mesh, service.backends.onnxruntime, "
+        "import sys, service.main, service.core, service.mesh, service.backends.onnxruntime, "
         "service.backends.triton_mesh, service.rest, service.cli, facelocal.facemesh; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )

@@ -294,7 +294,7 @@ def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Runnin
     )
 
     assert [r.request_id for r in responses] == [f"frame-{i}" for i in range(len(frames))]
-    for response, name in zip(responses, frames):
+    for response, name in zip(responses, frames, strict=True):
         assert response.WhichOneof("outcome") == "result"
         assert response.result.width == expected[name].width
         assert_same_faces(response.result, expected[name])
@@ -506,7 +506,7 @@ def test_rest_and_grpc_return_the_same_faces(service: RunningService, images: di
     np.testing.assert_allclose(grpc_scores, [f["score"] for f in rest_body["faces"]], atol=1e-6)
     grpc_landmarks = [[[p.x, p.y] for p in f.landmarks] for f in response.faces]
     np.testing.assert_allclose(grpc_landmarks, [f["landmarks"] for f in rest_body["faces"]], atol=1e-3)
-    for grpc_face, rest_face in zip(response.faces, rest_body["faces"]):
+    for grpc_face, rest_face in zip(response.faces, rest_body["faces"], strict=True):
         assert grpc_face.crop_png == base64.b64decode(rest_face["crop"])
 
 

@@ -66,7 +66,9 @@ def test_empty_multipart_file_is_400(http) -> None:
 
 
 def test_zero_size_image_is_400(http) -> None:
-    assert_error(http.post("/v1/detect", content=png_header_only(0, 0), headers=PNG), 400, "invalid_image", "empty_image")
+    assert_error(
+        http.post("/v1/detect", content=png_header_only(0, 0), headers=PNG), 400, "invalid_image", "empty_image"
+    )
 
 
 def test_decompression_bomb_is_refused_before_decoding(http) -> None:
@@ -115,11 +117,15 @@ def test_small_body_under_the_limit_still_works(small_limit_service) -> None:
 
 
 def test_text_plain_is_415(http) -> None:
-    assert_error(http.post("/v1/detect", content=b"hello", headers={"content-type": "text/plain"}), 415, "unsupported_media_type")
+    assert_error(
+        http.post("/v1/detect", content=b"hello", headers={"content-type": "text/plain"}), 415, "unsupported_media_type"
+    )
 
 
 def test_missing_content_type_is_415(http) -> None:
-    assert_error(http.post("/v1/detect", content=photo_bytes(), headers={"content-type": ""}), 415, "unsupported_media_type")
+    assert_error(
+        http.post("/v1/detect", content=photo_bytes(), headers={"content-type": ""}), 415, "unsupported_media_type"
+    )
 
 
 def test_declared_type_not_matching_the_bytes_is_415(http) -> None:
@@ -186,7 +192,9 @@ def test_greyscale_jpeg_finds_faces(http, grey_reference) -> None:
 def test_webp_and_bmp_bodies(http, reference) -> None:
     bmp = http.post("/v1/detect", content=encode(photo(), "BMP"), headers={"content-type": "image/bmp"})
     assert_same_faces(bmp.json(), reference)
-    webp = http.post("/v1/detect", content=encode(photo(), "WEBP", lossless=True), headers={"content-type": "image/webp"})
+    webp = http.post(
+        "/v1/detect", content=encode(photo(), "WEBP", lossless=True), headers={"content-type": "image/webp"}
+    )
     assert_same_faces(webp.json(), reference)
 
 

@@ -49,8 +49,20 @@ def test_bursts_of_near_limit_images_stay_under_1_5_gb(onnx_model_path) -> None:
     assert len(black_png) < 200_000 and 6300 * 6300 < 40_000_000
     http_port = free_port()
     command = [
-        sys.executable, "-m", "facelocal.cli", "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
-        "--grpc-port", str(free_port()), "--model-path", str(onnx_model_path), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "facelocal.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(free_port()),
+        "--model-path",
+        str(onnx_model_path),
+        "--log-level",
+        "warning",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{http_port}"

@@ -88,7 +88,7 @@ def test_grpc_gives_the_rest_meshes_as_packed_floats(selfie, stub):
     response = stub.Detect(request, timeout=30)
     assert len(response.faces) == len(selfie["faces"]) and not response.mesh_truncated
     assert response.timings.mesh_ms > 0
-    for message, face in zip(response.faces, selfie["faces"]):
+    for message, face in zip(response.faces, selfie["faces"], strict=True):
         if face["mesh"] is None:
             assert len(message.mesh) == 0 and not message.HasField("mesh_score")
             assert message.mesh_skipped == "face_too_small"
@@ -102,7 +102,9 @@ def test_grpc_gives_the_rest_meshes_as_packed_floats(selfie, stub):
 
 def test_min_face_option_and_landmarks_off(http):
     response = http.post(
-        "/v1/detect", content=photo_bytes(), headers=JPEG,
+        "/v1/detect",
+        content=photo_bytes(),
+        headers=JPEG,
         params={**MESH, "mesh_min_face": 70, "return_landmarks": "false"},
     )
     assert response.status_code == 200, response.text
@@ -111,8 +113,10 @@ def test_min_face_option_and_landmarks_off(http):
     for face in faces:
         x1, y1, x2, y2 = face["box"]
         assert (face["mesh"] is not None) == (max(x2 - x1, y2 - y1) >= 70)
-    assert http.post("/v1/detect", content=photo_bytes(), headers=JPEG,
-                     params={**MESH, "mesh_min_face": -1}).status_code == 422
+    assert (
+        http.post("/v1/detect", content=photo_bytes(), headers=JPEG, params={**MESH, "mesh_min_face": -1}).status_code
+        == 422
+    )
 
 
 def test_batch_with_mesh_equals_single_calls(http):
@@ -120,10 +124,10 @@ def test_batch_with_mesh_equals_single_calls(http):
     files = [("images", (name, photo_bytes(name), "image/jpeg")) for name in names]
     batch = http.post("/v1/detect/batch", files=files, params=MESH)
     assert batch.status_code == 200, batch.text
-    for name, result in zip(names, batch.json()["results"]):
+    for name, result in zip(names, batch.json()["results"], strict=True):
         single = http.post("/v1/detect", content=photo_bytes(name), headers=JPEG, params=MESH).json()
         assert len(result["faces"]) == len(single["faces"]) > 0
-        for a, b in zip(result["faces"], single["faces"]):
+        for a, b in zip(result["faces"], single["faces"], strict=True):
             assert (a["mesh"] is None) == (b["mesh"] is None)
             if a["mesh"] is not None:
                 np.testing.assert_allclose(a["mesh"], b["mesh"], atol=0.05)
@@ -156,8 +160,12 @@ def test_a_hundred_faces_get_at_most_mesh_max_faces_meshes(start_service, mesh_o
             mosaic.paste(group, (x, y))
     running = start_service(mesh_model_path=mesh_onnx_path, canvas_size=2048, max_batch_size=1)
     with client(running.http_url) as http:
-        body = http.post("/v1/detect", content=encode(mosaic, "JPEG", quality=95), headers=JPEG,
-                         params={**MESH, "score_threshold": 0.3})
+        body = http.post(
+            "/v1/detect",
+            content=encode(mosaic, "JPEG", quality=95),
+            headers=JPEG,
+            params={**MESH, "score_threshold": 0.3},
+        )
     assert body.status_code == 200, body.text
     result = body.json()
     faces = result["faces"]
@@ -194,7 +202,8 @@ def test_crops_of_concurrent_requests_share_mesh_inferences(mesh_service, http):
 def test_models_lists_the_mesh_model(http, stub):
     models = http.get("/v1/models").json()["models"]
     assert [(m["role"], m["name"], m["backend"]) for m in models] == [
-        ("detector", "mobilenet0.25", "onnxruntime"), ("mesh", "facemesh", "onnxruntime"),
+        ("detector", "mobilenet0.25", "onnxruntime"),
+        ("mesh", "facemesh", "onnxruntime"),
     ]
     assert models[0]["has_dense"] is True and models[1]["canvas_size"] == 192 and models[1]["ready"] is True
     listed = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
@@ -205,8 +214,11 @@ def test_json_body_and_form_take_return_mesh(http):
     body = {"image": base64.b64encode(photo_bytes("two_people_hd.jpg")).decode(), "return_mesh": True}
     response = http.post("/v1/detect", json=body)
     assert response.status_code == 200 and response.json()["faces"][0]["mesh"] is not None
-    form = http.post("/v1/detect", files={"image": ("a.jpg", io.BytesIO(photo_bytes("two_people_hd.jpg")), "image/jpeg")},
-                     params=MESH)
+    form = http.post(
+        "/v1/detect",
+        files={"image": ("a.jpg", io.BytesIO(photo_bytes("two_people_hd.jpg")), "image/jpeg")},
+        params=MESH,
+    )
     assert form.status_code == 200 and form.json()["faces"][0]["mesh"] == response.json()["faces"][0]["mesh"]
 
 

@@ -45,11 +45,14 @@ def test_auto_runs_an_fp32_file_as_bf16_only_where_the_cpu_has_it(onnx_model_pat
     assert (backend.model_name, backend.has_dense, backend.fixed_canvas) == ("mobilenet0.25", False, None)
 
 
-@pytest.mark.parametrize(("backend", "precision", "message"), [
-    ("openvino", "int8", "facelocal export int8"),
-    ("onnxruntime", "int8", "facelocal export int8"),
-    ("onnxruntime", "bf16", "openvino runtime only"),
-])
+@pytest.mark.parametrize(
+    ("backend", "precision", "message"),
+    [
+        ("openvino", "int8", "facelocal export int8"),
+        ("onnxruntime", "int8", "facelocal export int8"),
+        ("onnxruntime", "bf16", "openvino runtime only"),
+    ],
+)
 def test_a_precision_the_file_cannot_run_stops_the_start(onnx_model_path, backend, precision, message) -> None:
     with pytest.raises(ValueError, match=message):
         create_backend(Settings(backend=backend, precision=precision, model_path=onnx_model_path))

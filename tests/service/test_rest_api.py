@@ -12,8 +12,6 @@ from tests.service.helpers import assert_same_faces, boxes, photo_bytes
 SELFIE_FACES = 26  # faces above 0.5 in selfie_group.jpg with the release weights on the 640 canvas
 
 
-
-
 @pytest.fixture(scope="module")
 def selfie_result(http) -> dict:
     response = http.post("/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"})
@@ -53,10 +51,17 @@ def test_multipart_and_json_give_the_same_faces_as_raw(http, selfie_result) -> N
 
 
 def test_batch_agrees_with_single_requests(http, selfie_result) -> None:
-    crowd = http.post("/v1/detect", content=photo_bytes("wider_train_band_crowd.jpg"), headers={"content-type": "image/jpeg"}).json()
-    files = [("images", ("a.jpg", photo_bytes(), "image/jpeg")), ("images", ("b.jpg", photo_bytes("wider_train_band_crowd.jpg"), "image/jpeg"))]
+    crowd = http.post(
+        "/v1/detect", content=photo_bytes("wider_train_band_crowd.jpg"), headers={"content-type": "image/jpeg"}
+    ).json()
+    files = [
+        ("images", ("a.jpg", photo_bytes(), "image/jpeg")),
+        ("images", ("b.jpg", photo_bytes("wider_train_band_crowd.jpg"), "image/jpeg")),
+    ]
     multipart = http.post("/v1/detect/batch", files=files)
-    encoded = [base64.b64encode(photo_bytes(name)).decode() for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")]
+    encoded = [
+        base64.b64encode(photo_bytes(name)).decode() for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg")
+    ]
     as_json = http.post("/v1/detect/batch", json={"images": encoded})
     for response in (multipart, as_json):
         assert response.status_code == 200, response.text
@@ -104,7 +109,10 @@ def test_crops_are_112px_pngs(http) -> None:
     from PIL import Image
 
     response = http.post(
-        "/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"}, params={"return_crops": "true", "max_faces": 2}
+        "/v1/detect",
+        content=photo_bytes(),
+        headers={"content-type": "image/jpeg"},
+        params={"return_crops": "true", "max_faces": 2},
     )
     faces = response.json()["faces"]
     assert len(faces) == 2
@@ -125,7 +133,8 @@ def test_return_mesh_without_a_mesh_model_is_422(http) -> None:
 
 
 @pytest.mark.parametrize(
-    "params", [{"score_threshold": 1.5}, {"max_faces": 0}, {"min_face_size": -1}, {"nms_threshold": "abc"}, {"bogus": 1}]
+    "params",
+    [{"score_threshold": 1.5}, {"max_faces": 0}, {"min_face_size": -1}, {"nms_threshold": "abc"}, {"bogus": 1}],
 )
 def test_invalid_options_are_422_json(http, params) -> None:
     response = http.post("/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"}, params=params)
@@ -156,21 +165,33 @@ def test_health_models_and_unknown_routes(http) -> None:
 
 def test_openapi_documents_every_field_and_error(http) -> None:
     spec = http.get("/openapi.json").json()
-    for path, statuses in {"/v1/detect": {"400", "401", "413", "415", "422", "503"}, "/v1/detect/batch": {"400", "413", "415", "422", "503"}}.items():
+    for path, statuses in {
+        "/v1/detect": {"400", "401", "413", "415", "422", "503"},
+        "/v1/detect/batch": {"400", "413", "415", "422", "503"},
+    }.items():
         operation = spec["paths"][path]["post"]
         assert statuses <= set(operation["responses"])
         for status in statuses:
             schema = operation["responses"][status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
         assert {"multipart/form-data", "application/json"} <= set(operation["requestBody"]["content"])
-    assert {"image/jpeg", "image/png", "image/webp", "image/bmp"} <= set(spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"])
+    assert {"image/jpeg", "image/png", "image/webp", "image/bmp"} <= set(
+        spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"]
+    )
     for name in ("ImageResult", "Face", "Timings", "ErrorBody", "ModelInfo"):
         for field, prop in spec["components"]["schemas"][name]["properties"].items():
             assert prop.get("description"), f"{name}.{field} has no description"
     query = {p["name"]: p for p in spec["paths"]["/v1/detect"]["post"]["parameters"] if p["in"] == "query"}
     assert set(query) == {
-        "score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh",
-        "tta", "mesh_min_face",
+        "score_threshold",
+        "nms_threshold",
+        "max_faces",
+        "min_face_size",
+        "return_landmarks",
+        "return_crops",
+        "return_mesh",
+        "tta",
+        "mesh_min_face",
     }
     assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale"]
     assert all(p.get("description") for p in query.values())

@@ -32,14 +32,31 @@ def test_flags_override_environment(monkeypatch) -> None:
     monkeypatch.setenv("FACELOCAL_MAX_BATCH_SIZE", "3")
     monkeypatch.setenv("FACELOCAL_HTTP_PORT", "9001")
     settings = build_settings(build_parser().parse_args(["serve", "--http-port", "9100", "--max-delay-ms", "2.5"]))
-    assert (settings.max_batch_size, settings.http_port, settings.max_delay_ms, settings.grpc_port) == (3, 9100, 2.5, 50051)
+    assert (settings.max_batch_size, settings.http_port, settings.max_delay_ms, settings.grpc_port) == (
+        3,
+        9100,
+        2.5,
+        50051,
+    )
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None:
     http_port, grpc_port = free_port(), free_port()
     command = [
-        sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
-        "--grpc-port", str(grpc_port), "--model-path", str(onnx_model_path), "--max-batch-size", "2",
+        sys.executable,
+        "-c",
+        SERVE,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--model-path",
+        str(onnx_model_path),
+        "--max-batch-size",
+        "2",
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{http_port}"

@@ -15,8 +15,6 @@ from tests.service.helpers import JPEG, assert_same_faces, boxes, client, encode
 PHOTOS = ("selfie_group.jpg", "wider_train_band_crowd.jpg")
 
 
-
-
 @pytest.fixture(scope="module")
 def results(http) -> dict[tuple[str, str], dict]:
     """``(photo, tta) -> response body`` for every photo with and without flip."""
@@ -68,13 +66,13 @@ def test_flip_keeps_every_face_found_without_it(results, name: str) -> None:
 
 
 def test_flip_matches_the_torch_reference_tta(results, weights_path) -> None:
-    from facelocal.config import DEFAULT_CONFIG, get_config
+    from facelocal.config import DEFAULT_PRESET, get_config
     from facelocal.detector import Detector
     from facelocal.imageio import load_image
     from facelocal.preprocess import ResizePolicy
     from facelocal.tta import TTAPlan
 
-    detector = Detector.from_weights(weights_path, get_config(DEFAULT_CONFIG), resize=ResizePolicy("letterbox", 640))
+    detector = Detector.from_weights(weights_path, get_config(DEFAULT_PRESET), resize=ResizePolicy("letterbox", 640))
     expected = detector.detect_augmented(load_image(shared_file("images", "selfie_group.jpg")), TTAPlan(flip=True))
     served = results["selfie_group.jpg", "flip"]
     assert len(served["faces"]) == len(expected)
@@ -134,7 +132,17 @@ def test_invalid_tta_is_rejected_by_rest_and_grpc(service, http) -> None:
     assert "tta" in raised.value.details()
 
 
-SPELLINGS = ("none", "flip", "multiscale", "flip,multiscale", "", "multiscale,flip", "flip, multiscale", "Flip", "rotate")
+SPELLINGS = (
+    "none",
+    "flip",
+    "multiscale",
+    "flip,multiscale",
+    "",
+    "multiscale,flip",
+    "flip, multiscale",
+    "Flip",
+    "rotate",
+)
 
 
 @pytest.mark.parametrize("text", SPELLINGS)

@@ -16,12 +16,12 @@ LABEL_SCORE = 0.5
 
 @pytest.fixture(scope="session")
 def labelled_photos(weights_path) -> list[LabelledImage]:
-    """Both shared photos with the faces that ``Detector(DEFAULT_CONFIG)`` finds at score >= 0.5."""
-    from facelocal.config import DEFAULT_CONFIG
+    """Both shared photos with the faces that ``Detector(DEFAULT_PRESET)`` finds at score >= 0.5."""
+    from facelocal.config import DEFAULT_PRESET
     from facelocal.detector import Detector
     from facelocal.imageio import load_image
 
-    detector = Detector.from_weights(weights_path, DEFAULT_CONFIG)
+    detector = Detector.from_weights(weights_path, DEFAULT_PRESET)
     records = []
     for name in PHOTOS:
         path = shared_file("images", name)

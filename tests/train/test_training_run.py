@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from facelocal.cli import main as facelocal
-from facelocal.config import DEFAULT_CONFIG
+from facelocal.config import DEFAULT_PRESET
 from facelocal.data.annotations import LabelledImage, write_retinaface_labels
 from facelocal.postprocess import box_iou
 from facelocal.training.trainer import ITERATION_LOG
@@ -74,7 +74,7 @@ def test_training_from_scratch_learns_the_photos(labelled_photos, tmp_path):
 
     # The checkpoint loads with strict=True through the same path as `facelocal detect --weights`.
     # Faces of 40-60 px, seen at half size: the scale the 160 px crops trained on.
-    model = load_pretrained(get_config(DEFAULT_CONFIG), result.checkpoint)
+    model = load_pretrained(get_config(DEFAULT_PRESET), result.checkpoint)
     detector = Detector.from_model(model, resize=ResizePolicy.parse("long:512"))
     found = detector.detect([load_image(record.path) for record in labelled_photos])
     assert recall(labelled_photos, found) >= 0.8
@@ -88,7 +88,7 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     args = [
         "train",
         "--preset",
-        DEFAULT_CONFIG,
+        DEFAULT_PRESET,
         "--data",
         str(labels),
         "--out",
@@ -125,7 +125,7 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
 
     images = [str(record.path) for record in labelled_photos]
     # --config is the old spelling of --preset, kept for one release.
-    assert facelocal(["detect", *images, "--weights", str(checkpoint), "--config", DEFAULT_CONFIG, "--json"]) == 0
+    assert facelocal(["detect", *images, "--weights", str(checkpoint), "--config", DEFAULT_PRESET, "--json"]) == 0
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     for record, result in zip(labelled_photos, results, strict=True):
         boxes = np.array([face["box"] for face in result["faces"]], np.float32).reshape(-1, 4)
@@ -136,7 +136,7 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
         assert (best[large] >= 0.8).all(), f"{record.path.name}: {np.sort(best[large])[:3]}"
 
     onnx_path = tmp_path / "model.onnx"
-    export = ["export", "onnx", "--weights", str(checkpoint), "--preset", DEFAULT_CONFIG, "--out", str(onnx_path)]
+    export = ["export", "onnx", "--weights", str(checkpoint), "--preset", DEFAULT_PRESET, "--out", str(onnx_path)]
     assert facelocal(export) == 0
     import onnx
     import onnxruntime
@@ -148,7 +148,7 @@ def test_finetuned_checkpoint_detects_and_exports(labelled_photos, weights_path,
     from facelocal.preprocess import ResizePolicy, to_canvas
 
     metadata = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
-    assert metadata[PRESET_KEY] == DEFAULT_CONFIG
+    assert metadata[PRESET_KEY] == DEFAULT_PRESET
     # The service's path: ONNX Runtime on the exported graph finds what `facelocal detect` found.
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     rgb = load_image(labelled_photos[0].path)
