@@ -249,9 +249,10 @@ def test_a_full_service_answers_503_before_reading_the_body(start_service) -> No
     answers: list[int] = []
     posts = [threading.Thread(target=lambda: answers.append(_post_status(running.http_url))) for _ in range(2)]
     try:
-        for post in posts:
-            post.start()
+        # One image held in inference, then one in the queue, in that order whatever the thread timing.
+        posts[0].start()
         assert backend.entered.wait(30)
+        posts[1].start()
         with client(running.http_url) as http:
             deadline = time.monotonic() + 30
             while "facelocal_queue_depth 1.0" not in http.get("/metrics").text:
