@@ -8,8 +8,10 @@ import io
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -18,6 +20,7 @@ from PIL import Image
 
 from service.errors import unavailable
 from tests.paths import shared_file
+from tests.ports import free_port
 
 # Every request in these tests is bounded: a hang fails the test instead of the suite.
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -69,6 +72,16 @@ def assert_same_faces(a: dict, b: dict, tolerance: float = 0.05) -> None:
     assert len(a["faces"]) == len(b["faces"])
     np.testing.assert_allclose(boxes(a), boxes(b), atol=tolerance)
     np.testing.assert_allclose([f["score"] for f in a["faces"]], [f["score"] for f in b["faces"]], atol=1e-3)
+
+
+def serve_command(model_path: Path, *flags: str) -> tuple[list[str], str]:
+    """``facelocal serve`` over ``model_path`` on free loopback ports, with ``flags``: the command and its REST URL."""
+    http_port = free_port()
+    command = [
+        sys.executable, "-m", "facelocal.cli", "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
+        "--grpc-port", str(free_port()), "--model-path", str(model_path), *flags,
+    ]  # fmt: skip
+    return command, f"http://127.0.0.1:{http_port}"
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.ports import free_port
-from tests.service.helpers import client, encode, photo, wait_ready
+from tests.service.helpers import client, encode, photo, serve_command, wait_ready
 
 PEAK_LIMIT_BYTES = 1.5e9
 BURST = 48
@@ -47,25 +45,8 @@ def test_bursts_of_near_limit_images_stay_under_1_5_gb(onnx_model_path) -> None:
     black_png = encode(Image.new("RGB", (6300, 6300)), "PNG")
     jpeg_36mp = encode(photo().resize((7360, 4912), Image.BILINEAR), "JPEG", quality=80)
     assert len(black_png) < 200_000 and 6300 * 6300 < 40_000_000
-    http_port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "facelocal.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(free_port()),
-        "--model-path",
-        str(onnx_model_path),
-        "--log-level",
-        "warning",
-    ]
+    command, url = serve_command(onnx_model_path, "--log-level", "warning")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{http_port}"
     try:
         wait_ready(url, process)
         answers = burst(url, black_png, "image/png") + burst(url, jpeg_36mp, "image/jpeg")

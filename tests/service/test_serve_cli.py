@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -12,10 +11,7 @@ import httpx
 import pytest
 
 from facelocal.cli import main
-from tests.ports import free_port
-from tests.service.helpers import client, photo_bytes, wait_ready
-
-SERVE = "import sys; from facelocal.cli import main; sys.exit(main())"
+from tests.service.helpers import client, photo_bytes, serve_command, wait_ready
 
 
 def test_missing_model_says_how_to_export_it(tmp_path, capsys) -> None:
@@ -41,25 +37,8 @@ def test_flags_override_environment(monkeypatch) -> None:
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None:
-    http_port, grpc_port = free_port(), free_port()
-    command = [
-        sys.executable,
-        "-c",
-        SERVE,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-        "--model-path",
-        str(onnx_model_path),
-        "--max-batch-size",
-        "2",
-    ]
+    command, url = serve_command(onnx_model_path, "--max-batch-size", "2")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{http_port}"
     try:
         wait_ready(url, process)
         responses: list[httpx.Response] = []

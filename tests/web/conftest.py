@@ -13,15 +13,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.ports import free_port
-from tests.service.helpers import wait_ready
+from tests.service.helpers import serve_command, wait_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -120,28 +118,10 @@ def serve(onnx_model_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     started: list[ServeProcess] = []
 
     def start(**settings: str) -> ServeProcess:
-        http_port = free_port()
         env = os.environ | {f"FACELOCAL_{name}": value for name, value in settings.items()}
-        command = [
-            sys.executable,
-            "-m",
-            "facelocal.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            str(http_port),
-            "--grpc-port",
-            str(free_port()),
-            "--model-path",
-            str(onnx_model_path),
-            "--intra-op-threads",
-            "2",
-            "--log-level",
-            "warning",
-        ]
+        command, url = serve_command(onnx_model_path, "--intra-op-threads", "2", "--log-level", "warning")
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        running = ServeProcess(f"http://127.0.0.1:{http_port}", process)
+        running = ServeProcess(url, process)
         started.append(running)
         wait_ready(running.url, process)
         return running
