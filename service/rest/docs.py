@@ -12,6 +12,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from service.core import DetectionCore
 
+OPENAPI_PATH = "/openapi.json"
 ASSETS_PATH = "/docs/static"
 
 
@@ -23,7 +24,7 @@ def install_docs(app: FastAPI, core: DetectionCore) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url,
+            openapi_url=OPENAPI_PATH,
             title=f"{app.title} - API docs",
             swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
@@ -37,7 +38,7 @@ def install_docs(app: FastAPI, core: DetectionCore) -> None:
             app.openapi_schema = document
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
 
 
 def server_limits(core: DetectionCore) -> dict[str, dict]:
