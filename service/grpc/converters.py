@@ -31,7 +31,7 @@ def face_to_proto(face: schemas.Face) -> pb.Face:
         crop_png=face.crop or b"",
         mesh_skipped=face.mesh_skipped or "",
     )
-    if face.mesh is not None:
+    if face.mesh is not None and face.mesh_score is not None:
         # One packed float field, not 468 messages: 5.6 kB per face on the wire.
         message.mesh.extend(value for vertex in face.mesh for value in vertex)
         message.mesh_score = face.mesh_score

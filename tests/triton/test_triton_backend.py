@@ -69,7 +69,7 @@ def test_shared_memory_and_wire_give_identical_arrays(triton: TritonServer, comp
 
 
 def test_shared_memory_is_refused_for_a_remote_looking_url():
-    from service.backends.triton import resolves_to_loopback
+    from service.backends.triton_shm import resolves_to_loopback
 
     assert resolves_to_loopback("127.0.0.1:8001") and resolves_to_loopback("localhost:8001")
     assert not resolves_to_loopback("192.0.2.10:8001")  # TEST-NET-1: never loopback, never contacted
