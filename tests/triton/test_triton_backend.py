@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from facelocal.contract import INPUT_NAME
+from scripts.local.tritonserver import TritonServer
 from service.backends.triton import TritonBackend
 from service.errors import ServiceError
 from service.grpc.status import grpc_status
 from service.settings import Settings
 from tests.service.helpers import assert_same_faces, client, photo_bytes
-from tests.triton.harness import TritonServer, photo_canvases
 
 PHOTOS = ("selfie_group.jpg", "wider_train_band_crowd.jpg")
 
@@ -43,10 +43,12 @@ def test_triton_service_finds_the_embedded_faces(start_service, service, triton:
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_shared_memory_and_wire_give_identical_arrays(triton: TritonServer, compact_onnx_path, compact_shape, protocol):
+def test_shared_memory_and_wire_give_identical_arrays(
+    triton: TritonServer, compact_onnx_path, photo_canvases, protocol
+):
     import onnxruntime as ort
 
-    batch = photo_canvases(compact_shape.canvas)
+    batch = photo_canvases  # (2, 3, S, S) uint8
     session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
     expected = session.run(None, {INPUT_NAME: batch})
     url = triton.grpc_url if protocol == "grpc" else triton.http_url
@@ -75,10 +77,10 @@ def test_shared_memory_is_refused_for_a_remote_looking_url():
     assert not resolves_to_loopback("192.0.2.10:8001")  # TEST-NET-1: never loopback, never contacted
 
 
-def test_concurrent_requests_are_batched_by_triton(triton: TritonServer, compact_shape):
+def test_concurrent_requests_are_batched_by_triton(triton: TritonServer, photo_canvases):
     import tritonclient.grpc as grpcclient
 
-    image = photo_canvases(compact_shape.canvas)[:1]
+    image = photo_canvases[:1]
     stats_client = grpcclient.InferenceServerClient(triton.grpc_url)
 
     def counts() -> tuple[int, int]:
@@ -144,12 +146,12 @@ def test_backend_error_is_a_service_error_with_unavailable_code(disposable_trito
 
 
 def test_abandoned_shared_memory_request_leaves_the_backend_correct(
-    triton: TritonServer, compact_onnx_path, compact_shape
+    triton: TritonServer, compact_onnx_path, photo_canvases
 ):
     """A request cancelled mid-flight (client gone, deadline) retires its region; the next one is exact."""
     import onnxruntime as ort
 
-    batch = photo_canvases(compact_shape.canvas)
+    batch = photo_canvases  # (2, 3, S, S) uint8
     session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
     expected = session.run(None, {INPUT_NAME: batch[::-1]})
 
