@@ -130,7 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:48s} {size:>10,d}")
     images = [path.read_bytes() for path in args.images]
     requests = {1: max(8, args.requests // 3), 16: args.requests}
-    common = {"model_path": args.embedded_onnx, "max_batch_size": args.max_batch_size, "canvas_size": shape.canvas}
+    common = {
+        "model_path": args.embedded_onnx,
+        "max_batch_size": args.max_batch_size,
+        "canvas_size": shape.canvas,
+        # Detection alone: no FaceMesh stage on either side.
+        "mesh_model_path": None,
+        "triton_mesh_model": "",
+    }
 
     with tempfile.TemporaryDirectory(prefix="bench-triton-") as workdir:
         triton, model = start_local_triton(Path(workdir), args.onnx)
