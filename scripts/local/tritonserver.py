@@ -1,7 +1,7 @@
 """A real ``tritonserver`` on loopback, from the ``nvidia-pytriton`` wheel, serving our ONNX models (the Triton
 tests and scripts/bench_triton.py).
 
-The wheel's server has the Python backend but no ONNX Runtime backend. So the harness writes, in a
+The wheel's server has the Python backend but no ONNX Runtime backend. So the launcher writes, in a
 temporary repository, a Python-backend model with the name, inputs, outputs, batch size and dynamic
 batching of ``model_repository/retinaface/config.pbtxt`` (read from that file, not copied by hand),
 whose ``model.py`` runs the same ONNX file with onnxruntime. Only the backend differs from production.
