@@ -173,3 +173,30 @@ def test_abandoned_shared_memory_request_leaves_the_backend_correct(
     assert still_shared, "a fresh region replaces the abandoned one"
     for got, want in zip(outputs, expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_request_waiting_for_the_region_survives_its_owner_being_abandoned(
+    triton: TritonServer, compact_onnx_path, photo_canvases
+):
+    """The request queued behind an abandoned one finds the region retired: it goes over the wire, exact."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {INPUT_NAME: photo_canvases})
+
+    async def run():
+        backend = TritonBackend(Settings(backend="triton", triton_url=triton.grpc_url))
+        try:
+            await backend.infer(photo_canvases[:1])
+            assert backend.uses_shared_memory
+            abandoned = asyncio.create_task(backend.infer(photo_canvases))
+            waiting = asyncio.create_task(backend.infer(photo_canvases))
+            await asyncio.sleep(0.02)
+            abandoned.cancel()
+            await asyncio.gather(abandoned, return_exceptions=True)
+            return await waiting
+        finally:
+            await backend.close()
+
+    for got, want in zip(asyncio.run(run()), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
