@@ -31,7 +31,6 @@ class TritonBackend:
         self.model_name = settings.model_name or settings.triton_model
         self.has_dense = False
         self.fixed_canvas: int | None = settings.canvas_size
-        self._canvas = settings.canvas_size
         self._top_k = 0
         self._model_batch = settings.max_batch_size
 
@@ -42,10 +41,10 @@ class TritonBackend:
     async def _setup(self) -> None:
         """Read and check the model config, then (re)register shared memory if it is to be used."""
         shape = compact_model_shape(await self._client.model_config())
-        if shape.canvas != self._canvas:
+        if shape.canvas != self.fixed_canvas:
             raise unavailable(
                 f"Triton model {self._client.model!r} takes a {shape.canvas}px canvas, the service sends "
-                f"{self._canvas}px (set FACELOCAL_CANVAS_SIZE={shape.canvas})",
+                f"{self.fixed_canvas}px (set FACELOCAL_CANVAS_SIZE={shape.canvas})",
                 code="model_mismatch",
             )
         self._top_k = shape.top_k
@@ -53,7 +52,7 @@ class TritonBackend:
         self.model_name = self._explicit_name or shape.preset
         self.has_dense = shape.dense
         # The uint8 canvases plus the three float32 top-k outputs of the largest chunk.
-        per_image = 3 * self._canvas**2 + 4 * self._top_k * (4 + 1 + 10)
+        per_image = 3 * shape.canvas**2 + 4 * self._top_k * (4 + 1 + 10)
         await self._shared.setup(per_image * min(self._max_batch_size, self._model_batch))
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
