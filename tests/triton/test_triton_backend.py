@@ -88,7 +88,12 @@ def test_concurrent_requests_are_batched_by_triton(triton: TritonServer, photo_c
         return stats.inference_count, stats.execution_count
 
     async def burst(requests: int):
-        backend = TritonBackend(Settings(backend="triton", triton_url=triton.grpc_url, triton_shared_memory="off"))
+        # 16 images through the Python-backend stub take seconds on a busy 2-core machine: this test is about
+        # batching, so the per-call timeout (2 s by default) is not what it measures.
+        settings = Settings(
+            backend="triton", triton_url=triton.grpc_url, triton_shared_memory="off", triton_timeout_s=60.0
+        )
+        backend = TritonBackend(settings)
         try:
             return await asyncio.gather(*(backend.infer(image) for _ in range(requests)))
         finally:
