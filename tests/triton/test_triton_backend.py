@@ -42,15 +42,24 @@ def test_triton_service_finds_the_embedded_faces(start_service, service, triton:
             assert_same_faces(embedded.json(), served.json())
 
 
+def onnx_outputs(onnx_path, batch: np.ndarray) -> list[np.ndarray]:
+    """The graph's outputs for ``batch`` from onnxruntime in this process."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: batch})
+
+
+def assert_identical(outputs, expected) -> None:
+    for got, want in zip(outputs, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_shared_memory_and_wire_give_identical_arrays(
     triton: TritonServer, compact_onnx_path, photo_canvases, protocol
 ):
-    import onnxruntime as ort
-
     batch = photo_canvases  # (2, 3, S, S) uint8
-    session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {INPUT_NAME: batch})
+    expected = onnx_outputs(compact_onnx_path, batch)
     url = triton.grpc_url if protocol == "grpc" else triton.http_url
 
     async def run(shared_memory: str):
@@ -66,8 +75,7 @@ def test_shared_memory_and_wire_give_identical_arrays(
     for mode, uses_shared_memory in (("auto", True), ("off", False)):
         outputs, used = asyncio.run(run(mode))
         assert used is uses_shared_memory, f"{mode}: loopback Triton on this host should pass the shm probe"
-        for got, want in zip(outputs, expected, strict=True):
-            np.testing.assert_array_equal(got, want)
+        assert_identical(outputs, expected)
 
 
 def test_shared_memory_is_refused_for_a_remote_looking_url():
@@ -150,15 +158,13 @@ def test_backend_error_is_a_service_error_with_unavailable_code(disposable_trito
     assert (error.http_status, error.code, grpc_status(error).name) == (503, "backend_unavailable", "UNAVAILABLE")
 
 
-def test_abandoned_shared_memory_request_leaves_the_backend_correct(
+def test_abandoned_shared_memory_requests_leave_the_backend_correct(
     triton: TritonServer, compact_onnx_path, photo_canvases
 ):
-    """A request cancelled mid-flight (client gone, deadline) retires its region; the next one is exact."""
-    import onnxruntime as ort
-
+    """A request cancelled mid-flight (client gone, deadline) retires its region: the request queued behind it goes
+    over the wire, the next one gets a fresh region, and both are exact."""
     batch = photo_canvases  # (2, 3, S, S) uint8
-    session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {INPUT_NAME: batch[::-1]})
+    flipped = np.ascontiguousarray(batch[::-1])
 
     async def run():
         backend = TritonBackend(Settings(backend="triton", triton_url=triton.grpc_url))
@@ -166,42 +172,15 @@ def test_abandoned_shared_memory_request_leaves_the_backend_correct(
             await backend.infer(batch[:1])
             assert backend.uses_shared_memory
             abandoned = asyncio.create_task(backend.infer(batch))
+            waiting = asyncio.create_task(backend.infer(batch))
             await asyncio.sleep(0.02)
             abandoned.cancel()
             await asyncio.gather(abandoned, return_exceptions=True)
-            outputs = await backend.infer(np.ascontiguousarray(batch[::-1]))
-            return outputs, backend.uses_shared_memory
+            return await waiting, await backend.infer(flipped), backend.uses_shared_memory
         finally:
             await backend.close()
 
-    outputs, still_shared = asyncio.run(run())
+    waited, after, still_shared = asyncio.run(run())
     assert still_shared, "a fresh region replaces the abandoned one"
-    for got, want in zip(outputs, expected, strict=True):
-        np.testing.assert_array_equal(got, want)
-
-
-def test_a_request_waiting_for_the_region_survives_its_owner_being_abandoned(
-    triton: TritonServer, compact_onnx_path, photo_canvases
-):
-    """The request queued behind an abandoned one finds the region retired: it goes over the wire, exact."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {INPUT_NAME: photo_canvases})
-
-    async def run():
-        backend = TritonBackend(Settings(backend="triton", triton_url=triton.grpc_url))
-        try:
-            await backend.infer(photo_canvases[:1])
-            assert backend.uses_shared_memory
-            abandoned = asyncio.create_task(backend.infer(photo_canvases))
-            waiting = asyncio.create_task(backend.infer(photo_canvases))
-            await asyncio.sleep(0.02)
-            abandoned.cancel()
-            await asyncio.gather(abandoned, return_exceptions=True)
-            return await waiting
-        finally:
-            await backend.close()
-
-    for got, want in zip(asyncio.run(run()), expected, strict=True):
-        np.testing.assert_array_equal(got, want)
+    assert_identical(waited, onnx_outputs(compact_onnx_path, batch))
+    assert_identical(after, onnx_outputs(compact_onnx_path, flipped))
