@@ -20,7 +20,7 @@ from facelocal.postprocess import select_faces
 from facelocal.preprocess import ResizePolicy, to_canvas
 from facelocal.tta import View
 from facelocal.tta_ops import flip_image
-from service.alignment import align_face, encode_png_base64
+from service.alignment import align_face, encode_png
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
 from service.errors import ServiceError, internal_error, queue_full, unavailable, validation_error
@@ -288,7 +288,7 @@ class DetectionCore:
                 box=entry["box"],
                 score=entry["score"],
                 landmarks=entry["landmarks"] if options.return_landmarks else None,
-                crop=encode_png_base64(align_face(prepared.rgb, points)) if options.return_crops else None,
+                crop=encode_png(align_face(prepared.rgb, points)) if options.return_crops else None,
             )
             for entry, points in zip(faces.faces(), faces.landmarks, strict=True)
         ]

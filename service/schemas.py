@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import base64
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from facelocal.tta import TTAMode, TTAPlan
+
+
+def _base64_text(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# The core and gRPC hold a crop as PNG bytes; only JSON (REST) carries it as standard base64 text.
+Base64PNG = Annotated[
+    bytes,
+    PlainSerializer(_base64_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}),
+]
 
 
 class DetectOptions(BaseModel):
@@ -64,7 +79,9 @@ class Face(BaseModel):
         description="five [x, y] points: left eye, right eye, nose, left and right mouth corner "
         "(absent when return_landmarks is false)",
     )
-    crop: str | None = Field(None, description="112x112 ArcFace-aligned face as base64 PNG (only with return_crops)")
+    crop: Base64PNG | None = Field(
+        None, description="112x112 ArcFace-aligned face as base64 PNG (only with return_crops)"
+    )
     mesh: list[list[float]] | None = Field(
         None,
         description="468 [x, y, z] FaceMesh vertices in image pixels, z the relative depth on the same scale "

@@ -26,11 +26,13 @@ def add_preset_argument(parser: argparse.ArgumentParser, default: str | None = N
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_preset_argument(parser)
-    parser.add_argument("--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the config file)")
+    parser.add_argument(
+        "--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the weights table, $FACELOCAL_WEIGHTS_TABLE)"
+    )
 
 
 def weights_from_args(args: argparse.Namespace) -> Path:
-    """The checkpoint ``--weights``, ``$FACELOCAL_WEIGHTS`` or the config file names; else :class:`CommandError`."""
+    """The checkpoint ``--weights``, ``$FACELOCAL_WEIGHTS`` or the weights table names; else :class:`CommandError`."""
     from facelocal.cli import CommandError
     from facelocal.weights import WeightsNotFoundError, resolve_weights
 
@@ -59,7 +61,7 @@ def add_mesh_weights_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mesh-weights",
         metavar="PATH",
-        help="MediaPipe face_landmark.tflite (else $FACELOCAL_MESH_WEIGHTS or [weights] facemesh in the config file)",
+        help="MediaPipe face_landmark.tflite (else $FACELOCAL_MESH_WEIGHTS or [weights] facemesh in the weights table)",
     )
 
 

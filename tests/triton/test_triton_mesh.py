@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from facelocal.facemesh import OnnxFaceMesh, crop_faces
+from scripts.local.tritonserver import TritonServer
 from service.backends.triton_mesh import TritonMeshBackend
 from service.settings import Settings
 from tests.service.helpers import client, photo_bytes
-from tests.triton.harness import TritonServer
 
 PHOTOS = ("selfie_group.jpg", "two_people_hd.jpg", "masked_faces_grid.jpg")
 MESH = {"return_mesh": "true"}
