@@ -142,8 +142,8 @@ class GatedBackend:
 
     ``gated``: each inference waits until ``gate`` is set (gated from the start, the warm-up waits too) and sets
     ``entered`` when it arrives there. ``broken``: inferences fail with 503 ``backend_unavailable`` and the
-    backend reports not ready. ``open()`` opens the gate from a test's thread. Everything else is the inner
-    backend's.
+    backend reports not ready. ``open()`` opens the gate from a test's thread. ``shapes`` records the shape of
+    every batch inferred, warm-up included. Everything else is the inner backend's.
     """
 
     def __init__(self, inner, gated: bool = False) -> None:
@@ -153,12 +153,14 @@ class GatedBackend:
         self.gate = asyncio.Event()
         self.entered = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.shapes: list[tuple[int, ...]] = []
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
 
     async def infer(self, batch: np.ndarray):
         self.loop = asyncio.get_running_loop()
+        self.shapes.append(batch.shape)
         if self.gated:
             self.entered.set()
             await self.gate.wait()
