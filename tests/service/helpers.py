@@ -180,3 +180,10 @@ class GatedBackend:
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+class FixedCanvasBackend(GatedBackend):
+    """A real backend declared to take only a 640x640 canvas, as Triton's model configs do: the service then
+    letterboxes onto that square instead of fitting each image to a canvas of its own."""
+
+    fixed_canvas = 640

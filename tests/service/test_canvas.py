@@ -11,13 +11,7 @@ import pytest
 
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
-from tests.service.helpers import JPEG, GatedBackend, boxes, client, photo_bytes, vga_jpeg
-
-
-class FixedCanvasBackend(GatedBackend):
-    """The session's model, declared to take only a 640x640 canvas (as Triton's configs do)."""
-
-    fixed_canvas = 640
+from tests.service.helpers import JPEG, FixedCanvasBackend, GatedBackend, boxes, client, photo_bytes, vga_jpeg
 
 
 @pytest.fixture(scope="module")
