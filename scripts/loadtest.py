@@ -21,6 +21,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -50,8 +51,11 @@ def ensure_model(path: Path | None) -> Path:
     return export_onnx(load_pretrained(get_config(DEFAULT_PRESET), weights), out)
 
 
-def start_server(model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int = 256) -> ServeProcess:
-    """``facelocal serve`` with these batching settings; its log on this terminal (warnings only)."""
+def start_server(
+    model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int = 256, extra: Sequence[str] = ()
+) -> ServeProcess:
+    """``facelocal serve`` with these batching settings (and ``extra`` flags); its log on this terminal (warnings
+    only)."""
     flags = (
         "--max-batch-size",
         str(max_batch_size),
@@ -60,7 +64,7 @@ def start_server(model: Path, max_batch_size: int, max_delay_ms: float, max_queu
         "--max-queue",
         str(max_queue),
     )
-    return start_serve(model, *flags, "--log-level", "warning", stdout=None, stderr=None)
+    return start_serve(model, *flags, *extra, "--log-level", "warning", stdout=None, stderr=None)
 
 
 def batching_metrics(url: str) -> dict[str, float]:

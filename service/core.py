@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from facelocal.contract import INPUT_DTYPE
 from facelocal.detections import FaceDetections
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import ResizePolicy, to_canvas
-from facelocal.tta import View
+from facelocal.tta import TTAPlan, View
 from facelocal.tta_ops import flip_image
 from service.alignment import align_face, encode_png
 from service.backends.base import InferenceBackend
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _View:
-    """One view of the image (:meth:`facelocal.tta.TTAPlan.views`) and its ``(3, S, S)`` canvas."""
+    """One view of the image (:meth:`facelocal.tta.TTAPlan.views`) and its ``(3, H, W)`` canvas."""
 
     view: View
     tensor: np.ndarray
@@ -43,7 +43,7 @@ class _View:
 
 @dataclass
 class _Prepared:
-    """An image's size and views: the letterboxed image first, then any test-time augmentations.
+    """An image's size and views: the image fitted to ``max_size`` first, then any test-time augmentations.
 
     ``rgb`` (the full-size pixels) is kept only when crops or meshes are to be cut from it.
     """
@@ -102,7 +102,7 @@ class PixelHold:
 class DetectionCore:
     """Turns image bytes into :class:`ImageResult`; REST and gRPC are thin layers over it.
 
-    CPU work (decoding, letterboxing, NMS, crops) runs in a thread pool and inference in the backend's
+    CPU work (decoding, resizing onto canvases, NMS, crops) runs in a thread pool and inference in the backend's
     own thread, so the event loop only moves requests around.
     """
 
@@ -110,12 +110,9 @@ class DetectionCore:
         self.settings = settings
         self.backend = backend
         self.metrics = metrics or ServiceMetrics()
-        canvas = backend.fixed_canvas or settings.canvas_size
-        # Never upscale: small images are padded, large ones shrunk, so every image fits one canvas.
-        self._resize = ResizePolicy("letterbox", canvas)
         self._batcher = MicroBatcher(
-            backend,
-            self.metrics,
+            backend.infer,
+            self.metrics.detector,
             max_batch_size=settings.max_batch_size,
             max_delay_ms=settings.max_delay_ms,
             max_queue=settings.max_queue,
@@ -135,7 +132,13 @@ class DetectionCore:
 
     @property
     def canvas_size(self) -> int:
-        return self._resize.size
+        """The default ``max_size``: the long side images are fitted to (a fixed-canvas model: its canvas)."""
+        return self.backend.fixed_canvas or self.settings.canvas_size
+
+    @property
+    def max_size_limit(self) -> int:
+        """The largest ``max_size`` a request may ask for (a fixed-canvas model: its canvas)."""
+        return self.backend.fixed_canvas or self.settings.max_size_limit
 
     @property
     def ready(self) -> bool:
@@ -180,6 +183,11 @@ class DetectionCore:
     def validate_options(self, options: DetectOptions) -> None:
         """Reject options this model cannot honour (422) before any work is done."""
         self.mesh.check(options)  # return_mesh needs a working mesh model: 422 mesh_unavailable otherwise
+        if options.max_size is not None and options.max_size > self.max_size_limit:
+            raise validation_error(
+                f"max_size {options.max_size} is above this server's limit of {self.max_size_limit} px",
+                code="max_size_too_large",
+            )
 
     def check_capacity(self) -> None:
         """503 when an image would not be admitted now: cheap, so front ends can ask before reading a body."""
@@ -243,22 +251,36 @@ class DetectionCore:
 
     def _prepare(self, data: bytes, options: DetectOptions, pixels: PixelHold) -> _Prepared:
         started = time.perf_counter()
-        # Crops and meshes are cut from the full-size image; without them, no view needs more than the canvas holds.
+        max_size = options.max_size or self.canvas_size
+        # Crops and meshes are cut from the full-size image; without them, no view is larger than max_size.
         keep_image = options.return_crops or options.return_mesh
-        cover = None if keep_image else self.canvas_size
+        cover = None if keep_image else max_size
         decoded = decode(data, self.settings.max_pixels, cover, reserve=pixels.take)
         rgb = decoded.rgb
         plan = options.tta_plan
         mirrored = np.ascontiguousarray(flip_image(rgb)) if plan.flip else None
-        # The canvas is fixed: a scale whose long side exceeds it cannot run and is skipped rather than tiled.
         views = [
             _View(view, to_canvas(mirrored if view.mirrored else rgb, view.placement))
-            for view in plan.views(decoded.width, decoded.height, self._resize, max_canvas=self.canvas_size)
+            for view in self._views(plan, decoded.width, decoded.height, max_size)
         ]
         if not keep_image:
             rgb = None
             pixels.release()
         return _Prepared(decoded.width, decoded.height, rgb, views, (time.perf_counter() - started) * 1000.0)
+
+    def _views(self, plan: TTAPlan, width: int, height: int, max_size: int) -> list[View]:
+        """``plan``'s views of a ``width x height`` image, each on its canvas: the image's long side fitted to
+        ``max_size`` (never upscaled) first. A canvas is the view's size rounded up to 32 px, or the model's
+        fixed square. A multi-scale view whose long side exceeds ``max_size`` is skipped rather than tiled."""
+        fixed = self.backend.fixed_canvas
+        return [
+            replace(
+                view,
+                placement=replace(view.placement, canvas_w=fixed, canvas_h=fixed) if fixed else view.placement.padded(),
+            )
+            for view in plan.views(width, height, ResizePolicy("fit", max_size))
+            if max(view.placement.resized_w, view.placement.resized_h) <= max_size
+        ]
 
     def _face_limit(self, options: DetectOptions) -> int:
         """The most faces one image returns: the request's ``max_faces``, capped by ``max_faces`` (or by
@@ -276,7 +298,7 @@ class DetectionCore:
         )
         views = [prepared_view.view for prepared_view in prepared.views]
         detections = [
-            select_faces(output.boxes, output.scores, output.landmarks, view.placement, width, height, config)
+            select_faces(*output.rows, view.placement, width, height, config)
             for view, output in zip(views, outputs, strict=True)
         ]
         faces = options.tta_plan.merge(views, detections, config.post_nms_top_k)

@@ -2,8 +2,8 @@
 
 After detection, each face whose longer box side is at least ``mesh_min_face`` pixels (a request option,
 default 48) is cropped (:mod:`facelocal.facemesh`: 1.5x the box, eyes level, 192x192) and its crop goes into a
-:class:`MeshBatcher` of its own: crops from all faces of all requests in flight share one mesh inference, as
-canvases do for detection. The vertices come back in image pixels with the presence score.
+micro-batcher of its own (:class:`~service.batcher.MicroBatcher`): crops from all faces of all requests in flight
+share one mesh inference, as canvases do for detection. The vertices come back in image pixels with the presence score.
 
 At most ``mesh_max_faces`` faces per image get a mesh (the best-scoring ones); the others get
 ``mesh_skipped="mesh_limit"`` and the image ``mesh_truncated=true``. Faces under the size get
@@ -22,7 +22,6 @@ import os
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -36,7 +35,7 @@ from facelocal.facemesh import (
     presence_score,
     project_vertices,
 )
-from service.batcher import MicroBatcher
+from service.batcher import BatchOutput, MicroBatcher
 from service.errors import ServiceError, unavailable, validation_error
 from service.metrics import ServiceMetrics
 from service.schemas import DetectOptions, ImageResult, ModelInfo
@@ -106,58 +105,6 @@ def create_mesh_backend(settings: Settings):
     return OnnxRuntimeMeshBackend(path, settings.mesh_threads), None
 
 
-# -- batching ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class MeshOutput:
-    """One crop's share of a batched mesh inference."""
-
-    vertices: np.ndarray  # (468, 3) crop pixels
-    logit: float
-    queue_ms: float
-    inference_ms: float
-    batch_size: int
-
-
-class MeshBatcher(MicroBatcher):
-    """:class:`~service.batcher.MicroBatcher` for ``(192, 192, 3)`` uint8 crops: the same bounded queue, batch
-    size and delay, recorded in the ``facelocal_mesh_*`` metrics."""
-
-    def __init__(self, backend, metrics: ServiceMetrics, **limits) -> None:
-        view = SimpleNamespace(
-            queue_depth=metrics.mesh_queue_depth,
-            inferences_total=metrics.mesh_inferences_total,
-            batch_size=metrics.mesh_batch_size,
-        )
-        super().__init__(backend, view, **limits)
-
-    async def _infer(self, batch) -> None:
-        started = time.perf_counter()
-        try:
-            vertices, logits = await self._backend.infer(np.stack([p.tensor for p in batch]))
-        except ServiceError as exc:
-            self._fail(batch, exc)
-            return
-        except Exception as exc:  # a backend bug must not kill the worker and hang every later request
-            self._fail(batch, unavailable(f"mesh inference failed: {type(exc).__name__}: {exc}"))
-            return
-        inference_ms = (time.perf_counter() - started) * 1000.0
-        self._metrics.inferences_total.inc()
-        self._metrics.batch_size.observe(len(batch))
-        for row, pending in enumerate(batch):
-            if not pending.future.done():
-                pending.future.set_result(
-                    MeshOutput(
-                        vertices[row].reshape(NUM_VERTICES, 3),
-                        float(np.ravel(logits[row])[0]),
-                        queue_ms=(started - pending.enqueued) * 1000.0,
-                        inference_ms=inference_ms,
-                        batch_size=len(batch),
-                    )
-                )
-
-
 # -- the stage -----------------------------------------------------------------------------------------------
 
 
@@ -179,7 +126,7 @@ class MeshStage:
         self.settings = settings
         self.metrics = metrics
         self.backend, self._reason = create_mesh_backend(settings)
-        self._batcher: MeshBatcher | None = None
+        self._batcher: MicroBatcher | None = None
         self._ready = False
 
     @property
@@ -201,9 +148,10 @@ class MeshStage:
         if self.backend is None:
             log.info("dense mesh off: %s", self._reason)
             return
-        self._batcher = MeshBatcher(
-            self.backend,
-            self.metrics,
+        self._batcher = MicroBatcher(
+            self.backend.infer,
+            self.metrics.mesh,
+            name="mesh inference",
             max_batch_size=self.settings.mesh_max_batch_size,
             max_delay_ms=self.settings.mesh_max_delay_ms,
             max_queue=self.settings.mesh_max_queue,
@@ -274,15 +222,16 @@ class MeshStage:
 
     @staticmethod
     def _attach(
-        result: ImageResult, options: DetectOptions, plan: _MeshPlan, outputs: list[MeshOutput], started: float
+        result: ImageResult, options: DetectOptions, plan: _MeshPlan, outputs: list[BatchOutput], started: float
     ) -> ImageResult:
         faces = list(result.faces)
         for index, geometry, output in zip(plan.indices, plan.geometries, outputs, strict=True):
-            mesh = project_vertices(output.vertices, geometry)
+            vertices, logit = output.rows  # (468 * 3,) or (468, 3) crop pixels, and the presence logit
+            mesh = project_vertices(vertices.reshape(NUM_VERTICES, 3), geometry)
             faces[index] = faces[index].model_copy(
                 update={
                     "mesh": np.round(mesh.astype(np.float64), 2).tolist(),
-                    "mesh_score": round(float(presence_score(output.logit)), 5),
+                    "mesh_score": round(float(presence_score(float(np.ravel(logit)[0]))), 5),
                 }
             )
         for index, reason in plan.skipped.items():

@@ -54,14 +54,23 @@ class DetectOptions(BaseModel):
         description="with return_mesh: faces whose longer box side is below this many pixels get no mesh "
         "(mesh_skipped: face_too_small)",
     )
+    max_size: int | None = Field(
+        None,
+        ge=32,
+        description="long side in pixels the image is resized to (never upscaled) before detection, on a canvas "
+        "of its own rounded up to 32 px: larger keeps more small faces and costs about (max_size/640)^2 the "
+        "inference time; default: the server's canvas_size (model canvas_size, 640); at most the server's "
+        "max_size_limit (default 1920; above it 422 max_size_too_large); a fixed-canvas model (Triton) "
+        "letterboxes onto its square canvas, which is then also the limit",
+    )
     tta: TTAMode = Field(
         "none",
         description="test-time augmentation, voted together at IoU 0.4: 'flip' adds the mirrored image "
         "(about 2x the inference work); 'multiscale' adds the image resized so that its short side is 500, 800, "
         "1100, 1400 or 1700 px (long side at most 2000, at most 2x up), keeping only the sizes whose long side "
-        "fits the square canvas (model canvas_size) - larger ones are skipped, not tiled, so on the default 640 "
-        "canvas most photos get no extra scale; 'flip,multiscale' mirrors every view. Timings report the "
-        "slowest view",
+        "is at most max_size - larger ones are skipped, not tiled, so at the default 640 most photos get no extra "
+        "scale (raise max_size for them); each runs on a canvas of its size; 'flip,multiscale' mirrors every "
+        "view. Timings report the slowest view",
     )
 
     @property
@@ -165,7 +174,11 @@ class ModelInfo(BaseModel):
     role: str = Field("detector", description="detector (faces, boxes, landmarks) or mesh (return_mesh vertices)")
     backend: str = Field(..., description="inference backend: openvino, onnxruntime or triton")
     has_dense: bool = Field(..., description="whether return_mesh is available")
-    canvas_size: int = Field(..., description="square canvas images are letterboxed onto (mesh: the crop side)")
+    canvas_size: int = Field(
+        ...,
+        description="the default max_size: long side images are resized to (a fixed-canvas model: its square "
+        "canvas; mesh: the crop side)",
+    )
     max_batch_size: int = Field(..., description="most images (mesh: face crops) per backend inference")
     ready: bool = Field(..., description="whether the warm-up inference has passed")
 

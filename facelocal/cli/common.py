@@ -11,6 +11,15 @@ from facelocal.config import DEFAULT_PRESET, PRESETS
 DEFAULT_CALIBRATION = [Path("../shared/data/landmarks/300w_helen_test/images"), Path("../shared/data/images")]
 
 
+def add_resize_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resize",
+        default="original",
+        help="original, long:S, letterbox:S or fit:S (the service's policy: long side at most S, never upscaled, "
+        "canvas rounded up to 32 px)",
+    )
+
+
 def add_preset_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     """``--preset NAME`` (``--config`` is its old spelling, kept for one release)."""
     fallback = f"the one a known checkpoint was trained with, else {DEFAULT_PRESET}" if default is None else default

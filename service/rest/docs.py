@@ -43,8 +43,12 @@ def install_docs(app: FastAPI, core: DetectionCore) -> None:
 
 def server_limits(core: DetectionCore) -> dict[str, dict]:
     """JSON-schema keywords that narrow request fields to what this server accepts, by field name: a batch
-    holds at most ``max_batch_images`` images, and ``return_mesh`` may be true only when the mesh is served."""
-    limits: dict[str, dict] = {"images": {"maxItems": core.settings.max_batch_images}}
+    holds at most ``max_batch_images`` images, ``max_size`` is at most the server's limit, and ``return_mesh``
+    may be true only when the mesh is served."""
+    limits: dict[str, dict] = {
+        "images": {"maxItems": core.settings.max_batch_images},
+        "max_size": {"maximum": core.max_size_limit},
+    }
     if not core.mesh.available:
         limits["return_mesh"] = {"enum": [False]}
     return limits

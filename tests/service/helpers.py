@@ -108,8 +108,8 @@ class GatedBackend:
 
     ``gated``: each inference waits until ``gate`` is set (gated from the start, the warm-up waits too) and sets
     ``entered`` when it arrives there. ``broken``: inferences fail with 503 ``backend_unavailable`` and the
-    backend reports not ready. ``open()`` opens the gate from a test's thread. Everything else is the inner
-    backend's.
+    backend reports not ready. ``open()`` opens the gate from a test's thread. ``shapes`` records the shape of
+    every batch inferred, warm-up included. Everything else is the inner backend's.
     """
 
     def __init__(self, inner, gated: bool = False) -> None:
@@ -119,12 +119,14 @@ class GatedBackend:
         self.gate = asyncio.Event()
         self.entered = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.shapes: list[tuple[int, ...]] = []
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
 
     async def infer(self, batch: np.ndarray):
         self.loop = asyncio.get_running_loop()
+        self.shapes.append(batch.shape)
         if self.gated:
             self.entered.set()
             await self.gate.wait()
@@ -144,3 +146,10 @@ class GatedBackend:
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+class FixedCanvasBackend(GatedBackend):
+    """A real backend declared to take only a 640x640 canvas, as Triton's model configs do: the service then
+    letterboxes onto that square instead of fitting each image to a canvas of its own."""
+
+    fixed_canvas = 640

@@ -19,7 +19,7 @@ from service.backends.triton import TritonBackend
 from service.errors import ServiceError
 from service.grpc.status import grpc_status
 from service.settings import Settings
-from tests.service.helpers import assert_same_faces, client, photo_bytes
+from tests.service.helpers import FixedCanvasBackend, assert_same_faces, client, photo_bytes
 
 PHOTOS = ("selfie_group.jpg", "wider_train_band_crowd.jpg")
 
@@ -28,9 +28,11 @@ def detect(http, name: str):
     return http.post("/v1/detect", content=photo_bytes(name), headers={"content-type": "image/jpeg"})
 
 
-def test_triton_service_finds_the_embedded_faces(start_service, service, triton: TritonServer):
+def test_triton_service_finds_the_embedded_faces(start_service, triton: TritonServer):
     remote = start_service(backend="triton", triton_url=triton.grpc_url)
-    with client(service.http_url) as embedded_http, client(remote.http_url) as triton_http:
+    # Triton's model takes a fixed 640x640 canvas, so the embedded reference letterboxes onto the same square.
+    embedded = start_service(wrap_backend=FixedCanvasBackend)
+    with client(embedded.http_url) as embedded_http, client(remote.http_url) as triton_http:
         models = triton_http.get("/v1/models").json()["models"]
         assert [(m["name"], m["backend"]) for m in models] == [("mobilenet0.25", "triton")], (
             "no mesh model was asked for"
