@@ -15,6 +15,7 @@ Numpy and Pillow only: the service imports this module.
 from __future__ import annotations
 
 import math
+import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,27 +231,41 @@ def _mesh_crops(
 
 
 class OnnxFaceMesh:
-    """The exported FaceMesh graph (``facelocal export onnx --mesh``) in ONNX Runtime on CPU.
+    """The exported FaceMesh graph (``facelocal export onnx --mesh``) on CPU, in ONNX Runtime or OpenVINO.
 
-    ``rows_at_once``: how many crops go through ``session.run`` together. On CPU one at a time is fastest per
-    face: a crop's activations (590 kB at the first stage) stay in the core's cache, a batch's do not
-    (``facelocal bench --mesh``: batch 24 costs ~2x per face on one thread). ``workers`` > 1 splits a batch's
-    rows over that many threads, each running single-threaded sessions (the service's CPU mode).
+    ``rows_at_once``: how many crops go through one inference together. In ONNX Runtime one at a time is fastest
+    per face: a crop's activations (590 kB at the first stage) stay in the core's cache, a batch's do not
+    (``facelocal bench --mesh``: batch 24 costs ~1.4x per face on one thread). ``workers`` > 1 splits a batch's
+    rows over that many threads, each running single-threaded inferences (the service's CPU mode).
+
+    ``runtime="openvino"``: OpenVINO's CPU plugin (:class:`facelocal.runtime.OpenVinoForward`, a model compiled
+    for each batch shape it sees again), about half ONNX Runtime's time per face on one thread and no slower per
+    face in batches; one compiled model per worker, as an OpenVINO request serves one caller at a time.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0, rows_at_once: int | None = None, workers: int = 1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        names = [tensor.name for tensor in self.session.get_inputs()], [t.name for t in self.session.get_outputs()]
-        if names != ([ONNX_INPUT], list(ONNX_OUTPUTS)):
-            raise ValueError(f"{path} is not a facelocal FaceMesh export: inputs/outputs {names}")
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int = 0,
+        rows_at_once: int | None = None,
+        workers: int = 1,
+        runtime: str = "onnxruntime",
+    ) -> None:
         self.rows_at_once = rows_at_once
         self.workers = max(1, workers)
+        self._forwards: queue.SimpleQueue[MeshInfer] = queue.SimpleQueue()
+        self.session = None  # ONNX Runtime's session (its metadata), None on OpenVINO
+        if runtime == "openvino":
+            from facelocal.runtime import OpenVinoForward
+
+            for _ in range(self.workers):
+                self._forwards.put(OpenVinoForward(path, threads, output_names=ONNX_OUTPUTS))
+        elif runtime == "onnxruntime":
+            session = self.session = _onnxruntime_session(path, threads)
+            for _ in range(self.workers):  # one session serves every thread
+                self._forwards.put(lambda crops: tuple(session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: crops})))
+        else:
+            raise ValueError(f"unknown runtime {runtime!r}: onnxruntime or openvino")
         self._pool = None
         if self.workers > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -259,10 +274,11 @@ class OnnxFaceMesh:
 
     def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         step = self.rows_at_once or len(crops)
-        parts = [
-            self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: crops[start : start + step]})
-            for start in range(0, len(crops), step)
-        ]
+        forward = self._forwards.get()
+        try:
+            parts = [forward(crops[start : start + step]) for start in range(0, len(crops), step)]
+        finally:
+            self._forwards.put(forward)
         if len(parts) == 1:
             return parts[0][0], parts[0][1]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -279,3 +295,14 @@ class OnnxFaceMesh:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+def _onnxruntime_session(path: str | Path, threads: int):
+    """A CPU session of the mesh graph, checked to be facelocal's export."""
+    from facelocal.runtime import onnxruntime_session
+
+    session = onnxruntime_session(path, threads)
+    names = [tensor.name for tensor in session.get_inputs()], [tensor.name for tensor in session.get_outputs()]
+    if names != ([ONNX_INPUT], list(ONNX_OUTPUTS)):
+        raise ValueError(f"{path} is not a facelocal FaceMesh export: inputs/outputs {names}")
+    return session

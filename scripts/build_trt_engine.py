@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opt-batch", type=int, help="batch the kernels are tuned for (default: half the maximum)")
     parser.add_argument("--fp32", action="store_true", help="build in FP32 (parity checks, GPUs without FP16)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the plan exists")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be built; needs no GPU or TensorRT")
     args = parser.parse_args(argv)
 
     config = read_model_config(args.config)
@@ -128,11 +129,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.onnx} not found: run scripts/prepare_model_repository.py first", file=sys.stderr)
         return 1
     opt_batch = args.opt_batch or max(1, max_batch // 2)
+    precision = "FP32" if args.fp32 else "FP16"
+    if args.dry_run:
+        shape = f"(1..{max_batch}, 192, 192, 3) uint8 crops" if mesh else f"(1..{max_batch}, 3, {canvas}, {canvas})"
+        print(f"would build {out} from {args.onnx}: {precision}, profile {shape}, tuned for batch {opt_batch}")
+        return 0
     started = time.perf_counter()
     plan = build_engine(args.onnx, canvas, max_batch, opt_batch, fp16=not args.fp32, mesh=mesh)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(plan)
-    precision = "FP32" if args.fp32 else "FP16"
     print(
         f"wrote {out} ({len(plan) / 1e6:.1f} MB, {precision}, batch 1..{max_batch} "
         f"at {canvas}x{canvas}) in {time.perf_counter() - started:.0f} s"

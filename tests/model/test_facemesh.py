@@ -148,6 +148,20 @@ def test_onnx_runtime_matches_the_tflite_interpreter_on_real_face_crops(detected
     assert worst_logit < 1e-3, worst_logit
 
 
+def test_openvino_runs_the_same_graph_in_batches_and_over_workers(detected, mesh_onnx_path, mesh_session):
+    crops = np.concatenate([crop_faces(p.rgb, p.faces.boxes, p.faces.landmarks)[0] for p in detected[:2]])
+    want_vertices, want_logits = mesh_session(crops)
+    for options in ({}, {"rows_at_once": 1, "workers": 2}):
+        runner = OnnxFaceMesh(mesh_onnx_path, threads=1, runtime="openvino", **options)
+        for _ in range(2):  # the second call runs the model compiled for this batch shape
+            vertices, logits = runner(crops)
+            np.testing.assert_allclose(vertices, want_vertices, atol=1e-2)
+            np.testing.assert_allclose(logits, want_logits, atol=1e-3)
+        runner.close()
+    with pytest.raises(ValueError, match="unknown runtime"):
+        OnnxFaceMesh(mesh_onnx_path, runtime="tensorflow")
+
+
 def test_torch_module_matches_the_onnx_graph(detected, mesh_weights_path, mesh_session):
     crops, _ = crop_faces(detected[0].rgb, detected[0].faces.boxes[:8], detected[0].faces.landmarks[:8])
     with torch.no_grad():
