@@ -90,9 +90,9 @@ class Detector:
     ) -> Detector:
         """An exported model (``facelocal export onnx`` or ``int8``, dynamic size) on ONNX Runtime or OpenVINO at
         ``precision`` (None: as the file stores it), with the FaceMesh export (``facelocal export onnx --mesh``)
-        when ``mesh_model_path`` is given; needs no torch."""
+        when ``mesh_model_path`` is given (on the same runtime, in fp32); needs no torch."""
         if mesh_model_path is not None:
-            kwargs["mesh"] = OnnxFaceMesh(mesh_model_path, threads=threads, rows_at_once=1)
+            kwargs["mesh"] = OnnxFaceMesh(mesh_model_path, threads=threads, rows_at_once=1, runtime=runtime)
         return cls(exported_forward(model_path, runtime, threads, precision), **kwargs)
 
     def with_resize(self, resize: ResizePolicy) -> Detector:
