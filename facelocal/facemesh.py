@@ -253,7 +253,7 @@ class OnnxFaceMesh:
     ) -> None:
         self.rows_at_once = rows_at_once
         self.workers = max(1, workers)
-        self._forwards: queue.SimpleQueue[MeshInfer] = queue.SimpleQueue()
+        self._forwards: queue.SimpleQueue[Callable[[np.ndarray], tuple[np.ndarray, ...]]] = queue.SimpleQueue()
         self.session = None  # ONNX Runtime's session (its metadata), None on OpenVINO
         if runtime == "openvino":
             from facelocal.runtime import OpenVinoForward

@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -200,7 +201,8 @@ def exported_forward(
     stored = model_metadata(model_path).get(PRECISION_KEY, "fp32")
     precision = resolve_precision(runtime, precision, stored)
     if runtime == "openvino":
-        return OpenVinoForward(model_path, threads, precision)
+        # With the default output names it returns the detector's three outputs.
+        return cast(Forward, OpenVinoForward(model_path, threads, precision))
     return onnxruntime_forward(model_path, threads)
 
 
