@@ -488,3 +488,18 @@ def test_onnx_detector_gives_the_torch_detectors_meshes(
     assert len(onnx_faces) == len(torch_faces) == 2
     np.testing.assert_allclose(onnx_faces.meshes, torch_faces.meshes, atol=0.05)
     np.testing.assert_allclose(onnx_faces.mesh_scores, torch_faces.mesh_scores, atol=1e-3)
+
+
+def test_detector_refines_its_meshes_when_asked(onnx_model_path, mesh_onnx_path, photos):
+    from facelocal.detector import Detector
+
+    rgb = photos["two_people_hd.jpg"]
+    plain = Detector.from_onnx(onnx_model_path, mesh_model_path=mesh_onnx_path)
+    refined = Detector.from_onnx(onnx_model_path, mesh_model_path=mesh_onnx_path, mesh_refine=1)
+    assert refined.with_resize(refined.resize).mesh_refine == 1
+    (faces,) = refined.detect([rgb])
+    want, scores = mesh_faces(rgb, faces.boxes, faces.landmarks, plain.mesh, refine=1)
+    np.testing.assert_allclose(faces.meshes, want, atol=1e-4)
+    np.testing.assert_allclose(faces.mesh_scores, scores, atol=1e-6)
+    (unrefined,) = plain.detect([rgb])
+    assert np.abs(unrefined.meshes - faces.meshes).max() > 0.5, "the second crop moves the vertices"
