@@ -409,7 +409,7 @@ def turn_checks(detector, detected, upright_meshes, mesh_session, degrees: int) 
 
 @dataclass(frozen=True)
 class TurnExpectation:
-    matched: int  # faces RetinaFace must find again, of the 28 upright ones FaceMesh accepts
+    matched: int  # faces RetinaFace must find again, of the 26 upright ones FaceMesh accepts (refined)
     rejected: int  # faces in the basin that FaceMesh may call no face (presence <= 0.5)
 
 
@@ -424,7 +424,7 @@ def test_rotated_photo_gives_the_rotated_mesh(detector, detected, upright_meshes
     them from its new boxes and landmarks (then from its own mesh, ``refine``), and the mesh must be the
     upright mesh turned, within 3 % of the inter-eye distance (IOD) on average over the faces.
 
-    RetinaFace (trained on upright faces) finds fewer faces as the angle grows (24, 10 and 6 of 28) and its eye
+    RetinaFace (trained on upright faces) finds fewer faces as the angle grows (24, 10 and 6 of 26) and its eye
     line lags the face's roll: by 10 degrees on average at 30, up to 84 at 90, one face upside down at 60. A
     crop rolled more than 30 degrees off shows FaceMesh no face it can mesh, and no refinement recovers from
     that; so the check is on the faces whose detected roll is within 30 degrees (the basin), where FaceMesh must
