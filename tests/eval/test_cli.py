@@ -165,10 +165,12 @@ def test_bench_mesh_reports_the_cost_per_face_beside_the_detector(tmp_path, weig
     out = tmp_path / "mesh.json"
     code = bench(weights_path, "--mesh", "--repeats", "1", "--mesh-weights", str(mesh_weights_path), "--json", str(out))
     assert code == 0
-    assert "mesh / face, single" in capsys.readouterr().out
+    assert "| single_openvino |" in capsys.readouterr().out
     (record,) = json.loads(out.read_text())["mesh"]
     assert record["faces"] >= 15 and record["detector_total_ms"] > 0
-    assert set(record["inference_ms_per_face"]) == {"single", "batched", "parallel"}
+    assert set(record["inference_ms_per_face"]) == {
+        f"{mode}{runtime}" for mode in ("single", "batched", "parallel") for runtime in ("", "_openvino")
+    }
     assert all(ms > 0 for ms in record["mesh_ms_per_face"].values())
 
 
