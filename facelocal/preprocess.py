@@ -6,7 +6,7 @@ Numpy and Pillow only: the serving path shares this module without importing tor
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from PIL import Image
@@ -44,7 +44,7 @@ class ResizePolicy:
         if mode == "original" and not size:
             return cls("original")
         if mode in ("long", "letterbox", "fit") and size.isdigit() and int(size) > 0:
-            return cls(mode, int(size))
+            return cls(cast(ResizeMode, mode), int(size))
         raise ValueError(f"invalid resize policy {text!r}: use original, long:S, letterbox:S or fit:S")
 
     def plan(self, width: int, height: int) -> Placement:

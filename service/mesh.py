@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facelocal.contract import MODEL_KEY
 from facelocal.facemesh import (
     INPUT_SIZE,
     NUM_VERTICES,
@@ -35,6 +36,7 @@ from facelocal.facemesh import (
     presence_score,
     project_vertices,
 )
+from facelocal.runtime import model_metadata
 from service.batcher import BatchOutput, MicroBatcher
 from service.errors import ServiceError, unavailable, validation_error
 from service.metrics import ServiceMetrics
@@ -64,8 +66,7 @@ class OnnxRuntimeMeshBackend:
     def __init__(self, path, threads: int = 0) -> None:
         workers = threads or len(os.sched_getaffinity(0))
         self._mesh = OnnxFaceMesh(path, threads=1, rows_at_once=1, workers=workers)
-        metadata = self._mesh.session.get_modelmeta().custom_metadata_map
-        self.model_name = metadata.get("facelocal.model", MESH_MODEL_NAME)
+        self.model_name = model_metadata(path).get(MODEL_KEY, MESH_MODEL_NAME)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemesh-ort")
 
     async def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +198,8 @@ class MeshStage:
     def _plan(self, rgb: np.ndarray, result: ImageResult, options: DetectOptions) -> _MeshPlan:
         boxes = np.array([face.box for face in result.faces], np.float64).reshape(-1, 4)
         eligible = mesh_eligible(boxes, options.mesh_min_face)
-        indices, skipped = [], {}
+        indices: list[int] = []
+        skipped: dict[int, str] = {}
         for index, big in enumerate(eligible):
             if not big:
                 skipped[index] = SKIPPED_SMALL
@@ -217,7 +219,9 @@ class MeshStage:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         plan = await loop.run_in_executor(executor, self._plan, rgb, result, options)
-        outputs = await asyncio.gather(*(self._batcher.submit(crop) for crop in plan.crops))
+        batcher = self._batcher
+        assert batcher is not None, "check() admits return_mesh only once the stage has started"
+        outputs = await asyncio.gather(*(batcher.submit(crop) for crop in plan.crops))
         return await loop.run_in_executor(executor, self._attach, result, options, plan, outputs, started)
 
     @staticmethod

@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from facelocal.contract import MODEL_KEY
 from facelocal.facemesh import (
     INPUT_SIZE,
     NUM_VERTICES,
@@ -132,7 +133,7 @@ def test_onnx_graph_takes_uint8_crops_in_dynamic_batches_without_prelu(mesh_onnx
     vertices, logits = session.run(None, {ONNX_INPUT: np.zeros((3, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)})
     assert vertices.shape == (3, NUM_VERTICES, 3) and logits.shape == (3, 1)
     metadata = session.get_modelmeta().custom_metadata_map
-    assert metadata["facelocal.model"] == "facemesh"
+    assert metadata[MODEL_KEY] == "facemesh"
 
 
 def test_onnx_runtime_matches_the_tflite_interpreter_on_real_face_crops(detected, mesh_session, tflite):
