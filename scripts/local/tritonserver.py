@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from google.protobuf import text_format
 
 from scripts.local.ports import free_port
@@ -217,24 +218,19 @@ class TritonServer:
         self._wait_ready(timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:
-        import tritonclient.http as httpclient
-
-        client = httpclient.InferenceServerClient(self.http_url, connection_timeout=1.0, network_timeout=1.0)
+        # Plain HTTP on Triton's health route: tritonclient.http's gevent pool breaks when a later thread collects it.
         deadline = time.monotonic() + timeout_s
-        try:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise TritonUnavailableError(
-                        f"tritonserver exited with {self.process.returncode} while starting; log:\n{self.log_tail()}"
-                    )
-                try:
-                    if client.is_server_ready():
-                        return
-                except Exception:  # connection refused while it starts
-                    pass
-                time.sleep(0.2)
-        finally:
-            client.close()
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise TritonUnavailableError(
+                    f"tritonserver exited with {self.process.returncode} while starting; log:\n{self.log_tail()}"
+                )
+            try:
+                if httpx.get(f"http://{self.http_url}/v2/health/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:  # connection refused while it starts
+                pass
+            time.sleep(0.2)
         self.kill()
         raise TritonUnavailableError(f"tritonserver not ready within {timeout_s:.0f} s; log:\n{self.log_tail()}")
 
