@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -64,7 +63,7 @@ def box_voting(
     detections: Sequence[FaceDetections],
     iou_threshold: float = 0.4,
     max_faces: int = 750,
-    score: Literal["max", "view_mean"] = "max",
+    agreement: Sequence[int] | None = None,
 ) -> FaceDetections:
     """Merge detections of one image from several views by box voting (as the public ``bbox_vote``).
 
@@ -73,9 +72,11 @@ def box_voting(
     scores as weights, the score the cluster's maximum. Unlike the public code (which drops a lone box unless it
     is the last), single-box clusters are kept as they are.
 
-    With ``score="view_mean"`` a cluster's score is instead each view's best score in it averaged over all the
-    views (a view that missed the face counts 0): a face seen by one view of four scores a quarter, so that a
-    threshold means about what it means on one view (the maximum lets every view's false positives through).
+    ``agreement`` puts each view in a group of views that should agree (e.g. a view and its mirror). A cluster
+    then scores, for its best group, each of the group's views' best score in the cluster averaged over the
+    group (a view that missed the face counts 0): a face seen by one view of a flipped pair scores half, so that
+    a threshold means about what it means on one view (the maximum lets every view's false positives through).
+    ``[0] * len(detections)`` averages over all the views; None (every view its own group) is the maximum.
     """
     first = detections[0]
     boxes = np.concatenate([d.boxes for d in detections]).astype(np.float64)
@@ -83,6 +84,8 @@ def box_voting(
     point_count = first.landmarks.shape[1] * first.landmarks.shape[2]
     landmarks = np.concatenate([d.landmarks.reshape(len(d), point_count) for d in detections]).astype(np.float64)
     views = np.concatenate([np.full(len(d), index) for index, d in enumerate(detections)])
+    groups = np.arange(len(detections)) if agreement is None else np.asarray(agreement)
+    group_sizes = np.maximum(np.bincount(groups), 1)  # numbers no view uses are never the best group
     order = np.argsort(-scores, kind="stable")
     boxes, scores, landmarks, views = boxes[order], scores[order], landmarks[order], views[order]
     alive = np.ones(len(scores), bool)
@@ -97,12 +100,9 @@ def box_voting(
         weights = scores[members] / scores[members].sum()
         out_boxes.append(weights @ boxes[members])
         out_landmarks.append(weights @ landmarks[members])
-        if score == "max":
-            out_scores.append(scores[members].max())
-        else:
-            best = np.zeros(len(detections))
-            np.maximum.at(best, views[members], scores[members])
-            out_scores.append(best.mean())
+        best = np.zeros(len(detections))
+        np.maximum.at(best, views[members], scores[members])
+        out_scores.append((np.bincount(groups, weights=best) / group_sizes).max())
     count = len(out_scores)
     return FaceDetections(
         np.asarray(out_boxes, np.float32).reshape(count, 4),

@@ -129,10 +129,10 @@ def test_merge_unflips_mirrored_views_and_leaves_a_single_view_alone():
     views = plan.views(100, 80, ResizePolicy())
     plain = _faces([[10, 10, 30, 30]], [0.9])
     mirrored = _faces([[70, 10, 90, 30]], [0.8])  # the same face, found on the mirrored image
-    merged = plan.merge(views, [plain, mirrored], max_faces=10)
+    merged = plan.merge(views, [plain, mirrored], max_faces=10, score_threshold=0.5)
     assert len(merged) == 1 and merged.scores.tolist() == pytest.approx([0.9])
     np.testing.assert_allclose(merged.boxes, [[10, 10, 30, 30]], atol=1e-5)
-    assert TTAPlan().merge(views[:1], [plain], max_faces=10) is plain
+    assert TTAPlan().merge(views[:1], [plain], max_faces=10, score_threshold=0.5) is plain
 
 
 def test_box_voting_keeps_a_box_of_no_area_as_its_own_face():
@@ -142,9 +142,67 @@ def test_box_voting_keeps_a_box_of_no_area_as_its_own_face():
     assert merged.scores.tolist() == pytest.approx([0.9, 0.5])
 
 
-def test_view_mean_scores_a_face_by_the_views_that_saw_it():
+def test_agreement_scores_a_face_by_the_views_of_its_best_group_that_saw_it():
     both = [_faces([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.8]), _faces([[1, 0, 11, 10]], [0.7])]
-    merged = box_voting(both, score="view_mean")
+    merged = box_voting(both, agreement=[0, 0])
     # The first face: best 0.9 and 0.7 over two views; the second, seen by one view only: 0.8 / 2.
     assert merged.scores.tolist() == pytest.approx([0.8, 0.4])
     np.testing.assert_allclose(merged.boxes, box_voting(both).boxes)
+    # Each view its own group is the best score; with two pairs, the pair that agrees best sets the score.
+    assert box_voting(both, agreement=[0, 1]).scores.tolist() == pytest.approx([0.9, 0.8])
+    four = both + [_faces([[50, 50, 60, 60]], [0.6]), _faces([[0, 0, 10, 10]], [0.5])]
+    assert box_voting(four, agreement=[0, 0, 1, 1]).scores.tolist() == pytest.approx([0.8, 0.4])
+    assert box_voting(four, agreement=[0, 1, 0, 1]).scores.tolist() == pytest.approx([0.6, 0.7])
+
+
+def test_auto_follows_up_with_the_mirrored_pair_at_2x_only_after_a_small_confident_face():
+    from facelocal.preprocess import ResizePolicy
+    from facelocal.tta import SmallFaceZoom, TTAPlan
+
+    plan = TTAPlan.parse("auto")
+    assert plan == TTAPlan(flip=True, zoom=SmallFaceZoom(), agree=True)
+    assert [(v.placement.resized_w, v.mirrored) for v in plan.views(1024, 768, ResizePolicy())] == [
+        (1024, False),
+        (1024, True),
+    ]
+    small = _faces([[10, 10, 30, 40]], [0.3], 1024, 768)  # shorter side 20 px
+    assert [
+        (v.placement.resized_w, v.placement.resized_h, v.mirrored) for v in plan.follow_up_views(1024, 768, small)
+    ] == [
+        (2000, 1500, False),
+        (2000, 1500, True),
+    ]
+    for unwanted in (
+        _faces([[10, 10, 30, 40]], [0.29], 1024, 768),  # not confident enough
+        _faces([[10, 10, 34, 40]], [0.9], 1024, 768),  # 24 px: not small
+        FaceDetections.empty(1024, 768),
+    ):
+        assert plan.follow_up_views(1024, 768, unwanted) == []
+    # Already at the 2000 px cap: nothing to enlarge. On a fixed canvas: only if the 2x image fits it.
+    assert plan.follow_up_views(2000, 1000, _faces([[10, 10, 30, 40]], [0.9], 2000, 1000)) == []
+    assert plan.follow_up_views(1024, 768, small, max_canvas=640) == []
+    fitted = plan.follow_up_views(320, 200, _faces([[10, 10, 30, 40]], [0.9], 320, 200), max_canvas=640)
+    assert [(v.placement.resized_w, v.placement.canvas_w, v.mirrored) for v in fitted] == [
+        (640, 640, False),
+        (640, 640, True),
+    ]
+    assert TTAPlan.parse("flip,multiscale").follow_up_views(1024, 768, small) == []
+
+
+def test_auto_scores_by_mirror_pair_agreement_and_cuts_at_the_threshold():
+    from facelocal.preprocess import ResizePolicy
+    from facelocal.tta import TTAPlan
+
+    plan = TTAPlan.parse("auto")
+    views = plan.views(100, 80, ResizePolicy()) + plan.follow_up_views(100, 80, _faces([[0, 0, 10, 10]], [0.9]))
+    base = _faces([[10, 10, 30, 30], [50, 10, 60, 20]], [0.9, 0.8])
+    mirrored = _faces([[70, 10, 90, 30]], [0.7])  # the first face only
+    zoomed = _faces([[50, 10, 60, 20]], [0.9])  # the second face, in both 2x views (image pixels)
+    zoomed_mirrored = _faces([[40, 10, 50, 20]], [0.9])
+    merged = plan.merge(views, [base, mirrored, zoomed, zoomed_mirrored], max_faces=10, score_threshold=0.5)
+    # First face: its base pair agrees, (0.9 + 0.7) / 2; second: the 2x pair, (0.9 + 0.9) / 2, beats 0.8 / 2.
+    assert merged.scores.tolist() == pytest.approx([0.8, 0.9])
+    # A face one view of its only pair saw at 0.9 scores 0.45: under the threshold.
+    alone = plan.merge(views[:2], [base.select([0]), FaceDetections.empty(100, 80)], 10, score_threshold=0.5)
+    assert len(alone) == 0
+    assert plan.view_threshold(0.5) == pytest.approx(0.02) and TTAPlan.parse("flip").view_threshold(0.5) == 0.5

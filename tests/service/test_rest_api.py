@@ -193,5 +193,5 @@ def test_openapi_documents_every_field_and_error(http) -> None:
         "tta",
         "mesh_min_face",
     }
-    assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale"]
+    assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale", "auto"]
     assert all(p.get("description") for p in query.values())
