@@ -152,8 +152,7 @@ class TTAPlan:
             return found[0]
         pairs: dict[Placement, int] = {}
         agreement = [pairs.setdefault(view.placement, len(pairs)) for view in views] if self.agree else None
-        voted = box_voting(found, self.vote_iou, max_faces, agreement)
-        return voted.select(voted.scores > score_threshold)
+        return box_voting(found, self.vote_iou, max_faces, agreement, score_threshold)
 
     def _with_mirrors(self, placements: list[Placement]) -> list[View]:
         """Each placement as a view, then, with ``flip``, each mirrored."""

@@ -64,6 +64,7 @@ def box_voting(
     iou_threshold: float = 0.4,
     max_faces: int = 750,
     agreement: Sequence[int] | None = None,
+    min_score: float = 0.0,
 ) -> FaceDetections:
     """Merge detections of one image from several views by box voting (as the public ``bbox_vote``).
 
@@ -77,6 +78,9 @@ def box_voting(
     group (a view that missed the face counts 0): a face seen by one view of a flipped pair scores half, so that
     a threshold means about what it means on one view (the maximum lets every view's false positives through).
     ``[0] * len(detections)`` averages over all the views; None (every view its own group) is the maximum.
+
+    The faces scoring above ``min_score`` come back, the ``max_faces`` best, by descending score. A voted score
+    never exceeds its cluster's best, so voting stops at the first cluster led by a score of ``min_score`` or less.
     """
     first = detections[0]
     boxes = np.concatenate([d.boxes for d in detections]).astype(np.float64)
@@ -91,7 +95,9 @@ def box_voting(
     alive = np.ones(len(scores), bool)
     out_boxes, out_scores, out_landmarks = [], [], []
     for i in range(len(scores)):
-        if not alive[i] or len(out_scores) == max_faces:
+        if scores[i] <= min_score:
+            break
+        if not alive[i]:
             continue
         rest = np.nonzero(alive)[0]
         # A box always joins its own cluster, even one of no area (whose IoU with itself is 0).
@@ -104,10 +110,13 @@ def box_voting(
         np.maximum.at(best, views[members], scores[members])
         out_scores.append((np.bincount(groups, weights=best) / group_sizes).max())
     count = len(out_scores)
-    return FaceDetections(
+    voted = FaceDetections(
         np.asarray(out_boxes, np.float32).reshape(count, 4),
         np.asarray(out_scores, np.float32).reshape(count),
         np.asarray(out_landmarks, np.float32).reshape(count, *first.landmarks.shape[1:]),
         first.width,
         first.height,
     )
+    # Agreement scores need not fall in the order the clusters were formed.
+    ranked = np.argsort(-voted.scores, kind="stable")
+    return voted.select(ranked[voted.scores[ranked] > min_score][:max_faces])

@@ -123,6 +123,7 @@ def main() -> None:
 def print_table(found: dict, ground_truth: dict, scoring: str) -> None:
     """One markdown row per plan, its views voted with ``box_voting(agreement=SCORINGS[scoring](views))``."""
     single = sum(views[BASE][1] for views in found.values())
+    threshold = EVAL_POSTPROCESS.score_threshold
     print(f"\nvoted score: {scoring}")
     print("| plan | Easy | Medium | Hard | time / none | views per image | precision at 0.5 (faces) |")
     print("|---|---|---|---|---|---|---|")
@@ -131,8 +132,8 @@ def print_table(found: dict, ground_truth: dict, scoring: str) -> None:
         for key, views in found.items():
             chosen = choose(views)
             faces = [views[view][0] for view in chosen]
-            voted = faces[0] if len(faces) == 1 else box_voting(faces, VOTE_IOU, 750, SCORINGS[scoring](chosen))
-            voted = voted.select(voted.scores > EVAL_POSTPROCESS.score_threshold)
+            agreement = SCORINGS[scoring](chosen)
+            voted = faces[0] if len(faces) == 1 else box_voting(faces, VOTE_IOU, 750, agreement, threshold)
             predictions[key] = detections_to_xywhs(voted)
             seconds += sum(views[view][1] for view in chosen)
             views_run += len(chosen)

@@ -7,6 +7,10 @@ import pytest
 
 from facelocal.detections import FaceDetections
 from facelocal.tta_ops import MultiScalePlan, box_voting, flip_image, unflip
+from tests.paths import shared_file
+
+# A WIDER val-sample photo whose first view finds faces under 24 px, so that auto runs its 2x pair.
+SMALL_FACE_VAL_IMAGE = "TBD"
 
 
 def _faces(boxes, scores, width=100, height=80, landmarks=None) -> FaceDetections:
@@ -152,7 +156,7 @@ def test_agreement_scores_a_face_by_the_views_of_its_best_group_that_saw_it():
     assert box_voting(both, agreement=[0, 1]).scores.tolist() == pytest.approx([0.9, 0.8])
     four = both + [_faces([[50, 50, 60, 60]], [0.6]), _faces([[0, 0, 10, 10]], [0.5])]
     assert box_voting(four, agreement=[0, 0, 1, 1]).scores.tolist() == pytest.approx([0.8, 0.4])
-    assert box_voting(four, agreement=[0, 1, 0, 1]).scores.tolist() == pytest.approx([0.6, 0.7])
+    assert box_voting(four, agreement=[0, 1, 0, 1]).scores.tolist() == pytest.approx([0.7, 0.6])  # B, then A
 
 
 def test_auto_follows_up_with_the_mirrored_pair_at_2x_only_after_a_small_confident_face():
@@ -201,8 +205,49 @@ def test_auto_scores_by_mirror_pair_agreement_and_cuts_at_the_threshold():
     zoomed_mirrored = _faces([[40, 10, 50, 20]], [0.9])
     merged = plan.merge(views, [base, mirrored, zoomed, zoomed_mirrored], max_faces=10, score_threshold=0.5)
     # First face: its base pair agrees, (0.9 + 0.7) / 2; second: the 2x pair, (0.9 + 0.9) / 2, beats 0.8 / 2.
-    assert merged.scores.tolist() == pytest.approx([0.8, 0.9])
+    assert merged.scores.tolist() == pytest.approx([0.9, 0.8])  # ranked by the voted score
     # A face one view of its only pair saw at 0.9 scores 0.45: under the threshold.
     alone = plan.merge(views[:2], [base.select([0]), FaceDetections.empty(100, 80)], 10, score_threshold=0.5)
     assert len(alone) == 0
     assert plan.view_threshold(0.5) == pytest.approx(0.02) and TTAPlan.parse("flip").view_threshold(0.5) == 0.5
+
+
+def test_detector_runs_the_2x_pair_only_where_the_first_view_finds_small_faces(onnx_model_path):
+    from facelocal.config import EVAL_POSTPROCESS
+    from facelocal.detector import Detector
+    from facelocal.imageio import load_image
+    from facelocal.runtime import exported_forward
+    from facelocal.tta import TTAPlan
+
+    forward = exported_forward(onnx_model_path, "onnxruntime", 0, None)
+    batches: list[tuple[int, ...]] = []
+
+    def recording(batch: np.ndarray):
+        batches.append(batch.shape)
+        return forward(batch)
+
+    detector = Detector(recording, postprocess=EVAL_POSTPROCESS)
+    plan = TTAPlan.parse("auto")
+    # A WIDER val photo with faces under 24 px: the pair at its size, then the pair at 2x (long side capped at 2000).
+    crowd = load_image(shared_file("widerface", "val_sample", "images", f"{SMALL_FACE_VAL_IMAGE}.jpg"))
+    height, width = crowd.shape[:2]
+    faces = detector.detect_augmented(crowd, plan)
+    zoomed = (round(height * 2000 / width), 2000) if width >= 1000 else (2 * height, 2 * width)
+    assert batches == [(2, 3, height, width), (2, 3, *zoomed)]
+    assert len(faces) and faces.scores.min() > EVAL_POSTPROCESS.score_threshold
+    # One face of 192 px: the pair only.
+    batches.clear()
+    closeup = load_image(shared_file("images", "single_face_closeup.jpg"))
+    detector.detect_augmented(closeup, plan)
+    assert batches == [(2, 3, *closeup.shape[:2])]
+
+
+def test_box_voting_ranks_by_the_voted_score_then_cuts_at_min_score_and_max_faces():
+    # Face A leads with 0.9 but only one view of the pair saw it; face B scores 0.8 in both.
+    pair = [_faces([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.8]), _faces([[50, 50, 60, 60]], [0.8])]
+    voted = box_voting(pair, agreement=[0, 0])
+    assert voted.scores.tolist() == pytest.approx([0.8, 0.45])
+    np.testing.assert_allclose(voted.boxes, [[50, 50, 60, 60], [0, 0, 10, 10]])
+    assert box_voting(pair, agreement=[0, 0], min_score=0.5).scores.tolist() == pytest.approx([0.8])
+    assert box_voting(pair, agreement=[0, 0], max_faces=1).scores.tolist() == pytest.approx([0.8])
+    assert box_voting(pair, min_score=0.85).scores.tolist() == pytest.approx([0.9])

@@ -132,11 +132,58 @@ def test_invalid_tta_is_rejected_by_rest_and_grpc(service, http) -> None:
     assert "tta" in raised.value.details()
 
 
+def test_auto_follows_up_only_where_the_first_view_finds_small_faces(http) -> None:
+    # The band crowd shrunk to 320x176: faces of 8-20 px, and the 2x image (640 px) fits the 640 canvas, so the
+    # mirrored pair runs again at 2x; single_face_small.jpg (220x269) has one face of 59 px: no second pass.
+    crowd = encode(photo("wider_train_band_crowd.jpg").resize((320, 176)), "JPEG", quality=90)
+    for image, views in ((crowd, 4), (photo_bytes("single_face_small.jpg"), 2)):
+        before = http.get("/metrics").text
+        response = http.post("/v1/detect", content=image, headers=JPEG, params={"tta": "auto"})
+        assert response.status_code == 200, response.text
+        assert response.json()["faces"]
+        after = http.get("/metrics").text
+        assert metric(after, "facelocal_batch_size_sum") - metric(before, "facelocal_batch_size_sum") == views
+
+
+# WIDER val-sample images whose first view finds faces under 24 px (so auto runs its 2x pair), with ground truth.
+SMALL_FACE_VAL_IMAGES = ()
+
+
+def test_auto_keeps_the_precision_of_a_single_pass_at_the_default_threshold(start_service) -> None:
+    from facelocal.evaluation.widerface import load_ground_truth
+
+    ground_truth = load_ground_truth(shared_file("widerface", "ground_truth", "wider_face_val.mat").parent)
+    # A canvas that holds the 2x view of a 1024 px photo (long side capped at 2000), so that auto's follow-up runs.
+    running = start_service(canvas_size=2048)
+    counts = {"none": [0, 0], "auto": [0, 0]}  # faces on an annotated face, faces returned
+    with client(running.http_url) as http:
+        for key in SMALL_FACE_VAL_IMAGES:
+            data = shared_file("widerface", "val_sample", "images", f"{key}.jpg").read_bytes()
+            xywh = ground_truth[key].boxes.astype(np.float64)
+            annotated = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+            for tta, views in (("none", 1), ("auto", 4)):
+                before = http.get("/metrics").text
+                response = http.post("/v1/detect", content=data, headers=JPEG, params={"tta": tta})
+                assert response.status_code == 200, response.text
+                after = http.get("/metrics").text
+                assert metric(after, "facelocal_batch_size_sum") - metric(before, "facelocal_batch_size_sum") == views
+                found = boxes(response.json())
+                counts[tta][0] += int((box_iou(found, annotated).max(axis=1) >= 0.5).sum()) if len(found) else 0
+                counts[tta][1] += len(found)
+    precision = {tta: hits / returned for tta, (hits, returned) in counts.items()}
+    assert abs(precision["auto"] - precision["none"]) <= 0.03, (counts, precision)
+    # And the augmentation pays: more annotated faces found at the same threshold.
+    assert counts["auto"][0] > counts["none"][0], counts
+
+
 SPELLINGS = (
     "none",
     "flip",
     "multiscale",
     "flip,multiscale",
+    "auto",
+    "Auto",
+    "flip,auto",
     "",
     "multiscale,flip",
     "flip, multiscale",
