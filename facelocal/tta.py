@@ -29,7 +29,7 @@ TTA_MODES: tuple[str, ...] = get_args(TTAMode)
 # IoU at which the views' faces are voted into one face (the paper's value).
 VOTE_IOU = 0.4
 
-# With agreement scoring a voted score averages the views' scores, so each view keeps its faces down to this score
+# A voted score averages a view's and its mirror's scores, so each view keeps its faces down to this score
 # whatever the caller's threshold (the evaluation's own, so served and evaluated votes are the same); the voted
 # faces are then cut at the caller's threshold.
 AGREEMENT_VIEW_THRESHOLD = 0.02
@@ -71,27 +71,22 @@ class SmallFaceZoom:
 
 @dataclass(frozen=True)
 class TTAPlan:
-    """Which augmentations to run. With neither ``flip``, ``multiscale`` nor ``zoom`` there is one view, unvoted.
-
-    ``agree`` scores a voted face by how far a view and its mirror agree on it rather than by its best score
-    (see :meth:`merge`).
-    """
+    """Which augmentations to run. With neither ``flip``, ``multiscale`` nor ``zoom`` there is one view, unvoted."""
 
     flip: bool = False
     multiscale: bool = False
     zoom: SmallFaceZoom | None = None
-    agree: bool = False
     scales: MultiScalePlan = field(default_factory=MultiScalePlan)
     vote_iou: float = VOTE_IOU
 
     @classmethod
     def parse(cls, text: str) -> TTAPlan:
         """One of :data:`TTA_MODES`: ``none``, ``flip``, ``multiscale``, ``flip,multiscale``, or ``auto`` (flip,
-        plus the flipped pair again at 2x when the first view found small faces, scored by agreement)."""
+        plus the flipped pair again at 2x when the first view found small faces)."""
         if text not in TTA_MODES:
             raise ValueError(f"unknown test-time augmentation {text!r}: use one of {', '.join(TTA_MODES)}")
         if text == "auto":
-            return cls(flip=True, zoom=SmallFaceZoom(), agree=True)
+            return cls(flip=True, zoom=SmallFaceZoom())
         parts = text.split(",")
         return cls(flip="flip" in parts, multiscale="multiscale" in parts)
 
@@ -133,8 +128,8 @@ class TTAPlan:
 
     def view_threshold(self, score_threshold: float) -> float:
         """The score down to which each view keeps its faces, so that the merged faces are right at
-        ``score_threshold``: lower with ``agree``, whose voted score is a mean of the views' scores."""
-        return min(score_threshold, AGREEMENT_VIEW_THRESHOLD) if self.agree else score_threshold
+        ``score_threshold``: lower with ``flip``, whose voted score is a mean of a view's and its mirror's."""
+        return min(score_threshold, AGREEMENT_VIEW_THRESHOLD) if self.flip else score_threshold
 
     def merge(
         self, views: Sequence[View], detections: Sequence[FaceDetections], max_faces: int, score_threshold: float
@@ -143,15 +138,17 @@ class TTAPlan:
         mirrored ones as found on the mirrored image, each kept down to :meth:`view_threshold`): mirrored views
         un-flipped, then box voting; a single view is returned as it is.
 
-        A voted face scores its best score or, with ``agree``, the mean over a view and its mirror of each one's
-        best score in the cluster (a view that missed it counts 0), taking the best such pair: a face that only
-        one of a pair sees scores half, which keeps the share of false faces at a threshold about as on one view.
+        A voted face scores, for its best-agreeing pair of a view and its mirror, the mean of each one's best score
+        in the cluster (a view that missed it counts 0); without ``flip`` every view is its own pair, so this is
+        the best score. A face that only one of a pair sees scores half: at the API's 0.5, ``flip`` then returns
+        about the share of false faces of a single pass, where the best score let each view's false faces through
+        (README, "Test-time augmentation").
         """
         found = [unflip(faces) if view.mirrored else faces for view, faces in zip(views, detections, strict=True)]
         if len(found) == 1:
             return found[0]
         pairs: dict[Placement, int] = {}
-        agreement = [pairs.setdefault(view.placement, len(pairs)) for view in views] if self.agree else None
+        agreement = [pairs.setdefault(view.placement, len(pairs)) for view in views]
         return box_voting(found, self.vote_iou, max_faces, agreement, score_threshold)
 
     def _with_mirrors(self, placements: list[Placement]) -> list[View]:
