@@ -110,14 +110,17 @@ class Detector:
     def detect_augmented(self, rgb: np.ndarray, plan: TTAPlan) -> FaceDetections:
         """Faces in one ``(H, W, 3)`` uint8 RGB image over every view of ``plan`` (this detector's resize policy
         first): the first pass's views, then the follow-up views the first view's faces call for, each view
-        post-processed (threshold as :meth:`TTAPlan.view_threshold` says, NMS) before one vote."""
+        post-processed (threshold as :meth:`TTAPlan.view_threshold` says, NMS) before one vote. Under a letterbox
+        policy the views share its canvas and those that do not fit are skipped, as the service does."""
         if not plan.enabled:
             return self.detect([rgb])[0]
         height, width = rgb.shape[:2]
         per_view = replace(self.postprocess, score_threshold=plan.view_threshold(self.postprocess.score_threshold))
-        views = plan.views(width, height, self.resize)
+        # Under a letterbox every view goes on the letterbox canvas, as in the service, or is skipped.
+        canvas = self.resize.size if self.resize.mode == "letterbox" else None
+        views = plan.views(width, height, self.resize, canvas)
         found = self._detect_views(rgb, views, per_view)
-        follow_up = plan.follow_up_views(width, height, found[0])
+        follow_up = plan.follow_up_views(width, height, found[0], canvas)
         if follow_up:
             views, found = views + follow_up, found + self._detect_views(rgb, follow_up, per_view)
         faces = plan.merge(views, found, self.postprocess.post_nms_top_k, self.postprocess.score_threshold)
