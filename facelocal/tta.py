@@ -18,6 +18,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from facelocal.config import EVAL_POSTPROCESS
 from facelocal.detections import FaceDetections
 from facelocal.preprocess import Placement, ResizePolicy
 from facelocal.tta_ops import MultiScalePlan, box_voting, unflip
@@ -32,7 +33,7 @@ VOTE_IOU = 0.4
 # A voted score averages a view's and its mirror's scores, so each view keeps its faces down to this score
 # whatever the caller's threshold (the evaluation's own, so served and evaluated votes are the same); the voted
 # faces are then cut at the caller's threshold.
-AGREEMENT_VIEW_THRESHOLD = 0.02
+AGREEMENT_VIEW_THRESHOLD = EVAL_POSTPROCESS.score_threshold
 
 
 @dataclass(frozen=True)
