@@ -45,11 +45,11 @@ class DetectOptions(BaseModel):
         "(about 2x the inference work); 'multiscale' adds the image resized so that its short side is 500, 800, "
         "1100, 1400 or 1700 px (long side at most 2000, at most 2x up), keeping only the sizes whose long side "
         "fits the square canvas (model canvas_size) - larger ones are skipped, not tiled, so on the default 640 "
-        "canvas most photos get no extra scale; 'flip,multiscale' mirrors every view. 'auto' runs the image and "
-        "its mirror, then both again at 2x only if the image found a face under 24 px scoring 0.3 or more, and only "
-        "where the 2x image fits the canvas (images up to half the canvas_size), and scores each voted face by the agreement of a view and its mirror "
-        "(a face one of them missed scores half), so score_threshold keeps about the precision it has without "
-        "tta. Timings report the slowest view",
+        "canvas most photos get no extra scale; 'flip,multiscale' mirrors every view; 'auto' runs the image and "
+        "its mirror, then both again at 2x only if the image shows a face under 24 px scoring 0.3 or more and "
+        "the 2x image fits the canvas (images up to half the canvas_size; else auto is flip). With a mirror, a "
+        "voted face scores the mean of the view's and its mirror's scores (a face one of them missed scores "
+        "half), so score_threshold keeps about the precision it has without tta. Timings report the slowest view",
     )
 
     @property
