@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds model_repository/retinaface_trt/1/model.plan from retinaface/1/model.onnx and facemesh_trt/1/model.plan
 # from facemesh/1/model.onnx on first start, and again whenever the GPU differs from the one a plan was built for
-# (plans are per GPU model).
+# (plans are per GPU model). Arguments go to build_trt_engine.py: `--dry-run` checks the inputs and prints the builds.
 set -eu
 repository="${MODEL_REPOSITORY:-/models}"
 gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)"
@@ -14,6 +14,7 @@ for model in retinaface facemesh; do
   python3 /app/scripts/build_trt_engine.py --force \
     --onnx "$repository/$model/1/model.onnx" \
     --config "$repository/${model}_trt/config.pbtxt" \
-    --out "$plan"
+    --out "$plan" "$@"
+  case " $* " in *" --dry-run "*) continue ;; esac
   echo "$gpu" > "$plan.gpu"
 done

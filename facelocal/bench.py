@@ -199,12 +199,29 @@ def format_table(results: Sequence[BenchResult]) -> str:
 
 # -- the FaceMesh stage --------------------------------------------------------------------------------------
 
-# Ways the mesh stage can run the N faces of one image (or of several requests: the service's batcher).
+
+@dataclass(frozen=True)
+class MeshMode:
+    """One way the mesh stage can run the N faces of one image (or of several requests: the service's batcher)."""
+
+    description: str
+    runtime: str = "onnxruntime"
+    rows_at_once: int | None = None  # None: every face in one inference
+    parallel: bool = False  # faces split over the threads, each running single-threaded inferences
+
+
 MESH_MODES = {
-    "single": "one face per session.run, one after another",
-    "batched": "every face in one session.run",
-    "parallel": "faces split over the threads, one face per single-threaded session.run (the service's CPU mode)",
+    "single": MeshMode("one face per inference, one after another", rows_at_once=1),
+    "batched": MeshMode("every face in one inference"),
+    "parallel": MeshMode(
+        "faces split over the threads, one at a time each (the service's CPU mode)", rows_at_once=1, parallel=True
+    ),
+    "single_openvino": MeshMode("single on OpenVINO", "openvino", rows_at_once=1),
+    "batched_openvino": MeshMode("batched on OpenVINO", "openvino"),
+    "parallel_openvino": MeshMode("parallel on OpenVINO", "openvino", rows_at_once=1, parallel=True),
 }
+# The mode the others are compared with (ratios measured in the same rounds): ONNX Runtime, one face at a time.
+MESH_BASELINE = "single"
 
 
 @dataclass
@@ -272,13 +289,19 @@ def run_mesh_benchmark(
         if len(faces) == 0:
             raise ValueError(f"no face of {min_face:g} px or more in {photo}")
         runners = {
-            "single": OnnxFaceMesh(mesh_onnx, threads=count, rows_at_once=1),
-            "batched": OnnxFaceMesh(mesh_onnx, threads=count),
-            "parallel": OnnxFaceMesh(mesh_onnx, threads=1, rows_at_once=1, workers=count),
+            name: OnnxFaceMesh(
+                mesh_onnx,
+                threads=1 if mode.parallel else count,
+                rows_at_once=mode.rows_at_once,
+                workers=count if mode.parallel else 1,
+                runtime=mode.runtime,
+            )
+            for name, mode in MESH_MODES.items()
         }
         crops, geometries = crop_faces(rgb, faces.boxes, faces.landmarks)
         for runner in runners.values():
-            runner(crops)  # warm-up
+            for _ in range(2):  # warm-up; OpenVINO compiles a model for a batch shape it sees a second time
+                runner(crops)
         time_pipeline(jpeg, forward)
         samples: dict[str, list[float]] = {name: [] for name in (*runners, "detector", "crop", "project")}
         clock = time.perf_counter
@@ -317,21 +340,27 @@ def run_mesh_benchmark(
 
 
 def format_mesh_table(results: Sequence[MeshBenchResult]) -> str:
-    """A markdown table: detector total on the photo, then the mesh stage's cost per face in each mode."""
+    """A markdown table: detector total on the photo, crop and projection, then the mesh stage's cost per face
+    (crop + inference + projection) in each mode of :data:`MESH_MODES`, its ratio to :data:`MESH_BASELINE`, and
+    the fastest round's cost per face."""
     lines = [
-        "| threads | faces | detector, whole photo (ms) | crop / face | project / face "
-        "| mesh / face, single | batched | parallel | mesh, all faces (parallel) "
-        "| fastest round / face: single, batched, parallel |",
-        "|" + "---|" * 10,
+        "| threads | faces | detector, whole photo (ms) | crop / face | project / face | mode "
+        "| mesh / face (ms) | vs single | fastest round / face |",
+        "|" + "---|" * 9,
     ]
     for r in results:
-        inference = r.inference_ms_per_face
         overhead = r.crop_ms_per_face + r.project_ms_per_face
-        lines.append(
-            f"| {r.threads} ({r.thread_count}) | {r.faces} | {r.detector_ms:.1f} | {r.crop_ms_per_face:.2f} "
-            f"| {r.project_ms_per_face:.3f} | {inference['single'] + overhead:.2f} "
-            f"| {inference['batched'] + overhead:.2f} "
-            f"| {inference['parallel'] + overhead:.2f} | {(inference['parallel'] + overhead) * r.faces:.1f} "
-            f"| {', '.join(f'{r.min_mesh_ms_per_face[mode]:.2f}' for mode in ('single', 'batched', 'parallel'))} |"
-        )
+        baseline = r.inference_ms_per_face[MESH_BASELINE] + overhead
+        for row, (mode, inference) in enumerate(r.inference_ms_per_face.items()):
+            head = (
+                f"| {r.threads} ({r.thread_count}) | {r.faces} | {r.detector_ms:.1f} | {r.crop_ms_per_face:.2f} "
+                f"| {r.project_ms_per_face:.3f} "
+                if row == 0
+                else "| | | | | "
+            )
+            fastest = r.min_mesh_ms_per_face[mode] if r.min_mesh_ms_per_face else float("nan")
+            lines.append(
+                f"{head}| {mode} | {inference + overhead:.2f} | {(inference + overhead) / baseline:.2f} "
+                f"| {fastest:.2f} |"
+            )
     return "\n".join(lines)

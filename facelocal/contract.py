@@ -28,3 +28,7 @@ DENSE_KEY = "facelocal.dense"
 TOP_K_KEY = "facelocal.top_k"
 # What the file stores: fp32 or int8 (bf16 is a way of running an fp32 file, not a file).
 PRECISION_KEY = "facelocal.precision"
+# The FaceMesh graph's keys: which model it is, its vertex count, and the sha256 of the file it was made from.
+MODEL_KEY = "facelocal.model"
+MESH_VERTICES_KEY = "facelocal.mesh_vertices"
+SOURCE_SHA256_KEY = "facelocal.source_sha256"

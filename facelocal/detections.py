@@ -77,7 +77,7 @@ class FaceDetections:
             }
             for box, score, points in zip(self.boxes, self.scores, self.landmarks, strict=True)
         ]
-        if self.meshes is not None:
+        if self.meshes is not None and self.mesh_scores is not None:
             for face, mesh, mesh_score in zip(faces, self.meshes, self.mesh_scores, strict=True):
                 has_mesh = bool(np.isfinite(mesh_score))
                 face["mesh"] = np.round(mesh.astype(np.float64), decimals).tolist() if has_mesh else None

@@ -30,7 +30,9 @@ class Detector:
     With a ``mesh`` stage (a :data:`~facelocal.facemesh.MeshInfer`: FaceMesh in torch, see
     ``from_weights(mesh_weights=)``, or its ONNX export, ``from_onnx(mesh_model_path=)``) every face whose longer
     box side is at least ``mesh_min_face`` pixels also gets FaceMesh's 468 vertices and presence score
-    (``FaceDetections.meshes`` / ``mesh_scores``; NaN for smaller faces).
+    (``FaceDetections.meshes`` / ``mesh_scores``; NaN for smaller faces). ``mesh_refine`` more passes crop each
+    face again from its own mesh (:func:`~facelocal.facemesh.mesh_faces`): steadier under rotation, one more mesh
+    inference per face each.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class Detector:
         max_batch_size: int = 16,
         mesh: MeshInfer | None = None,
         mesh_min_face: float = MESH_MIN_FACE,
+        mesh_refine: int = 0,
     ) -> None:
         self.forward = forward
         self.postprocess = postprocess
@@ -48,6 +51,7 @@ class Detector:
         self.max_batch_size = max_batch_size
         self.mesh = mesh
         self.mesh_min_face = mesh_min_face
+        self.mesh_refine = mesh_refine
 
     @classmethod
     def from_model(cls, model, **kwargs) -> Detector:
@@ -91,14 +95,22 @@ class Detector:
     ) -> Detector:
         """An exported model (``facelocal export onnx`` or ``int8``, dynamic size) on ONNX Runtime or OpenVINO at
         ``precision`` (None: as the file stores it), with the FaceMesh export (``facelocal export onnx --mesh``)
-        when ``mesh_model_path`` is given; needs no torch."""
+        when ``mesh_model_path`` is given (on the same runtime, in fp32); needs no torch."""
         if mesh_model_path is not None:
-            kwargs["mesh"] = OnnxFaceMesh(mesh_model_path, threads=threads, rows_at_once=1)
+            kwargs["mesh"] = OnnxFaceMesh(mesh_model_path, threads=threads, rows_at_once=1, runtime=runtime)
         return cls(exported_forward(model_path, runtime, threads, precision), **kwargs)
 
     def with_resize(self, resize: ResizePolicy) -> Detector:
         """The same network, post-processing and mesh stage under another resize policy."""
-        return Detector(self.forward, self.postprocess, resize, self.max_batch_size, self.mesh, self.mesh_min_face)
+        return Detector(
+            self.forward,
+            self.postprocess,
+            resize,
+            self.max_batch_size,
+            self.mesh,
+            self.mesh_min_face,
+            self.mesh_refine,
+        )
 
     def detect(self, images: Sequence[np.ndarray]) -> list[FaceDetections]:
         """Find faces in ``(H, W, 3)`` uint8 RGB images; results come back in input order."""
@@ -110,21 +122,37 @@ class Detector:
     def detect_augmented(self, rgb: np.ndarray, plan: TTAPlan) -> FaceDetections:
         """Faces in one ``(H, W, 3)`` uint8 RGB image over every view of ``plan`` (this detector's resize policy
         first): the first pass's views, then the follow-up views the first view's faces call for, each view
-        post-processed (threshold as :meth:`TTAPlan.view_threshold` says, NMS) before one vote. Under a letterbox
-        policy the views share its canvas and those that do not fit are skipped, as the service does."""
+        post-processed (threshold as :meth:`TTAPlan.view_threshold` says, NMS) before one vote. Under a
+        ``letterbox:S`` or ``fit:S`` policy the views are placed as the service places them (:meth:`_placed`)."""
         if not plan.enabled:
             return self.detect([rgb])[0]
         height, width = rgb.shape[:2]
         per_view = replace(self.postprocess, score_threshold=plan.view_threshold(self.postprocess.score_threshold))
-        # Under a letterbox every view goes on the letterbox canvas, as in the service, or is skipped.
-        canvas = self.resize.size if self.resize.mode == "letterbox" else None
-        views = plan.views(width, height, self.resize, canvas)
+        views = self._placed(plan.views(width, height, self.resize))
         found = self._detect_views(rgb, views, per_view)
-        follow_up = plan.follow_up_views(width, height, found[0], canvas)
+        follow_up = self._placed(plan.follow_up_views(width, height, found[0]))
         if follow_up:
             views, found = views + follow_up, found + self._detect_views(rgb, follow_up, per_view)
         faces = plan.merge(views, found, self.postprocess.post_nms_top_k, self.postprocess.score_threshold)
         return faces if self.mesh is None else self.add_meshes(rgb, faces)
+
+    def _placed(self, views: list[View]) -> list[View]:
+        """``views`` as the service runs them under this detector's ``letterbox:S`` or ``fit:S`` policy: a view
+        whose long side exceeds ``S`` is skipped rather than tiled, the others go on the ``S`` square (letterbox)
+        or a canvas of their own size rounded up to 32 px (fit). Other policies keep every view as planned."""
+        if self.resize.mode not in ("letterbox", "fit"):
+            return views
+        size = self.resize.size
+        return [
+            replace(
+                view,
+                placement=replace(view.placement, canvas_w=size, canvas_h=size)
+                if self.resize.mode == "letterbox"
+                else view.placement.padded(),
+            )
+            for view in views
+            if max(view.placement.resized_w, view.placement.resized_h) <= size
+        ]
 
     def _detect_views(
         self, rgb: np.ndarray, views: Sequence[View], postprocess: PostprocessConfig
@@ -169,7 +197,12 @@ class Detector:
         eligible = np.nonzero(mesh_eligible(faces.boxes, self.mesh_min_face))[0]
         if len(eligible):
             meshes[eligible], mesh_scores[eligible] = mesh_faces(
-                rgb, faces.boxes[eligible], faces.landmarks[eligible], self.mesh, max_batch=self.max_batch_size
+                rgb,
+                faces.boxes[eligible],
+                faces.landmarks[eligible],
+                self.mesh,
+                max_batch=self.max_batch_size,
+                refine=self.mesh_refine,
             )
         return FaceDetections(
             faces.boxes, faces.scores, faces.landmarks, faces.width, faces.height, meshes, mesh_scores

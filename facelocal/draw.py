@@ -18,7 +18,7 @@ def draw_detections(rgb: np.ndarray, detections: FaceDetections) -> Image.Image:
     pen = ImageDraw.Draw(image)
     line = max(2, round(max(image.size) / 500))
     radius = line + 1
-    if detections.meshes is not None:
+    if detections.meshes is not None and detections.mesh_scores is not None:
         draw_meshes(pen, detections.meshes, detections.mesh_scores)
     for box, score, points in zip(detections.boxes, detections.scores, detections.landmarks, strict=True):
         x1, y1, x2, y2 = (float(v) for v in box)

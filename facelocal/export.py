@@ -7,7 +7,17 @@ from pathlib import Path
 
 import torch
 
-from facelocal.contract import DENSE_KEY, INPUT_NAME, OUTPUT_NAMES, PRECISION_KEY, PRESET_KEY, TOP_K_KEY
+from facelocal.contract import (
+    DENSE_KEY,
+    INPUT_NAME,
+    MESH_VERTICES_KEY,
+    MODEL_KEY,
+    OUTPUT_NAMES,
+    PRECISION_KEY,
+    PRESET_KEY,
+    SOURCE_SHA256_KEY,
+    TOP_K_KEY,
+)
 from facelocal.models.decoded import DecodedRetinaFace
 from facelocal.models.retinaface import RetinaFace
 
@@ -108,9 +118,9 @@ def export_mesh_onnx(model: torch.nn.Module, out: str | Path, *, opset: int = 17
 
     proto = fold_pads_into_convs(_constant_folded(out))
     onnx.checker.check_model(proto)
-    entries = {"facelocal.model": "facemesh", "facelocal.mesh_vertices": "468"}
+    entries = {MODEL_KEY: "facemesh", MESH_VERTICES_KEY: "468"}
     if source:
-        entries["facelocal.source_sha256"] = source
+        entries[SOURCE_SHA256_KEY] = source
     for key, value in entries.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(out))

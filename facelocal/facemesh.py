@@ -15,6 +15,7 @@ Numpy and Pillow only: the service imports this module.
 from __future__ import annotations
 
 import math
+import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ ONNX_OUTPUTS = ("vertices", "presence_logit")
 LEFT_EYE_CONTOUR = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
 RIGHT_EYE_CONTOUR = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
 NOSE_TIP = 4
+# The outer eye corners: the roll of a crop made from a mesh (MediaPipe's landmarks-to-ROI recipe uses these two).
+ROLL_VERTICES = (33, 263)
 LEFT_MOUTH_CORNER = 61
 RIGHT_MOUTH_CORNER = 291
 
@@ -60,16 +63,12 @@ class MeshCrop:
     angle: float
 
 
-def crop_geometry(box: Sequence[float], landmarks: np.ndarray, crop_scale: float = CROP_SCALE) -> MeshCrop:
-    """The crop of one face: its ``box`` ``(x1, y1, x2, y2)`` and ``(5, 2)`` RetinaFace ``landmarks``."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    side = crop_scale * max(x2 - x1, y2 - y1, 1e-3)
-    (lx, ly), (rx, ry) = np.asarray(landmarks, np.float64)[:2]
-    angle = math.atan2(ry - ly, rx - lx)
+def square_crop(centre: Sequence[float], side: float, angle: float) -> MeshCrop:
+    """The crop of side ``side`` image pixels centred on ``centre`` whose x axis runs at ``angle`` radians."""
     cos, sin = math.cos(angle), math.sin(angle)
-    scale = side / INPUT_SIZE
+    scale = max(side, 1e-3) / INPUT_SIZE
     half = INPUT_SIZE / 2.0
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    cx, cy = (float(v) for v in centre)
     # image = centre + scale * R(angle) @ (crop - half)
     matrix = np.array(
         [
@@ -79,6 +78,35 @@ def crop_geometry(box: Sequence[float], landmarks: np.ndarray, crop_scale: float
         np.float64,
     )
     return MeshCrop(matrix, scale, angle)
+
+
+def crop_geometry(box: Sequence[float], landmarks: np.ndarray, crop_scale: float = CROP_SCALE) -> MeshCrop:
+    """The crop of one face: its ``box`` ``(x1, y1, x2, y2)`` and ``(5, 2)`` RetinaFace ``landmarks``."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    (lx, ly), (rx, ry) = np.asarray(landmarks, np.float64)[:2]
+    return square_crop(
+        ((x1 + x2) / 2.0, (y1 + y2) / 2.0), crop_scale * max(x2 - x1, y2 - y1), math.atan2(ry - ly, rx - lx)
+    )
+
+
+def refined_geometry(mesh: np.ndarray, crop_scale: float = CROP_SCALE) -> MeshCrop:
+    """The crop that a face's own ``(468, 3)`` image-pixel mesh defines, MediaPipe's recipe for the next video
+    frame: roll from the outer eye corners (:data:`ROLL_VERTICES`), centred on the vertices' bounding box in
+    that rolled frame, side ``crop_scale`` x its longer side.
+
+    Why: RetinaFace's eye landmarks give a noisy roll (on the shared photos turned by 30 degrees it stays
+    10 degrees short on average, up to 84 degrees off at 90) and its axis-aligned box grows as a face turns,
+    so the first crop changes with the face's orientation more than the face does. The mesh's roll and extent
+    follow the face; cropping again from them makes the mesh of a turned face the turned mesh (see
+    ``tests/model/test_facemesh.py``)."""
+    points = np.asarray(mesh, np.float64)[:, :2]
+    (lx, ly), (rx, ry) = points[list(ROLL_VERTICES)]
+    angle = math.atan2(ry - ly, rx - lx)
+    cos, sin = math.cos(angle), math.sin(angle)
+    rolled = points @ np.array([[cos, -sin], [sin, cos]])  # the vertices in the frame whose x axis is the eye line
+    low, high = rolled.min(axis=0), rolled.max(axis=0)
+    centre = ((low + high) / 2.0) @ np.array([[cos, sin], [-sin, cos]])  # back to image pixels
+    return square_crop(centre, crop_scale * float((high - low).max()), angle)
 
 
 def crop_face(image: Image.Image | np.ndarray, geometry: MeshCrop) -> np.ndarray:
@@ -107,12 +135,17 @@ def crop_faces(
 ) -> tuple[np.ndarray, list[MeshCrop]]:
     """Crops ``(N, 192, 192, 3)`` uint8 and their geometry for ``(N, 4)`` boxes and ``(N, 5, 2)`` landmarks."""
     geometries = [crop_geometry(box, points, crop_scale) for box, points in zip(boxes, landmarks, strict=True)]
+    return crop_many(rgb, geometries), geometries
+
+
+def crop_many(rgb: np.ndarray, geometries: Sequence[MeshCrop]) -> np.ndarray:
+    """The ``(N, 192, 192, 3)`` uint8 crops of ``rgb`` that ``geometries`` describe."""
     crops = np.zeros((len(geometries), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
     if geometries:
         image = Image.fromarray(rgb)
         for row, geometry in enumerate(geometries):
             crops[row] = crop_face(image, geometry)
-    return crops, geometries
+    return crops
 
 
 def to_unit_float(crops: np.ndarray) -> np.ndarray:
@@ -136,16 +169,17 @@ def presence_score(logit: np.ndarray | float) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
 
 
-def five_points(mesh: np.ndarray) -> np.ndarray:
-    """The mesh's counterparts of RetinaFace's five landmarks, ``(5, 2)``: eye centres, nose tip, mouth corners."""
-    mesh = np.asarray(mesh)
+def five_points(mesh: np.ndarray, depth: bool = False) -> np.ndarray:
+    """The mesh's counterparts of RetinaFace's five landmarks, ``(5, 2)`` (``(5, 3)`` with ``depth``): eye
+    centres, nose tip, mouth corners."""
+    mesh = np.asarray(mesh)[:, : 3 if depth else 2]
     return np.stack(
         [
-            mesh[list(LEFT_EYE_CONTOUR), :2].mean(axis=0),
-            mesh[list(RIGHT_EYE_CONTOUR), :2].mean(axis=0),
-            mesh[NOSE_TIP, :2],
-            mesh[LEFT_MOUTH_CORNER, :2],
-            mesh[RIGHT_MOUTH_CORNER, :2],
+            mesh[list(LEFT_EYE_CONTOUR)].mean(axis=0),
+            mesh[list(RIGHT_EYE_CONTOUR)].mean(axis=0),
+            mesh[NOSE_TIP],
+            mesh[LEFT_MOUTH_CORNER],
+            mesh[RIGHT_MOUTH_CORNER],
         ]
     )
 
@@ -162,10 +196,30 @@ MeshInfer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def mesh_faces(
-    rgb: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, infer: MeshInfer, max_batch: int = 64
+    rgb: np.ndarray,
+    boxes: np.ndarray,
+    landmarks: np.ndarray,
+    infer: MeshInfer,
+    max_batch: int = 64,
+    refine: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Meshes ``(N, 468, 3)`` in image pixels and presence scores ``(N,)`` for every given face."""
-    crops, geometries = crop_faces(rgb, boxes, landmarks)
+    """Meshes ``(N, 468, 3)`` in image pixels and presence scores ``(N,)`` for every given face.
+
+    ``refine`` more passes crop each face again from its last mesh (:func:`refined_geometry`); each costs one
+    more mesh inference per face.
+    """
+    geometries = [crop_geometry(box, points) for box, points in zip(boxes, landmarks, strict=True)]
+    meshes, scores = _mesh_crops(rgb, geometries, infer, max_batch)
+    for _ in range(refine):
+        meshes, scores = _mesh_crops(rgb, [refined_geometry(mesh) for mesh in meshes], infer, max_batch)
+    return meshes, scores
+
+
+def _mesh_crops(
+    rgb: np.ndarray, geometries: Sequence[MeshCrop], infer: MeshInfer, max_batch: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Meshes ``(N, 468, 3)`` in image pixels and presence scores ``(N,)`` of the given crops of ``rgb``."""
+    crops = crop_many(rgb, geometries)
     meshes = np.zeros((len(crops), NUM_VERTICES, 3), np.float32)
     scores = np.zeros((len(crops),), np.float32)
     for start in range(0, len(crops), max_batch):
@@ -177,27 +231,41 @@ def mesh_faces(
 
 
 class OnnxFaceMesh:
-    """The exported FaceMesh graph (``facelocal export onnx --mesh``) in ONNX Runtime on CPU.
+    """The exported FaceMesh graph (``facelocal export onnx --mesh``) on CPU, in ONNX Runtime or OpenVINO.
 
-    ``rows_at_once``: how many crops go through ``session.run`` together. On CPU one at a time is fastest per
-    face: a crop's activations (590 kB at the first stage) stay in the core's cache, a batch's do not
-    (``facelocal bench --mesh``: batch 24 costs ~2x per face on one thread). ``workers`` > 1 splits a batch's
-    rows over that many threads, each running single-threaded sessions (the service's CPU mode).
+    ``rows_at_once``: how many crops go through one inference together. In ONNX Runtime one at a time is fastest
+    per face: a crop's activations (590 kB at the first stage) stay in the core's cache, a batch's do not
+    (``facelocal bench --mesh``: batch 24 costs ~1.4x per face on one thread). ``workers`` > 1 splits a batch's
+    rows over that many threads, each running single-threaded inferences (the service's CPU mode).
+
+    ``runtime="openvino"``: OpenVINO's CPU plugin (:class:`facelocal.runtime.OpenVinoForward`, a model compiled
+    for each batch shape it sees again), about half ONNX Runtime's time per face on one thread and no slower per
+    face in batches; one compiled model per worker, as an OpenVINO request serves one caller at a time.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0, rows_at_once: int | None = None, workers: int = 1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        names = [tensor.name for tensor in self.session.get_inputs()], [t.name for t in self.session.get_outputs()]
-        if names != ([ONNX_INPUT], list(ONNX_OUTPUTS)):
-            raise ValueError(f"{path} is not a facelocal FaceMesh export: inputs/outputs {names}")
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int = 0,
+        rows_at_once: int | None = None,
+        workers: int = 1,
+        runtime: str = "onnxruntime",
+    ) -> None:
         self.rows_at_once = rows_at_once
         self.workers = max(1, workers)
+        self._forwards: queue.SimpleQueue[Callable[[np.ndarray], tuple[np.ndarray, ...]]] = queue.SimpleQueue()
+        self.session = None  # ONNX Runtime's session (its metadata), None on OpenVINO
+        if runtime == "openvino":
+            from facelocal.runtime import OpenVinoForward
+
+            for _ in range(self.workers):
+                self._forwards.put(OpenVinoForward(path, threads, output_names=ONNX_OUTPUTS))
+        elif runtime == "onnxruntime":
+            session = self.session = _onnxruntime_session(path, threads)
+            for _ in range(self.workers):  # one session serves every thread
+                self._forwards.put(lambda crops: tuple(session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: crops})))
+        else:
+            raise ValueError(f"unknown runtime {runtime!r}: onnxruntime or openvino")
         self._pool = None
         if self.workers > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -206,10 +274,11 @@ class OnnxFaceMesh:
 
     def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         step = self.rows_at_once or len(crops)
-        parts = [
-            self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: crops[start : start + step]})
-            for start in range(0, len(crops), step)
-        ]
+        forward = self._forwards.get()
+        try:
+            parts = [forward(crops[start : start + step]) for start in range(0, len(crops), step)]
+        finally:
+            self._forwards.put(forward)
         if len(parts) == 1:
             return parts[0][0], parts[0][1]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -226,3 +295,14 @@ class OnnxFaceMesh:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+def _onnxruntime_session(path: str | Path, threads: int):
+    """A CPU session of the mesh graph, checked to be facelocal's export."""
+    from facelocal.runtime import onnxruntime_session
+
+    session = onnxruntime_session(path, threads)
+    names = [tensor.name for tensor in session.get_inputs()], [tensor.name for tensor in session.get_outputs()]
+    if names != ([ONNX_INPUT], list(ONNX_OUTPUTS)):
+        raise ValueError(f"{path} is not a facelocal FaceMesh export: inputs/outputs {names}")
+    return session

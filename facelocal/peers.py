@@ -48,6 +48,8 @@ def yunet_pipeline(model_path: str | Path, threads: int, config: YuNetConfig = Y
         t0 = clock()
         bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         t1 = clock()
+        if bgr is None:
+            raise ValueError("OpenCV cannot decode this image")
         detector.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, faces = detector.detect(bgr)
         t2 = clock()

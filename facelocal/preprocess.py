@@ -5,15 +5,19 @@ Numpy and Pillow only: the serving path shares this module without importing tor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Literal, cast
 
 import numpy as np
 from PIL import Image
 
 from facelocal.contract import BGR_MEAN, INPUT_DTYPE
 
-ResizeMode = Literal["original", "long", "letterbox"]
+ResizeMode = Literal["original", "long", "letterbox", "fit"]
+
+# ``fit`` canvases are rounded up to a multiple of the deepest stride of the shipped presets (P5, 32 px), so
+# every feature map covers the canvas exactly and the few canvas shapes batch together.
+CANVAS_MULTIPLE = 32
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,9 @@ class ResizePolicy:
     * ``long``: the longest side scaled to ``size``.
     * ``letterbox``: scaled to fit a ``size x size`` canvas (never up, unless ``upscale``), placed at the
       top-left corner and padded with the mean colour, so that images of any shape stack into one batch.
+    * ``fit``: the longest side scaled to at most ``size`` (never up, unless ``upscale``), at the top-left of a
+      canvas of its own whose sides are rounded up to :data:`CANVAS_MULTIPLE` (the service's policy): a
+      640x480 image runs at 640x480, with no square's padding.
     """
 
     mode: ResizeMode = "original"
@@ -32,28 +39,29 @@ class ResizePolicy:
 
     @classmethod
     def parse(cls, text: str) -> ResizePolicy:
-        """Parse ``original``, ``long:S`` or ``letterbox:S``."""
+        """Parse ``original``, ``long:S``, ``letterbox:S`` or ``fit:S``."""
         mode, _, size = text.partition(":")
         if mode == "original" and not size:
             return cls("original")
-        if mode in ("long", "letterbox") and size.isdigit() and int(size) > 0:
-            return cls(mode, int(size))
-        raise ValueError(f"invalid resize policy {text!r}: use original, long:S or letterbox:S")
+        if mode in ("long", "letterbox", "fit") and size.isdigit() and int(size) > 0:
+            return cls(cast(ResizeMode, mode), int(size))
+        raise ValueError(f"invalid resize policy {text!r}: use original, long:S, letterbox:S or fit:S")
 
     def plan(self, width: int, height: int) -> Placement:
         """Where an image of this size lands on the network canvas."""
         if self.mode == "original":
             return Placement(1.0, width, height, width, height)
         scale = self.size / max(width, height)
-        if self.mode == "letterbox" and not self.upscale:
+        if self.mode != "long" and not self.upscale:
             scale = min(scale, 1.0)
         resized_w, resized_h = max(1, round(width * scale)), max(1, round(height * scale))
+        placement = Placement(scale, resized_w, resized_h, resized_w, resized_h)
         if self.mode == "letterbox":
-            return Placement(scale, resized_w, resized_h, self.size, self.size)
-        return Placement(scale, resized_w, resized_h, resized_w, resized_h)
+            return replace(placement, canvas_w=self.size, canvas_h=self.size)
+        return placement.padded() if self.mode == "fit" else placement
 
 
-# The image as it is: the library's default (the service letterboxes instead).
+# The image as it is: the library's default (the service uses ``fit`` instead).
 ORIGINAL_SIZE = ResizePolicy()
 
 
@@ -67,6 +75,12 @@ class Placement:
     resized_h: int
     canvas_w: int
     canvas_h: int
+
+    def padded(self, multiple: int = CANVAS_MULTIPLE) -> Placement:
+        """The same image on a canvas just large enough for it, its sides rounded up to ``multiple``."""
+        return replace(
+            self, canvas_w=-(-self.resized_w // multiple) * multiple, canvas_h=-(-self.resized_h // multiple) * multiple
+        )
 
     def to_image(self, coords: np.ndarray) -> np.ndarray:
         """Map canvas pixel coordinates (any shape) back to original-image pixels."""

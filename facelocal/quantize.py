@@ -45,14 +45,14 @@ class QuantizeConfig:
 def calibration_images(folders: Iterable[str | Path]) -> list[Path]:
     """Every image file directly in ``folders``: folder after folder, each sorted by name (the order calibration
     reads them in, which changes the result slightly)."""
-    folders = [Path(folder) for folder in folders]
-    paths = []
-    for folder in folders:
+    searched = [Path(folder) for folder in folders]
+    paths: list[Path] = []
+    for folder in searched:
         if not folder.is_dir():
             raise FileNotFoundError(f"calibration folder {folder} not found")
         paths += sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise FileNotFoundError("no calibration images (.jpg, .png, .bmp, .webp) in " + ", ".join(map(str, folders)))
+        raise FileNotFoundError("no calibration images (.jpg, .png, .bmp, .webp) in " + ", ".join(map(str, searched)))
     return paths
 
 

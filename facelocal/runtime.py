@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -130,12 +131,19 @@ class OpenVinoForward:
     # Batches of 1 to 8 on a 640 x 640 canvas are 14.7 M pixels (about 700 MB); a 4K frame is 8.8 M.
     MAX_SPECIALISED_PIXELS = 16_000_000
 
-    def __init__(self, model_path: str | Path, threads: int = 0, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        threads: int = 0,
+        precision: str = "fp32",
+        output_names: Sequence[str] = OUTPUT_NAMES,
+    ) -> None:
         import openvino as ov
 
         self._core = ov.Core()
         self._model = self._core.read_model(str(model_path))
         self._config = openvino_config(threads, precision)
+        self._output_names = tuple(output_names)
         self._dynamic = self._compile(self._model)
         self._seen: Counter[tuple[int, ...]] = Counter()
         self._specialised: dict[tuple[int, ...], Forward] = {}
@@ -152,7 +160,7 @@ class OpenVinoForward:
     def _compile(self, model) -> Forward:
         compiled = self._core.compile_model(model, "CPU", self._config)
         request = compiled.create_infer_request()
-        outputs = [compiled.output(name) for name in OUTPUT_NAMES]
+        outputs = [compiled.output(name) for name in self._output_names]
 
         def forward(batch: np.ndarray):
             # The input is only read during the call, so OpenVINO may use it in place.
@@ -161,7 +169,7 @@ class OpenVinoForward:
 
         return forward
 
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         shape = batch.shape
         forward = self._specialised.get(shape)
         if forward is None:
@@ -180,8 +188,8 @@ class OpenVinoForward:
 
 
 def _batch_pixels(shape: tuple[int, ...]) -> int:
-    """B*H*W of a ``(B, 3, H, W)`` shape."""
-    return shape[0] * math.prod(shape[2:])
+    """B*H*W of a ``(B, 3, H, W)`` or ``(B, H, W, 3)`` shape."""
+    return math.prod(shape) // 3
 
 
 def exported_forward(
@@ -193,7 +201,8 @@ def exported_forward(
     stored = model_metadata(model_path).get(PRECISION_KEY, "fp32")
     precision = resolve_precision(runtime, precision, stored)
     if runtime == "openvino":
-        return OpenVinoForward(model_path, threads, precision)
+        # With the default output names it returns the detector's three outputs.
+        return cast(Forward, OpenVinoForward(model_path, threads, precision))
     return onnxruntime_forward(model_path, threads)
 
 

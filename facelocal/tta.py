@@ -13,7 +13,7 @@ small faces), then one :meth:`TTAPlan.merge` of every view. :meth:`facelocal.det
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import numpy as np
@@ -102,29 +102,26 @@ class TTAPlan:
     def enabled(self) -> bool:
         return self.flip or self.multiscale or self.zoom is not None
 
-    def views(self, width: int, height: int, base: ResizePolicy, max_canvas: int | None = None) -> list[View]:
+    def views(self, width: int, height: int, base: ResizePolicy) -> list[View]:
         """The first pass's views of a ``width x height`` image: ``base``'s placement first, then one per
-        multi-scale long side (``ResizePolicy("long", S)``), then, with ``flip``, each of those mirrored.
-
-        With ``max_canvas`` (a fixed square canvas, as the service's) every multi-scale view is put on that
-        canvas, and a scale whose long side exceeds it is skipped rather than tiled.
+        multi-scale long side (``ResizePolicy("long", S)``, on a canvas of its own size), then, with ``flip``, each
+        of those mirrored. Where a canvas is bounded, the caller skips the views that exceed it (the service core's
+        ``max_size``, :meth:`facelocal.detector.Detector.detect_augmented` under ``letterbox``/``fit``).
         """
         placements = [base.plan(width, height)]
         if self.multiscale:
-            scaled = (ResizePolicy("long", side).plan(width, height) for side in self.scales.long_sides(width, height))
-            placements += [p for p in (_on_canvas(p, max_canvas) for p in scaled) if p is not None]
+            placements += [
+                ResizePolicy("long", side).plan(width, height) for side in self.scales.long_sides(width, height)
+            ]
         return self._with_mirrors(placements)
 
-    def follow_up_views(
-        self, width: int, height: int, base_faces: FaceDetections, max_canvas: int | None = None
-    ) -> list[View]:
+    def follow_up_views(self, width: int, height: int, base_faces: FaceDetections) -> list[View]:
         """The second pass's views, decided from ``base_faces`` (what the first of :meth:`views` found):
         with ``zoom``, the enlarged image (and its mirror with ``flip``) if those faces hold a small one;
-        otherwise none. ``max_canvas`` as in :meth:`views`: an enlargement that does not fit is skipped."""
+        otherwise none. Each on a canvas of its own size, as :meth:`views`' added views."""
         if self.zoom is None or not self.zoom.wanted(base_faces):
             return []
         placement = self.zoom.placement(width, height)
-        placement = None if placement is None else _on_canvas(placement, max_canvas)
         return [] if placement is None else self._with_mirrors([placement])
 
     def view_threshold(self, score_threshold: float) -> float:
@@ -156,12 +153,3 @@ class TTAPlan:
         """Each placement as a view, then, with ``flip``, each mirrored."""
         views = [View(placement, mirrored=False) for placement in placements]
         return views + [View(placement, mirrored=True) for placement in placements] if self.flip else views
-
-
-def _on_canvas(placement: Placement, max_canvas: int | None) -> Placement | None:
-    """``placement`` on the fixed ``max_canvas`` square (None: on its own canvas), or None if it does not fit."""
-    if max_canvas is None:
-        return placement
-    if max(placement.resized_w, placement.resized_h) > max_canvas:
-        return None
-    return replace(placement, canvas_w=max_canvas, canvas_h=max_canvas)

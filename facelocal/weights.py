@@ -1,4 +1,4 @@
-"""Where the weights come from: a flag, the environment, or the user's config file. Never the network."""
+"""Where the weights come from: a flag, the environment, or the user's weights table. Never the network."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from facelocal.config import DEFAULT_PRESET
 
 WEIGHTS_ENV = "FACELOCAL_WEIGHTS"
 MESH_WEIGHTS_ENV = "FACELOCAL_MESH_WEIGHTS"
-# The config file's [weights] key for MediaPipe's face_landmark.tflite (the FaceMesh stage).
+# The weights table's key for MediaPipe's face_landmark.tflite (the FaceMesh stage).
 MESH_WEIGHTS_KEY = "facemesh"
 CACHE_ENV = "XDG_CACHE_HOME"
-CONFIG_ENV = "FACELOCAL_CONFIG"
-DEFAULT_CONFIG_FILE = Path("~/.config/facelocal/config.toml")
+# A TOML file whose [weights] table names a checkpoint per preset (and the FaceMesh model).
+WEIGHTS_TABLE_ENV = "FACELOCAL_WEIGHTS_TABLE"
+# Its old name, read with a warning for one release.
+DEPRECATED_WEIGHTS_TABLE_ENV = "FACELOCAL_CONFIG"
+DEFAULT_WEIGHTS_TABLE = Path("~/.config/facelocal/config.toml")
 
 
 # Public checkpoints this library recognises by content, and the preset each was trained with. Files with the
@@ -59,14 +62,24 @@ def preset_for(weights: str | os.PathLike, requested: str | None = None) -> str:
     return requested
 
 
-def config_file() -> Path:
-    return Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)).expanduser()
+def weights_table_file() -> Path:
+    """``$FACELOCAL_WEIGHTS_TABLE``, else the deprecated ``$FACELOCAL_CONFIG`` (with a warning), else the default."""
+    path = os.environ.get(WEIGHTS_TABLE_ENV)
+    if not path and os.environ.get(DEPRECATED_WEIGHTS_TABLE_ENV):
+        warnings.warn(
+            f"${DEPRECATED_WEIGHTS_TABLE_ENV} is deprecated and will be ignored in the next release: "
+            f"set ${WEIGHTS_TABLE_ENV} instead",
+            FutureWarning,
+            stacklevel=2,
+        )
+        path = os.environ[DEPRECATED_WEIGHTS_TABLE_ENV]
+    return Path(path or DEFAULT_WEIGHTS_TABLE).expanduser()
 
 
 def resolve_weights(explicit: str | os.PathLike | None = None, model: str | None = None) -> Path:
-    """The first of: ``explicit``, ``$FACELOCAL_WEIGHTS``, ``weights.<model>`` in the config file.
+    """The first of: ``explicit``, ``$FACELOCAL_WEIGHTS``, ``weights.<model>`` in the weights table.
 
-    The config file (``$FACELOCAL_CONFIG`` or ``~/.config/facelocal/config.toml``) looks like::
+    The weights table (the file ``$FACELOCAL_WEIGHTS_TABLE`` or ``~/.config/facelocal/config.toml``) looks like::
 
         [weights]
         "mobilenet0.25" = "/data/weights/mobilenet0.25_Final.pth"
@@ -79,33 +92,33 @@ def resolve_weights(explicit: str | os.PathLike | None = None, model: str | None
         WEIGHTS_ENV,
         model,
         f"weights for {model}",
-        f'pass --weights PATH, set ${WEIGHTS_ENV}, or add [weights] "{model}" = "PATH" to {{config}}. '
+        f'pass --weights PATH, set ${WEIGHTS_ENV}, or add [weights] "{model}" = "PATH" to {{table}}. '
         'See the README section "Getting the weights".',
     )
 
 
 def resolve_mesh_weights(explicit: str | os.PathLike | None = None) -> Path:
     """MediaPipe's ``face_landmark.tflite``: the first of ``explicit``, ``$FACELOCAL_MESH_WEIGHTS`` and
-    ``weights.facemesh`` in the config file (see :func:`resolve_weights`)."""
+    ``weights.facemesh`` in the weights table (see :func:`resolve_weights`)."""
     return _resolve(
         ("--mesh-weights", explicit),
         MESH_WEIGHTS_ENV,
         MESH_WEIGHTS_KEY,
         "FaceMesh model",
         f"pass --mesh-weights PATH (MediaPipe's face_landmark.tflite), set ${MESH_WEIGHTS_ENV}, "
-        f'or add [weights] {MESH_WEIGHTS_KEY} = "PATH" to {{config}}. See the README section "Dense face mesh".',
+        f'or add [weights] {MESH_WEIGHTS_KEY} = "PATH" to {{table}}. See the README section "Dense face mesh".',
     )
 
 
 def _resolve(flag: tuple[str, str | os.PathLike | None], env: str, entry_key: str, what: str, fix: str) -> Path:
-    """The first place that names a file (the flag, the environment, the config file's ``[weights]`` entry); a
+    """The first place that names a file (the flag, the environment, the weights table's entry); a
     named file that does not exist is an error, not a reason to look further."""
     candidates: list[tuple[str, str]] = []
     if flag[1]:
         candidates.append((flag[0], str(flag[1])))
     if os.environ.get(env):
         candidates.append((f"${env}", os.environ[env]))
-    path = config_file()
+    path = weights_table_file()
     if path.is_file():
         entry = tomllib.loads(path.read_text()).get("weights", {}).get(entry_key)
         if entry:
@@ -115,7 +128,7 @@ def _resolve(flag: tuple[str, str | os.PathLike | None], env: str, entry_key: st
         if weights.is_file():
             return weights
         raise WeightsNotFoundError(f"{what}: {weights} (from {source}) does not exist")
-    raise WeightsNotFoundError(f"no {what}: " + fix.format(config=path))
+    raise WeightsNotFoundError(f"no {what}: " + fix.format(table=path))
 
 
 def exported_model_path(weights: str | os.PathLike, preset: str) -> Path:

@@ -7,12 +7,18 @@ both shared photos, through the same post-processing: same faces (IoU > 0.9), sc
 landmarks within 1 px.
 
 Timings: the raw network (no decode), FP16, channels-last, replayed as a CUDA graph so that kernel
-launch overhead (which dominates MobileNet-0.25 at batch 1) is not measured; median of timed replays
-after a warm-up, CUDA events. Random weights are fine for timing. The lent GPU machine has no
-TensorRT and its wheels (over 1 GB) cannot be carried there, so this measures PyTorch + cuDNN FP16:
-a stand-in for, and usually slower than, the TensorRT FP16 engine Triton runs.
+launch overhead (which dominates MobileNet-0.25 at batch 1) is not measured, and the same network through
+``torch.compile`` (Inductor's fused kernels, in its CUDA-graph mode); median of timed runs after a
+warm-up, CUDA events. Random weights are fine for timing. The lent GPU machine has no TensorRT and its
+wheels (over 1 GB) cannot be carried there, so this measures PyTorch + cuDNN FP16: a stand-in for the
+TensorRT FP16 engines Triton runs.
 
-    python scripts/bench_gpu.py --weights W --onnx model.onnx --images a.jpg b.jpg
+With ``--mesh-weights`` and ``--mesh-onnx``, FaceMesh too: FP16 on the GPU against the FaceMesh graph on
+ONNX Runtime CPU FP32 on every face the detector finds on ``--images`` (vertices in crop pixels, presence
+logit), and its time per face at batch 1, 32 and 64.
+
+    python scripts/bench_gpu.py --weights W --onnx model.onnx --images a.jpg b.jpg \
+        [--mesh-weights face_landmark.tflite --mesh-onnx facemesh.onnx]
 """
 
 from __future__ import annotations
@@ -96,14 +102,27 @@ def parity(weights: Path, onnx_path: Path, images: list[Path], all_half: bool = 
 
 
 def time_network(
-    config_name: str, width: int, height: int, batch: int, replays: int = 50, top_k: int | None = None
+    config_name: str,
+    width: int,
+    height: int,
+    batch: int,
+    replays: int = 50,
+    top_k: int | None = None,
+    compiled: bool = False,
 ) -> float:
     """Median ms per forward on ``(batch, 3, height, width)``, replayed as a CUDA graph.
 
     Without ``top_k``: the raw network, all FP16 (the paper's measure). With it: the serving graph
-    (decode and top-k, FP16 convolutions under autocast, FP32 decode), as Triton's engine runs it.
+    (decode and top-k, FP16 convolutions under autocast, FP32 decode), as Triton's engine runs it. With
+    ``compiled``, the raw network through ``torch.compile(mode="reduce-overhead")`` instead of a hand-captured graph.
     """
     model = build_model(get_config(config_name)).cuda().eval()
+    if compiled:
+        network = torch.compile(model.half().to(memory_format=torch.channels_last), mode="reduce-overhead")
+        images = torch.randn(batch, 3, height, width, device="cuda", dtype=torch.half)
+        images = images.to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            return median_cuda_ms(lambda: network(images), replays, warm_up=5)
     if top_k is None:
         model, dtype = model.half(), torch.half
     else:
@@ -132,7 +151,12 @@ def time_network(
         with torch.no_grad(), autocast:
             model(images)
 
-    for _ in range(5):
+    return median_cuda_ms(run, replays)  # the graph, model and images go with this frame
+
+
+def median_cuda_ms(run, replays: int, warm_up: int = 5) -> float:
+    """Median milliseconds of ``run()`` over ``replays`` calls after ``warm_up`` untimed ones (CUDA events)."""
+    for _ in range(warm_up):
         run()
     times = []
     for _ in range(replays):
@@ -142,7 +166,56 @@ def time_network(
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    return float(np.median(times))  # the graph, model and images go with this frame
+    return float(np.median(times))
+
+
+def mesh_parity(mesh_weights: Path, mesh_onnx: Path, detector_onnx: Path, images: list[Path]) -> dict:
+    """FaceMesh FP16 (autocast) on the GPU against its ONNX graph on ONNX Runtime CPU FP32, on the crops of
+    every face the detector finds on ``images``: the largest vertex and presence-logit differences."""
+    import onnxruntime as ort
+
+    from facelocal.detector import Detector
+    from facelocal.facemesh import crop_faces, to_unit_float
+    from facelocal.models.facemesh import load_facemesh
+
+    canvas = ort.InferenceSession(str(detector_onnx), providers=["CPUExecutionProvider"]).get_inputs()[0].shape[2]
+    detector = Detector.from_onnx(detector_onnx, resize=ResizePolicy("letterbox", canvas))
+    crops = []
+    for path in images:
+        rgb = load_image(path)
+        faces = detector.detect([rgb])[0]
+        crops.append(crop_faces(rgb, faces.boxes, faces.landmarks)[0])
+    batch = np.concatenate(crops)
+    session = ort.InferenceSession(str(mesh_onnx), providers=["CPUExecutionProvider"])
+    reference = session.run(None, {session.get_inputs()[0].name: batch})
+    network = load_facemesh(mesh_weights).cuda().eval()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+        vertices, logits = (t.float().cpu().numpy() for t in network(torch.from_numpy(to_unit_float(batch)).cuda()))
+    return {
+        "faces": len(batch),
+        "max_vertex_diff_px": float(np.abs(vertices - reference[0]).max()),
+        "mean_vertex_diff_px": float(np.abs(vertices - reference[0]).mean()),
+        "max_presence_logit_diff": float(np.abs(logits - reference[1]).max()),
+    }
+
+
+def time_mesh(mesh_weights: Path, batch: int, replays: int = 50) -> float:
+    """Median ms per FaceMesh forward on ``batch`` crops, FP16, channels-last, replayed as a CUDA graph."""
+    from facelocal.models.facemesh import load_facemesh
+
+    network = load_facemesh(mesh_weights).cuda().eval().half().to(memory_format=torch.channels_last)
+    crops = torch.rand(batch, 192, 192, 3, device="cuda", dtype=torch.half)
+    stream = torch.cuda.Stream()
+    with torch.no_grad():
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                network(crops)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            network(crops)
+    return median_cuda_ms(graph.replay, replays)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--onnx", type=Path, required=True, help="the compact model (model_repository/retinaface)")
     parser.add_argument("--images", type=Path, nargs="+", required=True)
+    parser.add_argument("--mesh-weights", type=Path, help="face_landmark.tflite: also check and time FaceMesh")
+    parser.add_argument("--mesh-onnx", type=Path, help="the FaceMesh graph (model_repository/facemesh)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     torch.backends.cudnn.benchmark = True
@@ -167,10 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     cases = [("mobilenet0.25", name, batch) for name in RESOLUTIONS for batch in (1, 32)]
     cases += [("resnet50", "VGA", 1), ("resnet50", "VGA", 32)]
-    print(f"{'model':14s} {'input':5s} {'batch':>5s} {'ms/batch':>9s} {'ms/image':>9s} {'paper P40 ms':>12s}")
+    print(
+        f"{'model':14s} {'input':5s} {'batch':>5s} {'ms/batch':>9s} {'ms/image':>9s} "
+        f"{'compiled ms/batch':>17s} {'paper P40 ms':>12s}"
+    )
     for config_name, resolution, batch in cases:
         width, height = RESOLUTIONS[resolution]
         ms = time_network(config_name, width, height, batch)
+        compiled_ms = time_network(config_name, width, height, batch, compiled=True)
         paper = PAPER_MS.get((config_name.split("-")[0], resolution))
         rows.append(
             {
@@ -179,10 +258,14 @@ def main(argv: list[str] | None = None) -> int:
                 "batch": batch,
                 "ms_per_batch": ms,
                 "ms_per_image": ms / batch,
+                "compiled_ms_per_batch": compiled_ms,
                 "paper_p40_ms": paper,
             }
         )
-        print(f"{config_name:14s} {resolution:5s} {batch:5d} {ms:9.3f} {ms / batch:9.3f} {paper or '':>12}")
+        print(
+            f"{config_name:14s} {resolution:5s} {batch:5d} {ms:9.3f} {ms / batch:9.3f} "
+            f"{compiled_ms:17.3f} {paper or '':>12}"
+        )
     for batch in (1, 8, 32):
         ms = time_network(DEFAULT_PRESET, 640, 640, batch, top_k=1000)
         rows.append(
@@ -197,6 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"serving graph  640^2 {batch:5d} {ms:9.3f} {ms / batch:9.3f}  (eager: anchors copied per call)")
     results["timings"] = rows
+    if args.mesh_weights and args.mesh_onnx:
+        results["mesh_parity"] = mesh_parity(args.mesh_weights, args.mesh_onnx, args.onnx, args.images)
+        print("mesh parity", json.dumps(results["mesh_parity"]))
+        results["mesh_timings"] = []
+        for batch in (1, 32, 64):
+            ms = time_mesh(args.mesh_weights, batch)
+            results["mesh_timings"].append({"batch": batch, "ms_per_batch": ms, "ms_per_face": ms / batch})
+            print(f"FaceMesh FP16 batch {batch:3d}: {ms:.3f} ms, {ms / batch:.4f} ms per face")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0 if all(entry["pass"] for entry in results["parity"] if entry["mode"] == "autocast") else 1

@@ -2,9 +2,9 @@
 """Embedded ONNX Runtime against Triton (gRPC, and gRPC with shared memory), in one run on loopback.
 
 Each backend runs behind the same DetectionCore (JPEG decode, letterbox, micro-batching, NMS): the
-embedded one runs the service's default graph (make model: float32 input, every anchor decoded), the
-Triton ones the compact graph of model_repository/retinaface (uint8 input, top-k outputs).
-Triton is the nvidia-pytriton binary from the test harness (tests/triton/harness.py): its Python
+embedded one runs the service's default graph (make model: every anchor decoded), the Triton ones the
+compact graph of model_repository/retinaface (top-k outputs); both take uint8 canvases.
+Triton is the nvidia-pytriton binary the Triton tests run too (scripts/local/tritonserver.py): its Python
 backend runs that ONNX file with onnxruntime, as the onnxruntime_onnx platform would.
 
 Prints the bytes each image costs on the wire (raw heads vs compact outputs, the input canvas) and
@@ -29,12 +29,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from facelocal.contract import INPUT_DTYPE  # noqa: E402
+from scripts.local.tritonserver import CPU_MODEL_CONFIG, start_local_triton  # noqa: E402
 from service.backends import create_backend  # noqa: E402
 from service.backends.triton_config import compact_model_shape, read_model_config  # noqa: E402
 from service.core import DetectionCore  # noqa: E402
 from service.schemas import DetectOptions  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from tests.triton.harness import CPU_MODEL_CONFIG, start_local_triton  # noqa: E402
 
 FLOAT_BYTES = 4
 # The network's raw heads per anchor: 4 box offsets, 2 class logits, 10 landmark offsets.
@@ -77,7 +78,7 @@ async def throughput(core: DetectionCore, images: list[bytes], concurrency: int,
 
 async def inference_ms_per_image(backend, batch_size: int, canvas: int, repeats: int = 4) -> float:
     """The backend alone (no decode, letterbox or NMS) on a full batch: ms per image."""
-    batch = np.random.default_rng(0).normal(0, 50, (batch_size, 3, canvas, canvas)).astype(np.float32)
+    batch = np.random.default_rng(0).integers(0, 256, (batch_size, 3, canvas, canvas), dtype=INPUT_DTYPE)
     await backend.infer(batch)
     started = time.perf_counter()
     for _ in range(repeats):
@@ -129,7 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:48s} {size:>10,d}")
     images = [path.read_bytes() for path in args.images]
     requests = {1: max(8, args.requests // 3), 16: args.requests}
-    common = {"model_path": args.embedded_onnx, "max_batch_size": args.max_batch_size, "canvas_size": shape.canvas}
+    common = {
+        "model_path": args.embedded_onnx,
+        "max_batch_size": args.max_batch_size,
+        "canvas_size": shape.canvas,
+        # Detection alone: no FaceMesh stage on either side.
+        "mesh_model_path": None,
+        "triton_mesh_model": "",
+    }
 
     with tempfile.TemporaryDirectory(prefix="bench-triton-") as workdir:
         triton, model = start_local_triton(Path(workdir), args.onnx)

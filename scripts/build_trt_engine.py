@@ -11,6 +11,8 @@ canvas) always matches what Triton's batcher sends.
     python scripts/build_trt_engine.py --onnx model_repository/retinaface/1/model.onnx
     python scripts/build_trt_engine.py --config model_repository/facemesh_trt/config.pbtxt \
         --onnx model_repository/facemesh/1/model.onnx
+
+``--dry-run`` checks the ONNX input against the config and prints the build it would run, without TensorRT.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,14 +64,47 @@ def keep_decode_in_fp32(network, trt, fp16_types: tuple[str, ...] = FP16_LAYER_T
             layer.set_output_type(output, trt.float32)
 
 
-def build_engine(
-    onnx_path: Path, canvas: int, max_batch: int, opt_batch: int, fp16: bool = True, mesh: bool = False
-) -> bytes:
-    """Parse ``onnx_path`` and build a serialized engine for ``(1..max_batch, 3, canvas, canvas)`` inputs
-    (with ``mesh``: FaceMesh's ``(1..max_batch, 192, 192, 3)`` uint8 crops).
+@dataclass(frozen=True)
+class BuildProfile:
+    """The one optimisation profile of an engine: input ``name`` at ``(batch, *shape)`` for batch
+    ``min_batch..max_batch``, kernels tuned for ``opt_batch``."""
 
-    The optimisation profile's ``opt`` shape is the batch TensorRT tunes its kernels for; pick the batch
-    the dynamic batcher most often forms.
+    name: str
+    shape: tuple[int, ...]
+    min_batch: int
+    opt_batch: int
+    max_batch: int
+
+    def describe(self) -> str:
+        dims = ", ".join(map(str, self.shape))
+        return f"{self.name} [{self.min_batch}..{self.max_batch} (opt {self.opt_batch}), {dims}]"
+
+
+def input_profile(onnx_path: Path, mesh: bool, canvas: int, max_batch: int, opt_batch: int) -> BuildProfile:
+    """The optimisation profile for ``onnx_path``, after checking that its one input is the one the config
+    describes (name, uint8, a dynamic batch and the config's per-image shape): a mismatch fails here, before
+    a build that takes minutes."""
+    import onnxruntime as ort
+
+    name, shape = (MESH_INPUT[0], tuple(MESH_INPUT[2])) if mesh else (INPUT_NAME, (3, canvas, canvas))
+    (graph_input,) = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_inputs()
+    per_image = tuple(graph_input.shape[1:])
+    if graph_input.name != name or graph_input.type != "tensor(uint8)" or per_image != shape:
+        raise ValueError(
+            f"{onnx_path}: input {graph_input.name} {graph_input.type} {graph_input.shape}, "
+            f"the config wants {name} uint8 [batch, {', '.join(map(str, shape))}]"
+        )
+    if isinstance(graph_input.shape[0], int):
+        raise ValueError(f"{onnx_path}: the batch dimension is fixed at {graph_input.shape[0]}; export it dynamic")
+    return BuildProfile(name, shape, min_batch=1, opt_batch=opt_batch, max_batch=max_batch)
+
+
+def build_engine(onnx_path: Path, profile: BuildProfile, fp16: bool = True, mesh: bool = False) -> bytes:
+    """Parse ``onnx_path`` and build a serialized engine for ``profile`` (the detector's ``(B, 3, S, S)``
+    canvases, or with ``mesh`` FaceMesh's ``(B, 192, 192, 3)`` uint8 crops).
+
+    The profile's ``opt_batch`` is the batch TensorRT tunes its kernels for; pick the batch the dynamic
+    batcher most often forms.
     """
     import tensorrt as trt
 
@@ -92,10 +128,14 @@ def build_engine(
         config.set_flag(trt.BuilderFlag.FP16)
         keep_decode_in_fp32(network, trt, MESH_FP16_LAYER_TYPES if mesh else FP16_LAYER_TYPES)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    profile = builder.create_optimization_profile()
-    name, shape = (MESH_INPUT[0], tuple(MESH_INPUT[2])) if mesh else (INPUT_NAME, (3, canvas, canvas))
-    profile.set_shape(name, (1, *shape), (opt_batch, *shape), (max_batch, *shape))
-    config.add_optimization_profile(profile)
+    shapes = builder.create_optimization_profile()
+    shapes.set_shape(
+        profile.name,
+        (profile.min_batch, *profile.shape),
+        (profile.opt_batch, *profile.shape),
+        (profile.max_batch, *profile.shape),
+    )
+    config.add_optimization_profile(shapes)
 
     engine = builder.build_serialized_network(network, config)
     if engine is None:
@@ -111,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opt-batch", type=int, help="batch the kernels are tuned for (default: half the maximum)")
     parser.add_argument("--fp32", action="store_true", help="build in FP32 (parity checks, GPUs without FP16)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the plan exists")
+    parser.add_argument("--dry-run", action="store_true", help="check the inputs and print the build, no TensorRT")
     args = parser.parse_args(argv)
 
     config = read_model_config(args.config)
@@ -121,22 +162,23 @@ def main(argv: list[str] | None = None) -> int:
         shape = compact_model_shape(config)
         max_batch, canvas = shape.max_batch_size, shape.canvas
     out = args.out or args.config.parent / "1" / "model.plan"
-    if out.exists() and not args.force:
+    if out.exists() and not args.force and not args.dry_run:
         print(f"{out} exists; --force rebuilds it")
         return 0
     if not args.onnx.is_file():
         print(f"{args.onnx} not found: run scripts/prepare_model_repository.py first", file=sys.stderr)
         return 1
-    opt_batch = args.opt_batch or max(1, max_batch // 2)
+    profile = input_profile(args.onnx, mesh, canvas, max_batch, args.opt_batch or max(1, max_batch // 2))
+    precision = "FP32" if args.fp32 else "FP16"
+    if args.dry_run:
+        print(f"would build {out} from {args.onnx}: {precision}, profile {profile.describe()}")
+        return 0
     started = time.perf_counter()
-    plan = build_engine(args.onnx, canvas, max_batch, opt_batch, fp16=not args.fp32, mesh=mesh)
+    plan = build_engine(args.onnx, profile, fp16=not args.fp32, mesh=mesh)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(plan)
-    precision = "FP32" if args.fp32 else "FP16"
-    print(
-        f"wrote {out} ({len(plan) / 1e6:.1f} MB, {precision}, batch 1..{max_batch} "
-        f"at {canvas}x{canvas}) in {time.perf_counter() - started:.0f} s"
-    )
+    seconds = time.perf_counter() - started
+    print(f"wrote {out} ({len(plan) / 1e6:.1f} MB, {precision}, {profile.describe()}) in {seconds:.0f} s")
     return 0
 
 

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,28 +26,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from facelocal.bench import make_jpeg  # noqa: E402
+from scripts.local.serve import ServeProcess, start_serve  # noqa: E402
+
 PHOTO = ROOT.parent / "shared" / "data" / "images" / "selfie_group.jpg"
-SERVE = "import sys; from facelocal.cli import main; sys.exit(main())"
-
-
-def vga_jpeg(path: Path) -> bytes:
-    """A 640x480 JPEG: the photo scaled to cover 640x480 and centre-cropped."""
-    image = Image.open(path).convert("RGB")
-    scale = max(640 / image.width, 480 / image.height)
-    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-    left, top = (image.width - 640) // 2, (image.height - 480) // 2
-    buffer = io.BytesIO()
-    image.crop((left, top, left + 640, top + 480)).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_model(path: Path | None) -> Path:
@@ -68,61 +51,27 @@ def ensure_model(path: Path | None) -> Path:
     return export_onnx(load_pretrained(get_config(DEFAULT_PRESET), weights), out)
 
 
-class Server:
-    """``facelocal serve`` in a subprocess on loopback."""
+def start_server(
+    model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int = 256, extra: Sequence[str] = ()
+) -> ServeProcess:
+    """``facelocal serve`` with these batching settings (and ``extra`` flags); its log on this terminal (warnings
+    only)."""
+    flags = (
+        "--max-batch-size",
+        str(max_batch_size),
+        "--max-delay-ms",
+        str(max_delay_ms),
+        "--max-queue",
+        str(max_queue),
+    )
+    return start_serve(model, *flags, *extra, "--log-level", "warning", stdout=None, stderr=None)
 
-    def __init__(
-        self, model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int = 256, extra: Sequence[str] = ()
-    ) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        command = [
-            sys.executable,
-            "-c",
-            SERVE,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            self.url.rsplit(":", 1)[1],
-            "--grpc-port",
-            str(free_port()),
-            "--model-path",
-            str(model),
-            "--max-batch-size",
-            str(max_batch_size),
-            "--max-delay-ms",
-            str(max_delay_ms),
-            "--max-queue",
-            str(max_queue),
-            "--log-level",
-            "warning",
-            *extra,
-        ]
-        self.process = subprocess.Popen(command, cwd=ROOT)  # this checkout's code, not an installed copy
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit("the server exited during start-up")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        sys.exit("the server did not become ready in 60 s")
 
-    def metrics(self) -> dict[str, float]:
-        text = httpx.get(self.url + "/metrics", timeout=10).text
-        names = ("facelocal_inferences_total", "facelocal_batch_size_sum")
-        return {name: float(re.search(rf"^{name} (\S+)$", text, re.M).group(1)) for name in names}
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+def batching_metrics(url: str) -> dict[str, float]:
+    """The server's inference count and the sum of its batch sizes so far."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    names = ("facelocal_inferences_total", "facelocal_batch_size_sum")
+    return {name: float(re.search(rf"^{name} (\S+)$", text, re.M).group(1)) for name in names}
 
 
 # The "status" of a request that got no HTTP answer (the connection failed).
@@ -195,7 +144,7 @@ async def load(url: str, body: bytes, concurrency: int, seconds: float, expect: 
 def overload(model: Path, body: bytes, concurrency: int, seconds: float, max_delay_ms: float) -> None:
     """More clients than the default queue admits: how many answers of each status, and how fast; with the
     body sent at once, and sent only after ``100 Continue``."""
-    server = Server(model, max_batch_size=8, max_delay_ms=max_delay_ms, max_queue=64)
+    server = start_server(model, max_batch_size=8, max_delay_ms=max_delay_ms, max_queue=64)
     try:
         asyncio.run(load(server.url, body, 2, 1.0))  # warm caches and connections
         runs = {expect: asyncio.run(load(server.url, body, concurrency, seconds, expect)) for expect in (False, True)}
@@ -227,7 +176,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = ensure_model(args.model_path)
-    body = vga_jpeg(PHOTO)
+    body = make_jpeg(PHOTO, 640, 480)
     if args.overload:
         for concurrency in args.concurrency or [200]:
             overload(model, body, concurrency, args.seconds, args.max_delay_ms)
@@ -236,17 +185,17 @@ def main() -> None:
     rows = []
     for label, batch_size in (("batching (max_batch_size 8)", 8), ("no batching (max_batch_size 1)", 1)):
         # A queue deep enough that even the highest concurrency is served, not refused.
-        server = Server(model, batch_size, args.max_delay_ms, max_queue=256)
+        server = start_server(model, batch_size, args.max_delay_ms, max_queue=256)
         try:
             asyncio.run(load(server.url, body, 2, 1.0))  # warm caches and connections
             for concurrency in args.concurrency:
-                before = server.metrics()
+                before = batching_metrics(server.url)
                 started = time.perf_counter()
                 latencies = asyncio.run(load(server.url, body, concurrency, args.seconds))
                 successes = latencies.pop(200, [])
                 errors = sum(map(len, latencies.values()))
                 elapsed = time.perf_counter() - started
-                after = server.metrics()
+                after = batching_metrics(server.url)
                 batches = after["facelocal_inferences_total"] - before["facelocal_inferences_total"]
                 images = after["facelocal_batch_size_sum"] - before["facelocal_batch_size_sum"]
                 ms = np.array(successes) * 1000.0

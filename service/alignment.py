@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 
 import numpy as np
@@ -54,8 +53,8 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return np.asarray(crop)
 
 
-def encode_png_base64(rgb: np.ndarray) -> str:
-    """``(H, W, 3)`` uint8 to a base64 PNG string."""
+def encode_png(rgb: np.ndarray) -> bytes:
+    """``(H, W, 3)`` uint8 to a PNG file's bytes."""
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()

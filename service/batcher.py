@@ -1,30 +1,39 @@
-"""Cross-request micro-batching: images from concurrent requests share one backend inference."""
+"""Cross-request micro-batching: inputs from concurrent requests share one backend inference.
+
+One :class:`MicroBatcher` serves the detector (canvases) and one the mesh stage (face crops): each stacks
+same-shaped inputs, calls the backend's infer function once per batch and hands every caller its own row of
+each output array.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.backends.base import InferenceBackend
 from service.errors import ServiceError, queue_full, unavailable
-from service.metrics import ServiceMetrics
+from service.metrics import BatchMetrics
+
+# ``(B, ...)`` stacked inputs to the backend's ``(B, ...)`` output arrays, one row per input.
+InferFunction = Callable[[np.ndarray], Awaitable[Sequence[np.ndarray]]]
 
 
 @dataclass
 class BatchOutput:
-    """One image's rows of a batched inference and what it cost.
+    """One input's rows of a batched inference and what it cost.
 
-    ``boxes (K, 4)``, ``scores (K,)``, ``landmarks (K, 10)`` in canvas pixels.
+    ``rows[i]`` is row ``b`` of the backend's ``i``-th output, ``b`` this input's place in the batch (for the
+    detector: ``boxes (K, 4)``, ``scores (K,)``, ``landmarks (K, 10)`` in canvas pixels).
     """
 
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: np.ndarray
+    rows: tuple[np.ndarray, ...]
     queue_ms: float
     inference_ms: float
+    batch_size: int
 
 
 @dataclass
@@ -35,95 +44,108 @@ class _Pending:
 
 
 class MicroBatcher:
-    """Collects ``(3, S, S)`` canvases into batches of up to ``max_batch_size``, waiting at most
-    ``max_delay_ms`` after the first one, and runs one inference per batch.
+    """Collects same-shaped inputs into batches of up to ``max_batch_size`` and runs one ``infer`` per batch.
 
-    The queue is bounded by ``max_queue``: a full queue fails fast with ``queue_full`` (503) instead of
-    growing memory. Batches run one after another; while one runs, the next fills up, so batches grow
-    with load by themselves.
+    A batch is the oldest waiting input and the next ones of its shape (inputs of other shapes wait for a batch
+    of their own, in arrival order), run once it is full or the oldest input has waited ``max_delay_ms``. Batches
+    run one after another; while one runs, the next fills up, so batches grow with load by themselves.
+
+    At most ``max_queue`` inputs wait: beyond that ``submit`` fails fast with ``queue_full`` (503) instead of
+    growing memory.
     """
 
     def __init__(
         self,
-        backend: InferenceBackend,
-        metrics: ServiceMetrics,
+        infer: InferFunction,
+        metrics: BatchMetrics,
         *,
         max_batch_size: int,
         max_delay_ms: float,
         max_queue: int,
+        name: str = "inference",
     ) -> None:
-        self._backend = backend
+        self._infer_function = infer
         self._metrics = metrics
         self._max_batch_size = max_batch_size
         self._max_delay_s = max_delay_ms / 1000.0
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
+        self._name = name
+        self._queue: deque[_Pending] = deque()
+        # Set when an input arrives or the batcher stops; the worker clears it before it waits.
+        self._wake = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self._accepting = False
 
     def start(self) -> None:
         self._accepting = True
-        self._worker = asyncio.create_task(self._run(), name="micro-batcher")
+        self._worker = asyncio.create_task(self._run(), name=f"{self._name}-batcher")
 
     async def stop(self) -> None:
-        """Refuse new images, finish every queued one, then stop the worker."""
+        """Refuse new inputs, finish every queued one (without waiting for batches to fill), then return."""
         self._accepting = False
-        if self._worker is None:
-            return
-        await self._queue.join()
-        self._worker.cancel()
-        await asyncio.gather(self._worker, return_exceptions=True)
-        self._worker = None
+        self._wake.set()
+        if self._worker is not None:
+            await self._worker
+            self._worker = None
 
     async def submit(self, tensor: np.ndarray) -> BatchOutput:
-        """Queue one ``(3, S, S)`` uint8 canvas and wait for its share of a batch."""
+        """Queue one input (for the detector a ``(3, H, W)`` uint8 canvas) and wait for its share of a batch."""
         if not self._accepting:
             raise unavailable("the service is not accepting work (starting or shutting down)", code="not_ready")
+        if len(self._queue) >= self._max_queue:
+            raise queue_full()
         pending = _Pending(tensor, asyncio.get_running_loop().create_future())
-        try:
-            self._queue.put_nowait(pending)
-        except asyncio.QueueFull:
-            raise queue_full() from None
-        self._metrics.queue_depth.set(self._queue.qsize())
+        self._queue.append(pending)
+        self._metrics.queue_depth.set(len(self._queue))
+        self._wake.set()
         return await pending.future
 
+    async def _wait(self, timeout: float | None) -> bool:
+        """Until an input arrives or the batcher stops (True), or ``timeout`` seconds pass (False)."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _same_shape(self, shape: tuple[int, ...]) -> int:
+        return sum(pending.tensor.shape == shape for pending in self._queue)
+
     async def _collect(self) -> list[_Pending]:
-        """Block for the first image, then take more until the batch is full or the delay has passed."""
-        batch = [await self._queue.get()]
-        deadline = time.perf_counter() + self._max_delay_s
-        while len(batch) < self._max_batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
+        """The next batch: the oldest input and up to ``max_batch_size - 1`` later ones of its shape, once there
+        are that many or the oldest has waited ``max_delay_ms`` (at once while stopping). Empty when stopped."""
+        while not self._queue:
+            if not self._accepting:
+                return []
+            await self._wait(None)
+        shape = self._queue[0].tensor.shape
+        deadline = self._queue[0].enqueued + self._max_delay_s
+        while self._accepting and self._same_shape(shape) < self._max_batch_size:
             remaining = deadline - time.perf_counter()
-            if remaining <= 0:
+            if remaining <= 0 or not await self._wait(remaining):
                 break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
+        batch: list[_Pending] = []
+        rest: deque[_Pending] = deque()
+        for pending in self._queue:
+            (batch if pending.tensor.shape == shape and len(batch) < self._max_batch_size else rest).append(pending)
+        self._queue = rest
+        self._metrics.queue_depth.set(len(rest))
         return batch
 
     async def _run(self) -> None:
-        while True:
-            batch = await self._collect()
-            self._metrics.queue_depth.set(self._queue.qsize())
-            try:
-                await self._infer(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        while batch := await self._collect():
+            await self._infer(batch)
 
     async def _infer(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         try:
-            boxes, scores, landmarks = await self._backend.infer(np.stack([p.tensor for p in batch]))
+            outputs = await self._infer_function(np.stack([p.tensor for p in batch]))
         except ServiceError as exc:
             self._fail(batch, exc)
             return
         except Exception as exc:  # a backend bug must not kill the worker and hang every later request
-            self._fail(batch, unavailable(f"inference failed: {type(exc).__name__}: {exc}"))
+            self._fail(batch, unavailable(f"{self._name} failed: {type(exc).__name__}: {exc}"))
             return
         inference_ms = (time.perf_counter() - started) * 1000.0
         self._metrics.inferences_total.inc()
@@ -132,11 +154,10 @@ class MicroBatcher:
             if not pending.future.done():  # the caller may have gone away
                 pending.future.set_result(
                     BatchOutput(
-                        boxes[row],
-                        scores[row],
-                        landmarks[row],
+                        tuple(output[row] for output in outputs),
                         queue_ms=(started - pending.enqueued) * 1000.0,
                         inference_ms=inference_ms,
+                        batch_size=len(batch),
                     )
                 )
 

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from facelocal.postprocess import select_faces
 from facelocal.preprocess import ResizePolicy, to_canvas
 from facelocal.tta import View
 from facelocal.tta_ops import flip_image
-from service.alignment import align_face, encode_png_base64
+from service.alignment import align_face, encode_png
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
 from service.errors import ServiceError, internal_error, queue_full, unavailable, validation_error
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _View:
-    """One view of the image (:meth:`facelocal.tta.TTAPlan.views`) and its ``(3, S, S)`` canvas."""
+    """One view of the image (:meth:`facelocal.tta.TTAPlan.views`) and its ``(3, H, W)`` canvas."""
 
     view: View
     tensor: np.ndarray
@@ -43,7 +43,7 @@ class _View:
 
 @dataclass
 class _Prepared:
-    """An image's size and views: the letterboxed image first, then any test-time augmentations.
+    """An image's size and views: the image fitted to ``max_size`` first, then any test-time augmentations.
 
     ``rgb`` (the decoded pixels) is kept only when crops or meshes are to be cut from it, or a two-pass
     test-time augmentation may need more views of it.
@@ -103,7 +103,7 @@ class PixelHold:
 class DetectionCore:
     """Turns image bytes into :class:`ImageResult`; REST and gRPC are thin layers over it.
 
-    CPU work (decoding, letterboxing, NMS, crops) runs in a thread pool and inference in the backend's
+    CPU work (decoding, resizing onto canvases, NMS, crops) runs in a thread pool and inference in the backend's
     own thread, so the event loop only moves requests around.
     """
 
@@ -111,12 +111,9 @@ class DetectionCore:
         self.settings = settings
         self.backend = backend
         self.metrics = metrics or ServiceMetrics()
-        canvas = backend.fixed_canvas or settings.canvas_size
-        # Never upscale: small images are padded, large ones shrunk, so every image fits one canvas.
-        self._resize = ResizePolicy("letterbox", canvas)
         self._batcher = MicroBatcher(
-            backend,
-            self.metrics,
+            backend.infer,
+            self.metrics.detector,
             max_batch_size=settings.max_batch_size,
             max_delay_ms=settings.max_delay_ms,
             max_queue=settings.max_queue,
@@ -136,7 +133,13 @@ class DetectionCore:
 
     @property
     def canvas_size(self) -> int:
-        return self._resize.size
+        """The default ``max_size``: the long side images are fitted to (a fixed-canvas model: its canvas)."""
+        return self.backend.fixed_canvas or self.settings.canvas_size
+
+    @property
+    def max_size_limit(self) -> int:
+        """The largest ``max_size`` a request may ask for (a fixed-canvas model: its canvas)."""
+        return self.backend.fixed_canvas or self.settings.max_size_limit
 
     @property
     def ready(self) -> bool:
@@ -181,6 +184,11 @@ class DetectionCore:
     def validate_options(self, options: DetectOptions) -> None:
         """Reject options this model cannot honour (422) before any work is done."""
         self.mesh.check(options)  # return_mesh needs a working mesh model: 422 mesh_unavailable otherwise
+        if options.max_size is not None and options.max_size > self.max_size_limit:
+            raise validation_error(
+                f"max_size {options.max_size} is above this server's limit of {self.max_size_limit} px",
+                code="max_size_too_large",
+            )
 
     def check_capacity(self) -> None:
         """503 when an image would not be admitted now: cheap, so front ends can ask before reading a body."""
@@ -248,14 +256,15 @@ class DetectionCore:
 
     def _prepare(self, data: bytes, options: DetectOptions, pixels: PixelHold) -> _Prepared:
         started = time.perf_counter()
-        # Crops and meshes are cut from the full-size image; without them, no view needs more than the canvas holds.
+        max_size = options.max_size or self.canvas_size
+        # Crops and meshes are cut from the full-size image; without them, no view is larger than max_size.
         keep_image = options.return_crops or options.return_mesh
-        cover = None if keep_image else self.canvas_size
+        cover = None if keep_image else max_size
         decoded = decode(data, self.settings.max_pixels, cover, reserve=pixels.take)
         rgb = decoded.rgb
         plan = options.tta_plan
-        # The canvas is fixed: a scale whose long side exceeds it cannot run and is skipped rather than tiled.
-        views = _canvases(rgb, plan.views(decoded.width, decoded.height, self._resize, max_canvas=self.canvas_size))
+        fit = ResizePolicy("fit", max_size)
+        views = _canvases(rgb, self._fit(plan.views(decoded.width, decoded.height, fit), max_size))
         # A two-pass plan's follow-up views are drawn from the decoded pixels too.
         if not keep_image and plan.zoom is None:
             rgb = None
@@ -263,12 +272,12 @@ class DetectionCore:
         return _Prepared(decoded.width, decoded.height, rgb, views, (time.perf_counter() - started) * 1000.0)
 
     def _follow_up(self, prepared: _Prepared, base: BatchOutput, options: DetectOptions) -> list[_View]:
-        """The views a two-pass plan adds after the first view found ``base`` (same fixed-canvas rule)."""
+        """The views a two-pass plan adds after the first view found ``base`` (the same max_size rule)."""
         width, height = prepared.width, prepared.height
         placement = prepared.views[0].view.placement
-        faces = select_faces(base.boxes, base.scores, base.landmarks, placement, width, height, self._per_view(options))
-        views = options.tta_plan.follow_up_views(width, height, faces, max_canvas=self.canvas_size)
-        return _canvases(prepared.rgb, views)
+        faces = select_faces(*base.rows, placement, width, height, self._per_view(options))
+        views = options.tta_plan.follow_up_views(width, height, faces)
+        return _canvases(prepared.rgb, self._fit(views, options.max_size or self.canvas_size))
 
     def _per_view(self, options: DetectOptions) -> PostprocessConfig:
         """How each view's output becomes faces, before the views are voted (:meth:`TTAPlan.view_threshold`)."""
@@ -277,6 +286,20 @@ class DetectionCore:
             nms_threshold=options.nms_threshold,
             post_nms_top_k=self._post_nms_top_k,
         )
+
+    def _fit(self, views: list[View], max_size: int) -> list[View]:
+        """``views`` (a plan's, the image's long side fitted to ``max_size``, never upscaled, first) each on its
+        canvas: the view's size rounded up to 32 px, or the model's fixed square. A view whose long side exceeds
+        ``max_size`` (a multi-scale or 2x view) is skipped rather than tiled."""
+        fixed = self.backend.fixed_canvas
+        return [
+            replace(
+                view,
+                placement=replace(view.placement, canvas_w=fixed, canvas_h=fixed) if fixed else view.placement.padded(),
+            )
+            for view in views
+            if max(view.placement.resized_w, view.placement.resized_h) <= max_size
+        ]
 
     def _face_limit(self, options: DetectOptions) -> int:
         """The most faces one image returns: the request's ``max_faces``, capped by ``max_faces`` (or by
@@ -290,7 +313,7 @@ class DetectionCore:
         config = self._per_view(options)
         views = [prepared_view.view for prepared_view in prepared.views]
         detections = [
-            select_faces(output.boxes, output.scores, output.landmarks, view.placement, width, height, config)
+            select_faces(*output.rows, view.placement, width, height, config)
             for view, output in zip(views, outputs, strict=True)
         ]
         faces = options.tta_plan.merge(views, detections, config.post_nms_top_k, options.score_threshold)
@@ -302,7 +325,7 @@ class DetectionCore:
                 box=entry["box"],
                 score=entry["score"],
                 landmarks=entry["landmarks"] if options.return_landmarks else None,
-                crop=encode_png_base64(align_face(prepared.rgb, points)) if options.return_crops else None,
+                crop=encode_png(align_face(prepared.rgb, points)) if options.return_crops else None,
             )
             for entry, points in zip(faces.faces(), faces.landmarks, strict=True)
         ]

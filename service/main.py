@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 
 import uvicorn
@@ -49,7 +50,7 @@ async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBacke
             port=settings.http_port,
             lifespan="off",
             log_level="warning",
-            timeout_graceful_shutdown=settings.shutdown_grace_s,
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         )
     )
     warm_up = asyncio.create_task(core.start(), name="warm-up")

@@ -2,8 +2,8 @@
 
 After detection, each face whose longer box side is at least ``mesh_min_face`` pixels (a request option,
 default 48) is cropped (:mod:`facelocal.facemesh`: 1.5x the box, eyes level, 192x192) and its crop goes into a
-:class:`MeshBatcher` of its own: crops from all faces of all requests in flight share one mesh inference, as
-canvases do for detection. The vertices come back in image pixels with the presence score.
+micro-batcher of its own (:class:`~service.batcher.MicroBatcher`): crops from all faces of all requests in flight
+share one mesh inference, as canvases do for detection. The vertices come back in image pixels with the presence score.
 
 At most ``mesh_max_faces`` faces per image get a mesh (the best-scoring ones); the others get
 ``mesh_skipped="mesh_limit"`` and the image ``mesh_truncated=true``. Faces under the size get
@@ -22,10 +22,10 @@ import os
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
+from facelocal.contract import MODEL_KEY
 from facelocal.facemesh import (
     INPUT_SIZE,
     NUM_VERTICES,
@@ -36,7 +36,8 @@ from facelocal.facemesh import (
     presence_score,
     project_vertices,
 )
-from service.batcher import MicroBatcher
+from facelocal.runtime import model_metadata
+from service.batcher import BatchOutput, MicroBatcher
 from service.errors import ServiceError, unavailable, validation_error
 from service.metrics import ServiceMetrics
 from service.schemas import DetectOptions, ImageResult, ModelInfo
@@ -65,8 +66,7 @@ class OnnxRuntimeMeshBackend:
     def __init__(self, path, threads: int = 0) -> None:
         workers = threads or len(os.sched_getaffinity(0))
         self._mesh = OnnxFaceMesh(path, threads=1, rows_at_once=1, workers=workers)
-        metadata = self._mesh.session.get_modelmeta().custom_metadata_map
-        self.model_name = metadata.get("facelocal.model", MESH_MODEL_NAME)
+        self.model_name = model_metadata(path).get(MODEL_KEY, MESH_MODEL_NAME)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemesh-ort")
 
     async def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,58 +106,6 @@ def create_mesh_backend(settings: Settings):
     return OnnxRuntimeMeshBackend(path, settings.mesh_threads), None
 
 
-# -- batching ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class MeshOutput:
-    """One crop's share of a batched mesh inference."""
-
-    vertices: np.ndarray  # (468, 3) crop pixels
-    logit: float
-    queue_ms: float
-    inference_ms: float
-    batch_size: int
-
-
-class MeshBatcher(MicroBatcher):
-    """:class:`~service.batcher.MicroBatcher` for ``(192, 192, 3)`` uint8 crops: the same bounded queue, batch
-    size and delay, recorded in the ``facelocal_mesh_*`` metrics."""
-
-    def __init__(self, backend, metrics: ServiceMetrics, **limits) -> None:
-        view = SimpleNamespace(
-            queue_depth=metrics.mesh_queue_depth,
-            inferences_total=metrics.mesh_inferences_total,
-            batch_size=metrics.mesh_batch_size,
-        )
-        super().__init__(backend, view, **limits)
-
-    async def _infer(self, batch) -> None:
-        started = time.perf_counter()
-        try:
-            vertices, logits = await self._backend.infer(np.stack([p.tensor for p in batch]))
-        except ServiceError as exc:
-            self._fail(batch, exc)
-            return
-        except Exception as exc:  # a backend bug must not kill the worker and hang every later request
-            self._fail(batch, unavailable(f"mesh inference failed: {type(exc).__name__}: {exc}"))
-            return
-        inference_ms = (time.perf_counter() - started) * 1000.0
-        self._metrics.inferences_total.inc()
-        self._metrics.batch_size.observe(len(batch))
-        for row, pending in enumerate(batch):
-            if not pending.future.done():
-                pending.future.set_result(
-                    MeshOutput(
-                        vertices[row].reshape(NUM_VERTICES, 3),
-                        float(np.ravel(logits[row])[0]),
-                        queue_ms=(started - pending.enqueued) * 1000.0,
-                        inference_ms=inference_ms,
-                        batch_size=len(batch),
-                    )
-                )
-
-
 # -- the stage -----------------------------------------------------------------------------------------------
 
 
@@ -179,7 +127,7 @@ class MeshStage:
         self.settings = settings
         self.metrics = metrics
         self.backend, self._reason = create_mesh_backend(settings)
-        self._batcher: MeshBatcher | None = None
+        self._batcher: MicroBatcher | None = None
         self._ready = False
 
     @property
@@ -201,9 +149,10 @@ class MeshStage:
         if self.backend is None:
             log.info("dense mesh off: %s", self._reason)
             return
-        self._batcher = MeshBatcher(
-            self.backend,
-            self.metrics,
+        self._batcher = MicroBatcher(
+            self.backend.infer,
+            self.metrics.mesh,
+            name="mesh inference",
             max_batch_size=self.settings.mesh_max_batch_size,
             max_delay_ms=self.settings.mesh_max_delay_ms,
             max_queue=self.settings.mesh_max_queue,
@@ -249,7 +198,8 @@ class MeshStage:
     def _plan(self, rgb: np.ndarray, result: ImageResult, options: DetectOptions) -> _MeshPlan:
         boxes = np.array([face.box for face in result.faces], np.float64).reshape(-1, 4)
         eligible = mesh_eligible(boxes, options.mesh_min_face)
-        indices, skipped = [], {}
+        indices: list[int] = []
+        skipped: dict[int, str] = {}
         for index, big in enumerate(eligible):
             if not big:
                 skipped[index] = SKIPPED_SMALL
@@ -269,20 +219,23 @@ class MeshStage:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         plan = await loop.run_in_executor(executor, self._plan, rgb, result, options)
-        outputs = await asyncio.gather(*(self._batcher.submit(crop) for crop in plan.crops))
+        batcher = self._batcher
+        assert batcher is not None, "check() admits return_mesh only once the stage has started"
+        outputs = await asyncio.gather(*(batcher.submit(crop) for crop in plan.crops))
         return await loop.run_in_executor(executor, self._attach, result, options, plan, outputs, started)
 
     @staticmethod
     def _attach(
-        result: ImageResult, options: DetectOptions, plan: _MeshPlan, outputs: list[MeshOutput], started: float
+        result: ImageResult, options: DetectOptions, plan: _MeshPlan, outputs: list[BatchOutput], started: float
     ) -> ImageResult:
         faces = list(result.faces)
         for index, geometry, output in zip(plan.indices, plan.geometries, outputs, strict=True):
-            mesh = project_vertices(output.vertices, geometry)
+            vertices, logit = output.rows  # (468 * 3,) or (468, 3) crop pixels, and the presence logit
+            mesh = project_vertices(vertices.reshape(NUM_VERTICES, 3), geometry)
             faces[index] = faces[index].model_copy(
                 update={
                     "mesh": np.round(mesh.astype(np.float64), 2).tolist(),
-                    "mesh_score": round(float(presence_score(output.logit)), 5),
+                    "mesh_score": round(float(presence_score(float(np.ravel(logit)[0]))), 5),
                 }
             )
         for index, reason in plan.skipped.items():

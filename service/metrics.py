@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class BatchMetrics:
+    """What one micro-batcher records: ``<prefix>_queue_depth``, ``<prefix>_inferences_total`` and
+    ``<prefix>_batch_size``."""
+
+    queue_depth: Gauge
+    inferences_total: Counter
+    batch_size: Histogram
+
+    @classmethod
+    def register(
+        cls, registry: CollectorRegistry, prefix: str, items: str, batches: str, model: str = "inference"
+    ) -> BatchMetrics:
+        return cls(
+            queue_depth=Gauge(f"{prefix}_queue_depth", f"{items} waiting for {model}", registry=registry),
+            inferences_total=Counter(f"{prefix}_inferences_total", f"{batches} run", registry=registry),
+            batch_size=Histogram(
+                f"{prefix}_batch_size", f"{items} per inference", buckets=BATCH_SIZE_BUCKETS, registry=registry
+            ),
+        )
 
 
 class ServiceMetrics:
@@ -24,24 +48,9 @@ class ServiceMetrics:
             ["protocol", "endpoint"],
             registry=self.registry,
         )
-        self.batch_size = Histogram(
-            "facelocal_batch_size", "Images per backend inference", buckets=BATCH_SIZE_BUCKETS, registry=self.registry
-        )
-        self.queue_depth = Gauge("facelocal_queue_depth", "Images waiting for inference", registry=self.registry)
-        self.inferences_total = Counter(
-            "facelocal_inferences_total", "Backend inferences (batches) run", registry=self.registry
-        )
-        self.mesh_batch_size = Histogram(
-            "facelocal_mesh_batch_size",
-            "Face crops per mesh inference",
-            buckets=BATCH_SIZE_BUCKETS,
-            registry=self.registry,
-        )
-        self.mesh_queue_depth = Gauge(
-            "facelocal_mesh_queue_depth", "Face crops waiting for the mesh model", registry=self.registry
-        )
-        self.mesh_inferences_total = Counter(
-            "facelocal_mesh_inferences_total", "Mesh inferences (batches of face crops) run", registry=self.registry
+        self.detector = BatchMetrics.register(self.registry, "facelocal", "Images", "Backend inferences (batches)")
+        self.mesh = BatchMetrics.register(
+            self.registry, "facelocal_mesh", "Face crops", "Mesh inferences (batches of face crops)", "the mesh model"
         )
 
     def render(self) -> bytes:

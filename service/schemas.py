@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import base64
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from facelocal.tta import TTAMode, TTAPlan
+
+
+def _base64_text(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# The core and gRPC hold a crop as PNG bytes; only JSON (REST) carries it as standard base64 text.
+Base64PNG = Annotated[
+    bytes,
+    PlainSerializer(_base64_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}),
+]
 
 
 class DetectOptions(BaseModel):
@@ -39,17 +54,27 @@ class DetectOptions(BaseModel):
         description="with return_mesh: faces whose longer box side is below this many pixels get no mesh "
         "(mesh_skipped: face_too_small)",
     )
+    max_size: int | None = Field(
+        None,
+        ge=32,
+        description="long side in pixels the image is resized to (never upscaled) before detection, on a canvas "
+        "of its own rounded up to 32 px: larger keeps more small faces and costs about (max_size/640)^2 the "
+        "inference time; default: the server's canvas_size (model canvas_size, 640); at most the server's "
+        "max_size_limit (default 1920; above it 422 max_size_too_large); a fixed-canvas model (Triton) "
+        "letterboxes onto its square canvas, which is then also the limit",
+    )
     tta: TTAMode = Field(
         "none",
         description="test-time augmentation, voted together at IoU 0.4: 'flip' adds the mirrored image "
         "(about 2x the inference work); 'multiscale' adds the image resized so that its short side is 500, 800, "
         "1100, 1400 or 1700 px (long side at most 2000, at most 2x up), keeping only the sizes whose long side "
-        "fits the square canvas (model canvas_size) - larger ones are skipped, not tiled, so on the default 640 "
-        "canvas most photos get no extra scale; 'flip,multiscale' mirrors every view; 'auto' runs the image and "
-        "its mirror, then both again at 2x only if the image shows a face under 24 px scoring 0.3 or more and "
-        "the 2x image fits the canvas (images up to half the canvas_size; else auto is flip). With a mirror, a "
-        "voted face scores the mean of the view's and its mirror's scores (a face one of them missed scores "
-        "half), so score_threshold keeps about the precision it has without tta. Timings report the slowest view",
+        "is at most max_size - larger ones are skipped, not tiled, so at the default 640 most photos get no extra "
+        "scale (raise max_size for them); each runs on a canvas of its size; 'flip,multiscale' mirrors every "
+        "view; 'auto' runs the image and its mirror, then both again at 2x only if the image shows a face under "
+        "24 px scoring 0.3 or more and the 2x image's long side is at most max_size (so images up to half of "
+        "max_size; else auto is flip). With a mirror, a voted face scores the mean of the view's and its "
+        "mirror's scores (a face one of them missed scores half), so score_threshold keeps about the precision "
+        "it has without tta. Timings report the slowest view",
     )
 
     @property
@@ -67,7 +92,9 @@ class Face(BaseModel):
         description="five [x, y] points: left eye, right eye, nose, left and right mouth corner "
         "(absent when return_landmarks is false)",
     )
-    crop: str | None = Field(None, description="112x112 ArcFace-aligned face as base64 PNG (only with return_crops)")
+    crop: Base64PNG | None = Field(
+        None, description="112x112 ArcFace-aligned face as base64 PNG (only with return_crops)"
+    )
     mesh: list[list[float]] | None = Field(
         None,
         description="468 [x, y, z] FaceMesh vertices in image pixels, z the relative depth on the same scale "
@@ -151,7 +178,11 @@ class ModelInfo(BaseModel):
     role: str = Field("detector", description="detector (faces, boxes, landmarks) or mesh (return_mesh vertices)")
     backend: str = Field(..., description="inference backend: openvino, onnxruntime or triton")
     has_dense: bool = Field(..., description="whether return_mesh is available")
-    canvas_size: int = Field(..., description="square canvas images are letterboxed onto (mesh: the crop side)")
+    canvas_size: int = Field(
+        ...,
+        description="the default max_size: long side images are resized to (a fixed-canvas model: its square "
+        "canvas; mesh: the crop side)",
+    )
     max_batch_size: int = Field(..., description="most images (mesh: face crops) per backend inference")
     ready: bool = Field(..., description="whether the warm-up inference has passed")
 

@@ -40,7 +40,18 @@ class Settings(BaseSettings):
         "auto", description="pass tensors to Triton through system shared memory (auto: only on loopback)"
     )
     triton_timeout_s: float = Field(2.0, gt=0, description="per-request Triton timeout in seconds")
-    canvas_size: int = Field(640, ge=32, description="square canvas images are letterboxed onto (never upscaled)")
+    canvas_size: int = Field(
+        640,
+        ge=32,
+        description="default max_size: the long side images are resized to (never upscaled), on a canvas of their "
+        "own rounded up to 32 px; a model with a fixed square canvas (Triton) letterboxes onto that instead",
+    )
+    max_size_limit: int = Field(
+        1920,
+        ge=32,
+        description="largest max_size a request may ask for (long side in pixels; above it 422 max_size_too_large): "
+        "inference time and canvas memory grow with its square",
+    )
     max_batch_size: int = Field(8, ge=1, description="most images per backend inference")
     max_delay_ms: float = Field(5.0, ge=0, description="longest wait for a batch to fill, in milliseconds")
     max_queue: int = Field(
@@ -99,6 +110,12 @@ class Settings(BaseSettings):
     def _blank_key_is_no_key(cls, key: SecretStr | None) -> SecretStr | None:
         # FACELOCAL_API_KEY= (as compose files write an optional variable) must not be a key nobody can send.
         return key if key is not None and key.get_secret_value().strip() else None
+
+    @model_validator(mode="after")
+    def _default_size_within_the_limit(self) -> Settings:
+        if self.canvas_size > self.max_size_limit:
+            raise ValueError(f"canvas_size ({self.canvas_size}) must not exceed max_size_limit ({self.max_size_limit})")
+        return self
 
     @model_validator(mode="after")
     def _one_image_fits_the_pixel_budget(self) -> Settings:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.local.ports import free_port
 from tests.paths import shared_file
-from tests.ports import free_port
 
 READY_TIMEOUT_S = 60.0
 

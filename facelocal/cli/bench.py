@@ -133,7 +133,8 @@ def run_mesh(args: argparse.Namespace, model) -> int:
     )
     print(bench.format_mesh_table(results))
     print(
-        "mesh / face = crop + ONNX Runtime + projection; " + "; ".join(f"{k}: {v}" for k, v in bench.MESH_MODES.items())
+        "mesh / face = crop + inference + projection; "
+        + "; ".join(f"{name}: {mode.description}" for name, mode in bench.MESH_MODES.items())
     )
     if args.json:
         report = {

@@ -11,6 +11,15 @@ from facelocal.config import DEFAULT_PRESET, PRESETS
 DEFAULT_CALIBRATION = [Path("../shared/data/landmarks/300w_helen_test/images"), Path("../shared/data/images")]
 
 
+def add_resize_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resize",
+        default="original",
+        help="original, long:S, letterbox:S or fit:S (the service's policy: long side at most S, never upscaled, "
+        "canvas rounded up to 32 px)",
+    )
+
+
 def add_preset_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     """``--preset NAME`` (``--config`` is its old spelling, kept for one release)."""
     fallback = f"the one a known checkpoint was trained with, else {DEFAULT_PRESET}" if default is None else default
@@ -26,11 +35,13 @@ def add_preset_argument(parser: argparse.ArgumentParser, default: str | None = N
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_preset_argument(parser)
-    parser.add_argument("--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the config file)")
+    parser.add_argument(
+        "--weights", help="checkpoint path (else $FACELOCAL_WEIGHTS or the weights table, $FACELOCAL_WEIGHTS_TABLE)"
+    )
 
 
 def weights_from_args(args: argparse.Namespace) -> Path:
-    """The checkpoint ``--weights``, ``$FACELOCAL_WEIGHTS`` or the config file names; else :class:`CommandError`."""
+    """The checkpoint ``--weights``, ``$FACELOCAL_WEIGHTS`` or the weights table names; else :class:`CommandError`."""
     from facelocal.cli import CommandError
     from facelocal.weights import WeightsNotFoundError, resolve_weights
 
@@ -59,7 +70,7 @@ def add_mesh_weights_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mesh-weights",
         metavar="PATH",
-        help="MediaPipe face_landmark.tflite (else $FACELOCAL_MESH_WEIGHTS or [weights] facemesh in the config file)",
+        help="MediaPipe face_landmark.tflite (else $FACELOCAL_MESH_WEIGHTS or [weights] facemesh in the weights table)",
     )
 
 

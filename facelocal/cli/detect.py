@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from facelocal.cli.common import add_mesh_weights_argument, add_model_arguments
+from facelocal.cli.common import add_mesh_weights_argument, add_model_arguments, add_resize_argument
 from facelocal.config import SERVE_POSTPROCESS
 
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--draw", type=Path, metavar="OUT.jpg", help="write a picture of the detections")
     parser.add_argument("--score-threshold", type=float, default=SERVE_POSTPROCESS.score_threshold)
     parser.add_argument("--nms-threshold", type=float, default=SERVE_POSTPROCESS.nms_threshold)
-    parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
+    add_resize_argument(parser)
     parser.add_argument(
         "--mesh",
         action="store_true",

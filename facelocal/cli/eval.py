@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
-from facelocal.cli.common import add_calibration_argument, add_model_arguments
+from facelocal.cli.common import add_calibration_argument, add_model_arguments, add_resize_argument
 from facelocal.config import EVAL_POSTPROCESS, PostprocessConfig
 from facelocal.runtime import PRECISIONS
 from facelocal.tta import TTA_MODES
@@ -68,7 +68,7 @@ def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_calibration_argument(parser)
     parser.add_argument("--onnx", type=Path, metavar="MODEL.onnx", help="evaluate this exported model (no torch)")
-    parser.add_argument("--resize", default="original", help="original, long:S or letterbox:S")
+    add_resize_argument(parser)
     parser.add_argument(
         "--tta",
         default="none",

@@ -159,13 +159,17 @@ class FaceMeshNet(nn.Module):
         """TFLite tensor name -> (the parameter it fills, its kind: ``conv``, ``depthwise``, ``bias``, ``prelu``)."""
         targets: dict[str, tuple[torch.Tensor, str]] = {}
 
-        def conv(index: int, module: nn.Conv2d, kind: str = "conv") -> None:
-            targets[f"conv2d_{index}/Kernel"] = (module.weight, kind)
-            targets[f"conv2d_{index}/Bias"] = (module.bias, "bias")
+        def kernel_and_bias(name: str, module: nn.Conv2d, kind: str) -> None:
+            targets[f"{name}/Kernel"] = (module.weight, kind)
+            if module.bias is None:  # every layer is built with a bias; this keeps the type exact
+                raise TypeError(f"{name} has no bias")
+            targets[f"{name}/Bias"] = (module.bias, "bias")
+
+        def conv(index: int, module: nn.Conv2d) -> None:
+            kernel_and_bias(f"conv2d_{index}", module, "conv")
 
         def depthwise(index: int, module: nn.Conv2d) -> None:
-            targets[f"depthwise_conv2d_{index}/Kernel"] = (module.weight, "depthwise")
-            targets[f"depthwise_conv2d_{index}/Bias"] = (module.bias, "bias")
+            kernel_and_bias(f"depthwise_conv2d_{index}", module, "depthwise")
 
         def prelu(index: int, module: PReLU) -> None:
             targets[f"p_re_lu_{index}/Alpha"] = (module.weight, "prelu")
@@ -307,7 +311,7 @@ def load_facemesh(path: str | Path, check_sha256: bool = False) -> FaceMeshNet:
 
     model = FaceMeshNet()
     targets = model.tflite_targets()
-    weights = {name: t for name, t in tensors.items() if t.data is not None and t.dtype in ("FLOAT16", "FLOAT32")}
+    weights = {name: t.data for name, t in tensors.items() if t.data is not None and t.dtype in ("FLOAT16", "FLOAT32")}
     missing = sorted(set(targets) - set(weights))
     unexpected = sorted(set(weights) - set(targets))
     if missing or unexpected:
@@ -318,7 +322,7 @@ def load_facemesh(path: str | Path, check_sha256: bool = False) -> FaceMeshNet:
         )
     with torch.no_grad():
         for name, (parameter, kind) in targets.items():
-            array = _to_torch_layout(weights[name].data.astype(np.float32), kind)
+            array = _to_torch_layout(weights[name].astype(np.float32), kind)
             if tuple(array.shape) != tuple(parameter.shape):
                 raise FaceMeshFileError(
                     f"{path}: tensor {name} has shape {weights[name].shape}, "

@@ -28,7 +28,7 @@ class HeadOutputs(NamedTuple):
     landmarks: torch.Tensor
 
 
-def _make_backbone(config: ModelConfig) -> nn.Module:
+def _make_backbone(config: ModelConfig) -> MobileNetV1 | ResNet50:
     if config.backbone == "mobilenet0.25":
         return MobileNetV1(config.leaky_slope)
     if config.backbone == "resnet50":
@@ -42,6 +42,8 @@ class RetinaFace(nn.Module):
     ``forward`` maps BGR pixels ``(B, 3, H, W)`` (uint8, or float in 0..255) to :class:`HeadOutputs`; it
     subtracts the training mean itself, so the exported graph takes the uint8 canvas of the contract.
     """
+
+    pixel_mean: torch.Tensor  # (1, 3, 1, 1) BGR, a buffer
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

@@ -65,6 +65,8 @@ class MultiBoxLoss(torch.nn.Module):
     directly. Targets are encoded with :mod:`facelocal.codec` in pixels against ``anchors`` ``(A, 4)``.
     """
 
+    anchors: torch.Tensor  # (A, 4), a buffer
+
     def __init__(
         self,
         model_config: ModelConfig,

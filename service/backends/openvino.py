@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from facelocal.contract import PRECISION_KEY
+from facelocal.contract import DENSE_KEY, PRECISION_KEY, PRESET_KEY
 from facelocal.runtime import OpenVinoForward, model_metadata, resolve_precision
 from service.backends.base import require_model_file
 from service.errors import unavailable
@@ -32,8 +32,8 @@ class OpenVinoBackend:
         metadata = model_metadata(settings.model_path)
         self.precision = resolve_precision(self.name, settings.precision, metadata.get(PRECISION_KEY, "fp32"))
         self._forward = OpenVinoForward(settings.model_path, settings.intra_op_threads, self.precision)
-        self.model_name = settings.model_name or metadata.get("facelocal.config", settings.model_path.stem)
-        self.has_dense = metadata.get("facelocal.dense", "false") == "true"
+        self.model_name = settings.model_name or metadata.get(PRESET_KEY, settings.model_path.stem)
+        self.has_dense = metadata.get(DENSE_KEY, "false") == "true"
         height, width = self._forward.input_shape[2:]
         self.fixed_canvas = height.get_length() if height.is_static and height == width else None
         # "auto" resolves by the CPU, so say what it became.
@@ -43,9 +43,12 @@ class OpenVinoBackend:
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(B, 3, H, W)`` uint8 canvases to boxes ``(B, K, 4)``, scores ``(B, K)``, landmarks ``(B, K, 10)``."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._forward, batch)
+            boxes, scores, landmarks = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._forward, batch
+            )
         except RuntimeError as exc:  # OpenVINO raises RuntimeError (or a subclass) for inference failures
             raise unavailable(f"OpenVINO failed: {exc}") from exc
+        return boxes, scores, landmarks
 
     async def ready(self) -> bool:
         return True

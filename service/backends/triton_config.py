@@ -1,7 +1,7 @@
 """Reading Triton ``config.pbtxt`` files with the ``ModelConfig`` schema that ``tritonclient`` ships.
 
-Parsing through the protobuf schema (not by regex) makes a misspelt field name an error, and gives the
-export script, the test harness and the service one reading of the canvas and top-k a model was built for.
+Parsing through the protobuf schema (not by regex) makes a misspelt field name an error, and gives the export
+script, the local tritonserver launcher and the service one reading of the canvas and top-k a model was built for.
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 from pydantic import ValidationError
 
 from service import errors, schemas
@@ -30,11 +28,10 @@ def face_to_proto(face: schemas.Face) -> pb.Face:
         box=pb.Box(x1=x1, y1=y1, x2=x2, y2=y2),
         score=face.score,
         landmarks=[pb.Point(x=x, y=y) for x, y in face.landmarks or ()],
-        # REST carries the PNG as base64 text; protobuf carries bytes as they are.
-        crop_png=base64.b64decode(face.crop) if face.crop else b"",
+        crop_png=face.crop or b"",
         mesh_skipped=face.mesh_skipped or "",
     )
-    if face.mesh is not None:
+    if face.mesh is not None and face.mesh_score is not None:
         # One packed float field, not 468 messages: 5.6 kB per face on the wire.
         message.mesh.extend(value for vertex in face.mesh for value in vertex)
         message.mesh_score = face.mesh_score

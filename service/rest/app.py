@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.core import DetectionCore
 from service.errors import ServiceError, format_validation_errors, internal_error
 from service.rest.dependencies import require_api_key
-from service.rest.docs import install_docs
+from service.rest.docs import OPENAPI_PATH, install_docs
 from service.rest.middleware import BodyLimitMiddleware, BodyReads, MetricsMiddleware
 from service.rest.page import install_page
 from service.rest.routes import detect_router, health_router, metrics_router, models_router
@@ -29,8 +29,15 @@ def create_app(settings: Settings, core: DetectionCore) -> FastAPI:
         version="1.0.0",
         description="RetinaFace face localisation: boxes, scores, five landmarks and ArcFace-aligned crops. "
         "Every error is JSON {error: {code, message}}.",
+        openapi_url=OPENAPI_PATH,
         docs_url=None,
         redoc_url=None,
+        exception_handlers={
+            ServiceError: _service_error,
+            RequestValidationError: _request_validation_error,
+            StarletteHTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
     )
     app.state.settings = settings
     app.state.core = core
@@ -43,10 +50,6 @@ def create_app(settings: Settings, core: DetectionCore) -> FastAPI:
         app.include_router(router)
     install_page(app)
     install_docs(app, core)
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _request_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
     # The last added is outermost: metrics also count the 413s the body limit answers itself.
     app.add_middleware(
         BodyLimitMiddleware,

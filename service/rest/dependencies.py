@@ -12,15 +12,20 @@ from service.core import DetectionCore
 from service.schemas import DetectOptions
 from service.settings import Settings
 
-# The detection options as query parameters (one instance per request, shared by the route and its checks).
+# The detection options as query parameters, parsed once per request by :func:`refuse_before_the_body`.
 QueryOptions = Annotated[DetectOptions, Query()]
 
 # Declares the bearer scheme in the OpenAPI document; auto_error=False: a missing header is our 401 JSON error.
 _bearer = HTTPBearer(auto_error=False, description="'Authorization: Bearer <key>' with the server's API key")
 
 
-def get_core(request: Request) -> DetectionCore:
+# Dependencies are ``async def`` although they never wait: FastAPI runs a plain ``def`` one in its thread pool,
+# a thread hop on every request.
+async def get_core(request: Request) -> DetectionCore:
     return request.app.state.core
+
+
+CoreDep = Annotated[DetectionCore, Depends(get_core)]
 
 
 def get_settings(request: Request) -> Settings:
@@ -34,9 +39,14 @@ async def require_api_key(
     require_bearer(request.headers.get("authorization"), get_settings(request).api_key)
 
 
-async def refuse_before_the_body(request: Request, options: QueryOptions) -> None:
-    """What can be refused before the body is read, is: query options this server cannot honour (422, even if
-    the JSON body would override them), and any image when the service is full (503)."""
-    core = get_core(request)
+async def refuse_before_the_body(options: QueryOptions, core: CoreDep) -> DetectOptions:
+    """The query options, once what can be refused before the body is read, is: query options this server cannot
+    honour (422, even if the JSON body would override them), and any image when the service is full (503).
+
+    The detection routes take their options from here (``CheckedOptions``), so the query is parsed once."""
     core.validate_options(options)
     core.check_capacity()
+    return options
+
+
+CheckedOptions = Annotated[DetectOptions, Depends(refuse_before_the_body)]

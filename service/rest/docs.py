@@ -12,6 +12,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from service.core import DetectionCore
 
+OPENAPI_PATH = "/openapi.json"
 ASSETS_PATH = "/docs/static"
 
 
@@ -23,7 +24,7 @@ def install_docs(app: FastAPI, core: DetectionCore) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url,
+            openapi_url=OPENAPI_PATH,
             title=f"{app.title} - API docs",
             swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
@@ -37,13 +38,17 @@ def install_docs(app: FastAPI, core: DetectionCore) -> None:
             app.openapi_schema = document
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
 
 
 def server_limits(core: DetectionCore) -> dict[str, dict]:
     """JSON-schema keywords that narrow request fields to what this server accepts, by field name: a batch
-    holds at most ``max_batch_images`` images, and ``return_mesh`` may be true only when the mesh is served."""
-    limits: dict[str, dict] = {"images": {"maxItems": core.settings.max_batch_images}}
+    holds at most ``max_batch_images`` images, ``max_size`` is at most the server's limit, and ``return_mesh``
+    may be true only when the mesh is served."""
+    limits: dict[str, dict] = {
+        "images": {"maxItems": core.settings.max_batch_images},
+        "max_size": {"maximum": core.max_size_limit},
+    }
     if not core.mesh.available:
         limits["return_mesh"] = {"enum": [False]}
     return limits

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.core import DetectionCore
 from service.errors import ServiceError, unavailable
 from service.images import MEDIA_TYPES
-from service.rest.dependencies import QueryOptions, get_core, refuse_before_the_body
+from service.rest.dependencies import CheckedOptions, CoreDep, refuse_before_the_body
 from service.rest.inputs import read_image, read_images
 from service.rest.responses import error_responses
 from service.schemas import (
@@ -23,8 +20,6 @@ from service.schemas import (
     ImageResult,
     ModelList,
 )
-
-CoreDep = Annotated[DetectionCore, Depends(get_core)]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -65,7 +60,7 @@ detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depend
         raw_types=tuple(MEDIA_TYPES),
     ),
 )
-async def detect(request: Request, core: CoreDep, options: QueryOptions) -> ImageResult:
+async def detect(request: Request, core: CoreDep, options: CheckedOptions) -> ImageResult:
     data, options = await read_image(request, options)
     return await core.detect(data, options)
 
@@ -83,7 +78,7 @@ async def detect(request: Request, core: CoreDep, options: QueryOptions) -> Imag
         "A bad image gets its own error entry; the others still get results.",
     ),
 )
-async def detect_batch(request: Request, core: CoreDep, options: QueryOptions) -> BatchResponse:
+async def detect_batch(request: Request, core: CoreDep, options: CheckedOptions) -> BatchResponse:
     items, options = await read_images(request, options)
     results = await core.detect_batch(items, options)
     return BatchResponse(

@@ -17,25 +17,32 @@ VAL_SAMPLE = shared_file("widerface", "val_sample", "FILES.txt").parent / "image
 YUNET = "face_detection_yunet_2026may.onnx"
 
 
+def eval_widerface(*args: str) -> int:
+    """``facelocal eval widerface`` against the shared ground truth, with ``args``; its exit code."""
+    return main(["eval", "widerface", "--gt", str(shared_file(*GT_DIR_FILE).parent), *args])
+
+
+def _eval_sample(tmp_path, name: str, *args: str) -> dict:
+    """``facelocal eval widerface`` over the shared val sample; its JSON record."""
+    out = tmp_path / f"{name}.json"
+    assert eval_widerface("--images", str(VAL_SAMPLE), "--json", str(out), *args) == 0
+    return json.loads(out.read_text())
+
+
+def bench(weights_path, *args: str) -> int:
+    """``facelocal bench`` of the group photo on one thread with ``weights_path`` and ``args``; its exit code."""
+    photo = str(shared_file("images", "selfie_group.jpg"))
+    return main(["bench", "--threads", "1", "--weights", str(weights_path), "--photo", photo, *args])
+
+
 def test_eval_widerface_scores_a_folder_of_txt_predictions(tmp_path, ground_truth):
     keys = sorted(k for k in ground_truth if k.startswith("0--Parade/"))[:5]
     for key in keys:
         g = ground_truth[key]
         write_prediction(tmp_path / "pred", key, np.column_stack([g.boxes, np.linspace(1, 0.5, len(g.boxes))]))
     out = tmp_path / "out.json"
-    code = main(
-        [
-            "eval",
-            "widerface",
-            "--predictions",
-            str(tmp_path / "pred"),
-            "--gt",
-            str(shared_file(*GT_DIR_FILE).parent),
-            "--json",
-            str(out),
-            "--plot",
-            str(tmp_path / "pr.png"),
-        ]
+    code = eval_widerface(
+        "--predictions", str(tmp_path / "pred"), "--json", str(out), "--plot", str(tmp_path / "pr.png")
     )
     assert code == 0
     summary = json.loads(out.read_text())
@@ -56,21 +63,7 @@ def test_eval_widerface_restricts_predictions_to_an_image_list_and_samples_by_st
         record = _eval_sample(tmp_path, sample, "--predictions", reference, "--limit", "10", "--sample", sample)
         assert record["images"] == 10
     listed.write_text("0--Parade/not_there\n")
-    assert (
-        main(
-            [
-                "eval",
-                "widerface",
-                "--predictions",
-                reference,
-                "--gt",
-                str(shared_file(*GT_DIR_FILE).parent),
-                "--image-list",
-                str(listed),
-            ]
-        )
-        == 2
-    )
+    assert eval_widerface("--predictions", reference, "--image-list", str(listed)) == 2
 
 
 def test_subset_spreads_a_stride_and_seeds_a_random_draw():
@@ -97,26 +90,6 @@ def test_eval_help_lists_the_post_processing(capsys):
     text = capsys.readouterr().out
     for option in ("--score-threshold", "--nms-threshold", "--pre-nms-top-k", "--top-k", "--no-clip", "--plus-one"):
         assert option in text
-
-
-def _eval_sample(tmp_path, name: str, *args: str) -> dict:
-    """``facelocal eval widerface`` over the shared val sample; its JSON record."""
-    out = tmp_path / f"{name}.json"
-    code = main(
-        [
-            "eval",
-            "widerface",
-            "--images",
-            str(VAL_SAMPLE),
-            "--gt",
-            str(shared_file(*GT_DIR_FILE).parent),
-            "--json",
-            str(out),
-            *args,
-        ]
-    )
-    assert code == 0
-    return json.loads(out.read_text())
 
 
 def test_eval_widerface_runs_the_detector_and_writes_the_official_layout(tmp_path, weights_path):
@@ -166,32 +139,14 @@ def test_sample_ap_matches_the_reference_pipeline(tmp_path, weights_path):
 
 
 def test_eval_widerface_without_images_says_what_to_pass(tmp_path, capsys):
-    code = main(
-        ["eval", "widerface", "--images", str(tmp_path / "none"), "--gt", str(shared_file(*GT_DIR_FILE).parent)]
-    )
+    code = eval_widerface("--images", str(tmp_path / "none"))
     assert code == 2 and "--predictions" in capsys.readouterr().err
 
 
 def test_bench_emits_every_stage_for_each_backend(tmp_path, weights_path):
     out = tmp_path / "bench.json"
-    code = main(
-        [
-            "bench",
-            "--sizes",
-            "vga",
-            "--repeats",
-            "2",
-            "--threads",
-            "1",
-            "--weights",
-            str(weights_path),
-            "--backends",
-            "onnxruntime,torch",
-            "--photo",
-            str(shared_file("images", "selfie_group.jpg")),
-            "--json",
-            str(out),
-        ]
+    code = bench(
+        weights_path, "--sizes", "vga", "--repeats", "2", "--backends", "onnxruntime,torch", "--json", str(out)
     )
     assert code == 0
     report = json.loads(out.read_text())
@@ -208,55 +163,31 @@ def test_bench_emits_every_stage_for_each_backend(tmp_path, weights_path):
 
 def test_bench_mesh_reports_the_cost_per_face_beside_the_detector(tmp_path, weights_path, mesh_weights_path, capsys):
     out = tmp_path / "mesh.json"
-    code = main(
-        [
-            "bench",
-            "--mesh",
-            "--repeats",
-            "1",
-            "--threads",
-            "1",
-            "--weights",
-            str(weights_path),
-            "--mesh-weights",
-            str(mesh_weights_path),
-            "--photo",
-            str(shared_file("images", "selfie_group.jpg")),
-            "--json",
-            str(out),
-        ]
-    )
+    code = bench(weights_path, "--mesh", "--repeats", "1", "--mesh-weights", str(mesh_weights_path), "--json", str(out))
     assert code == 0
-    assert "mesh / face, single" in capsys.readouterr().out
+    assert "| single_openvino |" in capsys.readouterr().out
     (record,) = json.loads(out.read_text())["mesh"]
     assert record["faces"] >= 15 and record["detector_total_ms"] > 0
-    assert set(record["inference_ms_per_face"]) == {"single", "batched", "parallel"}
+    assert set(record["inference_ms_per_face"]) == {
+        f"{mode}{runtime}" for mode in ("single", "batched", "parallel") for runtime in ("", "_openvino")
+    }
     assert all(ms > 0 for ms in record["mesh_ms_per_face"].values())
 
 
 def test_bench_peers_puts_yunet_and_openvino_in_the_same_run(tmp_path, weights_path, capsys):
     out = tmp_path / "bench.json"
-    code = main(
-        [
-            "bench",
-            "--sizes",
-            "vga",
-            "--repeats",
-            "2",
-            "--threads",
-            "1",
-            "--weights",
-            str(weights_path),
-            "--backends",
-            "onnxruntime,openvino:bf16",
-            "--peers",
-            "--yunet",
-            str(shared_file("peers", YUNET)),
-            "--photo",
-            str(shared_file("images", "selfie_group.jpg")),
-            "--json",
-            str(out),
-        ]
+    peers = ("--peers", "--yunet", str(shared_file("peers", YUNET)))
+    code = bench(
+        weights_path,
+        "--sizes",
+        "vga",
+        "--repeats",
+        "2",
+        "--backends",
+        "onnxruntime,openvino:bf16",
+        *peers,
+        "--json",
+        str(out),
     )
     assert code == 0
     results = {r["backend"]: r for r in json.loads(out.read_text())["results"]}
@@ -278,26 +209,8 @@ def test_bench_peers_puts_yunet_and_openvino_in_the_same_run(tmp_path, weights_p
 
 
 def test_bench_peers_without_the_model_says_so(tmp_path, weights_path, capsys):
-    code = main(
-        [
-            "bench",
-            "--sizes",
-            "vga",
-            "--repeats",
-            "1",
-            "--threads",
-            "1",
-            "--weights",
-            str(weights_path),
-            "--backends",
-            "onnxruntime",
-            "--peers",
-            "--yunet",
-            str(tmp_path / "missing.onnx"),
-            "--photo",
-            str(shared_file("images", "selfie_group.jpg")),
-        ]
-    )
+    peers = ("--peers", "--yunet", str(tmp_path / "missing.onnx"))
+    code = bench(weights_path, "--sizes", "vga", "--repeats", "1", "--backends", "onnxruntime", *peers)
     assert code == 2 and "--yunet" in capsys.readouterr().err
 
 
@@ -311,20 +224,7 @@ def test_eval_on_openvino_fp32_equals_onnxruntime(tmp_path, weights_path):
 
 
 def test_eval_refuses_a_precision_the_file_cannot_run(tmp_path, onnx_model_path, capsys):
-    code = main(
-        [
-            "eval",
-            "widerface",
-            "--images",
-            str(VAL_SAMPLE),
-            "--gt",
-            str(shared_file(*GT_DIR_FILE).parent),
-            "--onnx",
-            str(onnx_model_path),
-            "--precision",
-            "bf16",
-            "--limit",
-            "1",
-        ]
+    code = eval_widerface(
+        "--images", str(VAL_SAMPLE), "--onnx", str(onnx_model_path), "--precision", "bf16", "--limit", "1"
     )
     assert code == 2 and "openvino runtime only" in capsys.readouterr().err

@@ -133,9 +133,6 @@ def test_views_put_the_base_placement_first_then_the_scales_then_their_mirrors()
         (500, 500, True),
         (800, 800, True),
     ]
-    # On a fixed canvas the scales go onto it, and those beyond it are skipped.
-    fixed = TTAPlan(multiscale=True).views(400, 400, base, max_canvas=640)
-    assert [(v.placement.resized_w, v.placement.canvas_w) for v in fixed] == [(400, 640), (500, 640)]
     assert TTAPlan().views(400, 400, base) == [views[0]]
 
 
@@ -197,14 +194,8 @@ def test_auto_follows_up_with_the_mirrored_pair_at_2x_only_after_a_small_confide
         FaceDetections.empty(1024, 768),
     ):
         assert plan.follow_up_views(1024, 768, unwanted) == []
-    # Already at the 2000 px cap: nothing to enlarge. On a fixed canvas: only if the 2x image fits it.
+    # Already at the 2000 px cap: nothing to enlarge.
     assert plan.follow_up_views(2000, 1000, _faces([[10, 10, 30, 40]], [0.9], 2000, 1000)) == []
-    assert plan.follow_up_views(1024, 768, small, max_canvas=640) == []
-    fitted = plan.follow_up_views(320, 200, _faces([[10, 10, 30, 40]], [0.9], 320, 200), max_canvas=640)
-    assert [(v.placement.resized_w, v.placement.canvas_w, v.mirrored) for v in fitted] == [
-        (640, 640, False),
-        (640, 640, True),
-    ]
     assert TTAPlan.parse("flip,multiscale").follow_up_views(1024, 768, small) == []
 
 

@@ -48,7 +48,7 @@ def test_weights_from_environment_and_thresholds(weights_path):
 
 
 def test_missing_weights_exit_nonzero_and_name_the_fix(tmp_path):
-    env = {"FACELOCAL_WEIGHTS": "", "FACELOCAL_CONFIG": str(tmp_path / "none.toml")}
+    env = {"FACELOCAL_WEIGHTS": "", "FACELOCAL_WEIGHTS_TABLE": str(tmp_path / "none.toml")}
     done = facelocal("detect", str(shared_file("images", "wider_train_band_crowd.jpg")), env=env)
     assert done.returncode == 2
     assert "--weights" in done.stderr and "FACELOCAL_WEIGHTS" in done.stderr and "Traceback" not in done.stderr
@@ -98,7 +98,7 @@ def test_detect_with_mesh_json_and_drawing(tmp_path, weights_path, mesh_weights_
 
 
 def test_detect_mesh_needs_the_tflite_and_says_where_to_put_it(tmp_path, weights_path):
-    env = {"FACELOCAL_MESH_WEIGHTS": "", "FACELOCAL_CONFIG": str(tmp_path / "none.toml")}
+    env = {"FACELOCAL_MESH_WEIGHTS": "", "FACELOCAL_WEIGHTS_TABLE": str(tmp_path / "none.toml")}
     done = facelocal(
         "detect", str(shared_file("images", "two_people_hd.jpg")), "--weights", str(weights_path), "--mesh", env=env
     )

@@ -50,13 +50,19 @@ def test_letterbox_pads_with_the_mean_colour():
         ("long:2048", (1024, 624), Placement(2.0, 2048, 1248, 2048, 1248)),
         ("letterbox:640", (1280, 960), Placement(0.5, 640, 480, 640, 640)),
         ("letterbox:640", (320, 200), Placement(1.0, 320, 200, 640, 640)),
+        # The service's policy: a VGA image at its own size, others on the next multiple of 32, never upscaled.
+        ("fit:640", (640, 480), Placement(1.0, 640, 480, 640, 480)),
+        ("fit:640", (1024, 624), Placement(0.625, 640, 390, 640, 416)),
+        ("fit:1024", (1024, 624), Placement(1.0, 1024, 624, 1024, 640)),
+        ("fit:640", (300, 200), Placement(1.0, 300, 200, 320, 224)),
+        ("fit:640", (480, 1920), Placement(1 / 3, 160, 640, 160, 640)),
     ],
 )
 def test_resize_plans(policy, size, expected):
     assert ResizePolicy.parse(policy).plan(*size) == expected
 
 
-@pytest.mark.parametrize("text", ["long", "letterbox:", "letterbox:-3", "square:640", "original:5"])
+@pytest.mark.parametrize("text", ["long", "letterbox:", "letterbox:-3", "square:640", "original:5", "fit", "fit:0"])
 def test_invalid_policies_are_rejected(text):
     with pytest.raises(ValueError, match="invalid resize policy"):
         ResizePolicy.parse(text)

@@ -1,5 +1,5 @@
 """Helpers for the service tests: an HTTP client with timeouts, content-type headers, encoded test images,
-metric reading, waiting for a ``facelocal serve`` subprocess, and a backend that can be held or broken."""
+metric reading and a backend that can be held or broken (``facelocal serve`` subprocesses: scripts.local.serve)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,15 @@ import asyncio
 import io
 import re
 import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 from PIL import Image
 
+from facelocal.bench import make_jpeg
 from service.errors import unavailable
 from tests.paths import shared_file
-from tests.ports import free_port
 
 # Every request in these tests is bounded: a hang fails the test instead of the suite.
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -47,12 +42,7 @@ def encode(image: Image.Image, fmt: str, **save_args) -> bytes:
 
 def vga_jpeg() -> bytes:
     """A 640x480 JPEG cut from the group photo (centre crop), as the load script posts."""
-    image = photo()
-    width, height = image.size
-    scale = max(640 / width, 480 / height)
-    image = image.resize((round(width * scale), round(height * scale)), Image.BILINEAR)
-    left, top = (image.width - 640) // 2, (image.height - 480) // 2
-    return encode(image.crop((left, top, left + 640, top + 480)), "JPEG", quality=90)
+    return make_jpeg(shared_file("images", "selfie_group.jpg"), 640, 480)
 
 
 def metric(text: str, name: str) -> float:
@@ -72,30 +62,6 @@ def assert_same_faces(a: dict, b: dict, tolerance: float = 0.05) -> None:
     assert len(a["faces"]) == len(b["faces"])
     np.testing.assert_allclose(boxes(a), boxes(b), atol=tolerance)
     np.testing.assert_allclose([f["score"] for f in a["faces"]], [f["score"] for f in b["faces"]], atol=1e-3)
-
-
-def serve_command(model_path: Path, *flags: str) -> tuple[list[str], str]:
-    """``facelocal serve`` over ``model_path`` on free loopback ports, with ``flags``: the command and its REST URL."""
-    http_port = free_port()
-    command = [
-        sys.executable, "-m", "facelocal.cli", "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
-        "--grpc-port", str(free_port()), "--model-path", str(model_path), *flags,
-    ]  # fmt: skip
-    return command, f"http://127.0.0.1:{http_port}"
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Until ``url/readyz`` answers 200; fails with the server's stderr (a pipe) if the process exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("facelocal serve did not become ready")
 
 
 def tiny_png(side: int = 8, grey: int = 128) -> bytes:
@@ -142,8 +108,8 @@ class GatedBackend:
 
     ``gated``: each inference waits until ``gate`` is set (gated from the start, the warm-up waits too) and sets
     ``entered`` when it arrives there. ``broken``: inferences fail with 503 ``backend_unavailable`` and the
-    backend reports not ready. ``open()`` opens the gate from a test's thread. Everything else is the inner
-    backend's.
+    backend reports not ready. ``open()`` opens the gate from a test's thread. ``shapes`` records the shape of
+    every batch inferred, warm-up included. Everything else is the inner backend's.
     """
 
     def __init__(self, inner, gated: bool = False) -> None:
@@ -153,12 +119,14 @@ class GatedBackend:
         self.gate = asyncio.Event()
         self.entered = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.shapes: list[tuple[int, ...]] = []
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
 
     async def infer(self, batch: np.ndarray):
         self.loop = asyncio.get_running_loop()
+        self.shapes.append(batch.shape)
         if self.gated:
             self.entered.set()
             await self.gate.wait()
@@ -178,3 +146,10 @@ class GatedBackend:
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+class FixedCanvasBackend(GatedBackend):
+    """A real backend declared to take only a 640x640 canvas, as Triton's model configs do: the service then
+    letterboxes onto that square instead of fitting each image to a canvas of its own."""
+
+    fixed_canvas = 640

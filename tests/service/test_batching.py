@@ -108,7 +108,9 @@ class CountingBackend:
 def test_batcher_scatters_each_image_its_own_row_and_drains_on_stop() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
-        batcher = MicroBatcher(backend, ServiceMetrics(), max_batch_size=4, max_delay_ms=50, max_queue=16)
+        batcher = MicroBatcher(
+            backend.infer, ServiceMetrics().detector, max_batch_size=4, max_delay_ms=50, max_queue=16
+        )
         batcher.start()
         tasks = [asyncio.create_task(batcher.submit(np.full((3, 8, 8), i, np.float32))) for i in range(10)]
         await asyncio.sleep(0.01)
@@ -120,8 +122,49 @@ def test_batcher_scatters_each_image_its_own_row_and_drains_on_stop() -> None:
         backend.gate.set()
         outputs = await asyncio.gather(*tasks)
         await stopping
-        assert [float(out.scores[0]) for out in outputs] == list(range(10))
+        assert [float(out.rows[1][0]) for out in outputs] == list(range(10))
         assert sum(backend.batches) == 10 and max(backend.batches) <= 4 and len(backend.batches) < 10
+
+    asyncio.run(scenario())
+
+
+def test_batcher_never_mixes_shapes_and_keeps_each_shapes_order() -> None:
+    """Inputs of two canvas shapes arriving interleaved: each batch holds one shape, oldest first, and every
+    caller gets its own rows of every output."""
+
+    async def scenario() -> None:
+        shapes: list[tuple[int, ...]] = []
+
+        async def infer(batch: np.ndarray):
+            shapes.append(batch.shape)
+            return batch.mean(axis=(1, 2, 3)), batch[:, 0, 0, :2]
+
+        batcher = MicroBatcher(infer, ServiceMetrics().detector, max_batch_size=3, max_delay_ms=20, max_queue=16)
+        batcher.start()
+        sizes = [(8, 8), (8, 16)] * 4
+        tensors = [np.full((3, *size), i, np.float32) for i, size in enumerate(sizes)]
+        outputs = await asyncio.gather(*(batcher.submit(tensor) for tensor in tensors))
+        await batcher.stop()
+        assert shapes == [(3, 3, 8, 8), (3, 3, 8, 16), (1, 3, 8, 8), (1, 3, 8, 16)]
+        assert [float(out.rows[0]) for out in outputs] == list(range(8))
+        assert all(out.rows[1].shape == (2,) and out.rows[1][0] == i for i, out in enumerate(outputs))
+        assert [out.batch_size for out in outputs] == [3, 3, 3, 3, 3, 3, 1, 1]
+
+    asyncio.run(scenario())
+
+
+def test_stop_runs_a_part_batch_without_waiting_for_the_delay() -> None:
+    async def scenario() -> None:
+        backend = CountingBackend()
+        backend.gate.set()
+        batcher = MicroBatcher(
+            backend.infer, ServiceMetrics().detector, max_batch_size=8, max_delay_ms=60_000, max_queue=8
+        )
+        batcher.start()
+        waiting = asyncio.create_task(batcher.submit(np.ones((3, 8, 8), np.float32)))
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(batcher.stop(), 5)
+        assert float((await waiting).rows[1][0]) == 1.0 and backend.batches == [1]
 
     asyncio.run(scenario())
 
@@ -129,7 +172,7 @@ def test_batcher_scatters_each_image_its_own_row_and_drains_on_stop() -> None:
 def test_batcher_queue_is_bounded() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
-        batcher = MicroBatcher(backend, ServiceMetrics(), max_batch_size=1, max_delay_ms=0, max_queue=2)
+        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=1, max_delay_ms=0, max_queue=2)
         batcher.start()
         first = asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32)))
         await asyncio.sleep(0.01)  # the worker takes it and blocks in the backend

@@ -1,67 +1,39 @@
-"""gRPC front end against a real grpc.aio server and real channels on loopback.
-
-The servers and the detection core run on an asyncio loop in a background thread; the tests are ordinary
-synchronous gRPC clients, as a separate process would be.
+"""gRPC front end against the full service (REST and gRPC, as ``facelocal serve`` runs them) and real channels on
+loopback; the tests are ordinary synchronous gRPC clients, as a separate process would be.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
-import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
-from service.backends import create_backend
-from service.core import DetectionCore
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
-from service.grpc.server import start_grpc_server
-from service.settings import Settings
 from tests.conftest import RunningService
 from tests.paths import shared_file
-from tests.ports import free_port
 from tests.service.helpers import GatedBackend
 
 SERVICE = "facelocal.v1.FaceDetector"
 TIMEOUT_S = 60
 
 
-class LoopThread:
-    """An asyncio event loop running in a daemon thread, where the servers live."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="grpc-test-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(TIMEOUT_S)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(TIMEOUT_S)
-        self.loop.close()
-
-
 @dataclass
-class Running:
-    """A started core and gRPC server, and a channel to it."""
+class Connected:
+    """A running service and a gRPC channel to it."""
 
-    settings: Settings
-    core: DetectionCore
-    server: grpc.aio.Server
+    service: RunningService
     channel: grpc.Channel
 
     @property
@@ -69,15 +41,21 @@ class Running:
         return pb_grpc.FaceDetectorStub(self.channel)
 
 
-def make_settings(model_path: Path, **overrides: Any) -> Settings:
-    return Settings(model_path=model_path, host="127.0.0.1", grpc_port=free_port(), **overrides)
+@pytest.fixture
+def connect() -> Iterator:
+    """``connect(running)``: a channel to ``running``'s gRPC port, closed and the service stopped after the test."""
+    opened: list[Connected] = []
 
+    def open_(running: RunningService) -> Connected:
+        channel = grpc.insecure_channel(running.grpc_target)
+        grpc.channel_ready_future(channel).result(TIMEOUT_S)
+        opened.append(Connected(running, channel))
+        return opened[-1]
 
-@pytest.fixture(scope="module")
-def loop_thread() -> Iterator[LoopThread]:
-    runner = LoopThread()
-    yield runner
-    runner.close()
+    yield open_
+    for connected in opened:
+        connected.channel.close()
+        connected.service.stop()
 
 
 @pytest.fixture(scope="session")
@@ -87,36 +65,13 @@ def images() -> dict[str, bytes]:
     }
 
 
-def start(loop_thread: LoopThread, settings: Settings, *, backend=None, warm: bool = True) -> Running:
-    async def boot() -> tuple[DetectionCore, grpc.aio.Server]:
-        core = DetectionCore(settings, backend or create_backend(settings))
-        if warm:
-            await core.start()
-        return core, await start_grpc_server(settings, core)
-
-    core, server = loop_thread.run(boot())
-    channel = grpc.insecure_channel(f"127.0.0.1:{settings.grpc_port}")
-    grpc.channel_ready_future(channel).result(TIMEOUT_S)
-    return Running(settings, core, server, channel)
-
-
-def stop(loop_thread: LoopThread, running: Running) -> None:
-    running.channel.close()
-
-    async def shutdown() -> None:
-        await running.server.stop(0)
-        await running.core.stop()
-        await running.core.backend.close()
-
-    loop_thread.run(shutdown())
-
-
 @pytest.fixture(scope="module")
-def grpc_service(loop_thread: LoopThread, onnx_model_path: Path) -> Iterator[Running]:
+def grpc_service(start_service) -> Iterator[Connected]:
     # A generous delay so frames of one stream reliably share inferences.
-    running = start(loop_thread, make_settings(onnx_model_path, max_batch_size=8, max_delay_ms=50))
-    yield running
-    stop(loop_thread, running)
+    running = start_service(max_batch_size=8, max_delay_ms=50)
+    with grpc.insecure_channel(running.grpc_target) as channel:
+        yield Connected(running, channel)
+    running.stop()
 
 
 def boxes_scores(response: pb.DetectResponse) -> tuple[np.ndarray, np.ndarray]:
@@ -142,20 +97,26 @@ def error_code(error: grpc.RpcError) -> str | None:
     return dict(error.trailing_metadata() or ()).get("error-code")
 
 
-def count(core: DetectionCore, metric: str, **labels: str) -> float:
-    return core.metrics.registry.get_sample_value(metric, labels) or 0.0
+def count(connected: Connected, metric: str, **labels: str) -> float:
+    """The sample ``metric`` with exactly ``labels`` from the service's /metrics; 0 before the first."""
+    text = httpx.get(connected.service.http_url + "/metrics", timeout=TIMEOUT_S).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == metric and sample.labels == labels:
+                return sample.value
+    return 0.0
 
 
 # --- Detect, options, DetectBatch ------------------------------------------------------------------------------
 
 
-def test_detect_returns_faces_in_image_pixels(grpc_service: Running, images: dict[str, bytes]) -> None:
+def test_detect_returns_faces_in_image_pixels(grpc_service: Connected, images: dict[str, bytes]) -> None:
     response = grpc_service.stub.Detect(
         pb.DetectRequest(image=images["selfie_group.jpg"], request_id="r-1"), timeout=TIMEOUT_S
     )
     width, height = Image.open(io.BytesIO(images["selfie_group.jpg"])).size
     assert (response.width, response.height) == (width, height)
-    assert response.model == grpc_service.core.model_info().name == "mobilenet0.25"
+    assert response.model == "mobilenet0.25"
     assert response.request_id == "r-1"
     boxes, scores = boxes_scores(response)
     assert len(response.faces) >= 10  # a group selfie
@@ -168,7 +129,7 @@ def test_detect_returns_faces_in_image_pixels(grpc_service: Running, images: dic
     assert response.timings.inference_ms > 0 and response.timings.decode_ms > 0
 
 
-def test_unset_options_take_the_rest_defaults(grpc_service: Running, images: dict[str, bytes]) -> None:
+def test_unset_options_take_the_rest_defaults(grpc_service: Connected, images: dict[str, bytes]) -> None:
     image = images["wider_train_band_crowd.jpg"]
     implicit = grpc_service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
     explicit = grpc_service.stub.Detect(
@@ -183,7 +144,7 @@ def test_unset_options_take_the_rest_defaults(grpc_service: Running, images: dic
     assert_same_faces(implicit, explicit)
 
 
-def test_options_filter_and_shape_faces(grpc_service: Running, images: dict[str, bytes]) -> None:
+def test_options_filter_and_shape_faces(grpc_service: Connected, images: dict[str, bytes]) -> None:
     image = images["selfie_group.jpg"]
     everything = grpc_service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S)
     _, all_scores = boxes_scores(everything)
@@ -212,7 +173,7 @@ def test_options_filter_and_shape_faces(grpc_service: Running, images: dict[str,
     ],
 )
 def test_unusable_options_are_invalid_argument(
-    grpc_service: Running, images: dict[str, bytes], options: pb.DetectOptions, code: str
+    grpc_service: Connected, images: dict[str, bytes], options: pb.DetectOptions, code: str
 ) -> None:
     error = rpc_error(
         grpc_service.stub.Detect, pb.DetectRequest(image=images["wider_train_band_crowd.jpg"], options=options)
@@ -230,25 +191,25 @@ def test_unusable_options_are_invalid_argument(
     ],
 )
 def test_bad_image_is_invalid_argument_with_error_code(
-    grpc_service: Running, images: dict[str, bytes], data: bytes | str, code: str
+    grpc_service: Connected, images: dict[str, bytes], data: bytes | str, code: str
 ) -> None:
     if data == "truncated":
         data = images["selfie_group.jpg"][:4000]
     rejected_before = count(
-        grpc_service.core, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
+        grpc_service, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
     )
     error = rpc_error(grpc_service.stub.Detect, pb.DetectRequest(image=data))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_code(error) == code
     assert error.details()
     rejected_after = count(
-        grpc_service.core, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
+        grpc_service, "facelocal_requests_total", protocol="grpc", endpoint="Detect", status="INVALID_ARGUMENT"
     )
     assert rejected_after == rejected_before + 1
 
 
 def test_batch_agrees_with_single_requests_and_isolates_a_bad_image(
-    grpc_service: Running, images: dict[str, bytes]
+    grpc_service: Connected, images: dict[str, bytes]
 ) -> None:
     selfie, crowd = images["selfie_group.jpg"], images["wider_train_band_crowd.jpg"]
     singles = [grpc_service.stub.Detect(pb.DetectRequest(image=image), timeout=TIMEOUT_S) for image in (selfie, crowd)]
@@ -263,13 +224,13 @@ def test_batch_agrees_with_single_requests_and_isolates_a_bad_image(
     assert (batch.items[2].result.width, batch.items[2].result.height) == (singles[1].width, singles[1].height)
 
 
-def test_empty_batch_is_invalid_argument(grpc_service: Running) -> None:
+def test_empty_batch_is_invalid_argument(grpc_service: Connected) -> None:
     error = rpc_error(grpc_service.stub.DetectBatch, pb.DetectBatchRequest())
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_code(error) == "validation_error"
 
 
-def test_list_models(grpc_service: Running) -> None:
+def test_list_models(grpc_service: Connected) -> None:
     (model,) = grpc_service.stub.ListModels(pb.ListModelsRequest(), timeout=TIMEOUT_S).models
     assert (model.name, model.backend, model.has_dense, model.ready) == ("mobilenet0.25", "onnxruntime", False, True)
     assert (model.canvas_size, model.max_batch_size) == (640, 8)
@@ -278,13 +239,13 @@ def test_list_models(grpc_service: Running) -> None:
 # --- DetectStream ----------------------------------------------------------------------------------------------
 
 
-def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Running, images: dict[str, bytes]) -> None:
+def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Connected, images: dict[str, bytes]) -> None:
     names = ("selfie_group.jpg", "wider_train_band_crowd.jpg")
     expected = {
         name: grpc_service.stub.Detect(pb.DetectRequest(image=images[name]), timeout=TIMEOUT_S) for name in names
     }
     frames = [names[i % 2] for i in range(20)]
-    inferences_before = count(grpc_service.core, "facelocal_inferences_total")
+    inferences_before = count(grpc_service, "facelocal_inferences_total")
 
     responses = list(
         grpc_service.stub.DetectStream(
@@ -299,14 +260,11 @@ def test_stream_answers_in_request_order_and_batches_frames(grpc_service: Runnin
         assert response.result.width == expected[name].width
         assert_same_faces(response.result, expected[name])
     # Frames in flight together share inferences with each other.
-    assert count(grpc_service.core, "facelocal_inferences_total") - inferences_before < len(frames)
-    assert (
-        count(grpc_service.core, "facelocal_requests_total", protocol="grpc", endpoint="DetectStream", status="OK")
-        >= 20
-    )
+    assert count(grpc_service, "facelocal_inferences_total") - inferences_before < len(frames)
+    assert count(grpc_service, "facelocal_requests_total", protocol="grpc", endpoint="DetectStream", status="OK") >= 20
 
 
-def test_stream_answers_a_bad_frame_in_band_and_continues(grpc_service: Running, images: dict[str, bytes]) -> None:
+def test_stream_answers_a_bad_frame_in_band_and_continues(grpc_service: Connected, images: dict[str, bytes]) -> None:
     good = images["wider_train_band_crowd.jpg"]
     frames = [good, b"garbage", good, pb.DetectOptions(return_mesh=True), good]
     requests = [
@@ -322,43 +280,40 @@ def test_stream_answers_a_bad_frame_in_band_and_continues(grpc_service: Running,
     assert_same_faces(responses[4].result, responses[0].result)
 
 
-def test_empty_stream_ends_cleanly(grpc_service: Running) -> None:
+def test_empty_stream_ends_cleanly(grpc_service: Connected) -> None:
     assert list(grpc_service.stub.DetectStream(iter(()), timeout=TIMEOUT_S)) == []
 
 
 # --- health and reflection -------------------------------------------------------------------------------------
 
 
-def test_health_is_serving_after_warm_up(grpc_service: Running) -> None:
+def test_health_is_serving_after_warm_up(grpc_service: Connected) -> None:
     health = health_pb2_grpc.HealthStub(grpc_service.channel)
     for name in ("", SERVICE):
         status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT_S).status
         assert status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_health_follows_readiness(loop_thread: LoopThread, onnx_model_path: Path) -> None:
-    running = start(loop_thread, make_settings(onnx_model_path), warm=False)
-    try:
-        health = health_pb2_grpc.HealthStub(running.channel)
-        watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=TIMEOUT_S)
-        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE):
-            status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT_S).status
-            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+def test_health_follows_readiness(start_service, connect) -> None:
+    running = start_service(wait_ready=False, wrap_backend=lambda inner: GatedBackend(inner, gated=True))
+    health = health_pb2_grpc.HealthStub(connect(running).channel)
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=TIMEOUT_S)
+    assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", SERVICE):
+        status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT_S).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
 
-        loop_thread.run(running.core.start())
+    running.backend.open()  # the warm-up inference passes
 
-        assert (
-            health.Check(health_pb2.HealthCheckRequest(service=SERVICE)).status
-            == health_pb2.HealthCheckResponse.SERVING
-        )
-        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING  # pushed by the readiness follower
-        watch.cancel()
-    finally:
-        stop(loop_thread, running)
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING  # pushed by the readiness follower
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=TIMEOUT_S).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    watch.cancel()
 
 
-def test_reflection_lists_and_describes_the_service(grpc_service: Running) -> None:
+def test_reflection_lists_and_describes_the_service(grpc_service: Connected) -> None:
     reflection = reflection_pb2_grpc.ServerReflectionStub(grpc_service.channel)
     requests = [
         reflection_pb2.ServerReflectionRequest(list_services=""),
@@ -444,33 +399,29 @@ def test_message_over_max_body_bytes_is_invalid_argument_not_worth_retrying(
 # --- queue full -------------------------------------------------------------------------------------------------
 
 
-def test_full_queue_is_resource_exhausted(
-    loop_thread: LoopThread, onnx_model_path: Path, images: dict[str, bytes]
-) -> None:
-    settings = make_settings(onnx_model_path, max_batch_size=1, max_delay_ms=0, max_queue=1)
-    backend = GatedBackend(create_backend(settings))
-    running = start(loop_thread, settings, backend=backend)
+def test_full_queue_is_resource_exhausted(start_service, connect, images: dict[str, bytes]) -> None:
+    running = start_service(max_batch_size=1, max_delay_ms=0, max_queue=1, wrap_backend=GatedBackend)
+    connected, backend = connect(running), running.backend
     try:
         backend.gated = True
         request = pb.DetectRequest(image=images["selfie_group.jpg"])
-        in_inference = running.stub.Detect.future(request, timeout=TIMEOUT_S)
+        in_inference = connected.stub.Detect.future(request, timeout=TIMEOUT_S)
         assert backend.entered.wait(TIMEOUT_S)
-        queued = running.stub.Detect.future(request, timeout=TIMEOUT_S)
+        queued = connected.stub.Detect.future(request, timeout=TIMEOUT_S)
         deadline = time.monotonic() + TIMEOUT_S
-        while count(running.core, "facelocal_queue_depth") < 1 and time.monotonic() < deadline:
+        while count(connected, "facelocal_queue_depth") < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
 
-        error = rpc_error(running.stub.Detect, request)
+        error = rpc_error(connected.stub.Detect, request)
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         metadata = dict(error.trailing_metadata())
         assert metadata["error-code"] == "queue_full" and int(metadata["retry-after"]) >= 1
 
-        loop_thread.loop.call_soon_threadsafe(backend.gate.set)
+        backend.open()
         first, second = in_inference.result(), queued.result()
         assert len(first.faces) == len(second.faces) >= 10
     finally:
-        loop_thread.loop.call_soon_threadsafe(backend.gate.set)
-        stop(loop_thread, running)
+        backend.open()
 
 
 # --- the full service: REST and gRPC side by side ---------------------------------------------------------------
@@ -478,8 +429,6 @@ def test_full_queue_is_resource_exhausted(
 
 @pytest.mark.parametrize("name", ["selfie_group.jpg", "wider_train_band_crowd.jpg"])
 def test_rest_and_grpc_return_the_same_faces(service: RunningService, images: dict[str, bytes], name: str) -> None:
-    import httpx
-
     rest = httpx.post(
         f"{service.http_url}/v1/detect",
         content=images[name],
@@ -511,8 +460,6 @@ def test_rest_and_grpc_return_the_same_faces(service: RunningService, images: di
 
 
 def test_rest_and_grpc_report_the_same_error(service: RunningService) -> None:
-    import httpx
-
     rest = httpx.post(
         f"{service.http_url}/v1/detect", content=b"\xff\xd8\xff broken", headers={"content-type": "image/jpeg"}
     )

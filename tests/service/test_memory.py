@@ -8,13 +8,13 @@ decoding and the pixel budget, the peak (VmHWM, which includes start-up) stays u
 from __future__ import annotations
 
 import concurrent.futures
-import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.service.helpers import client, encode, photo, serve_command, wait_ready
+from scripts.local.serve import start_serve
+from tests.service.helpers import client, encode, photo
 
 PEAK_LIMIT_BYTES = 1.5e9
 BURST = 48
@@ -45,15 +45,12 @@ def test_bursts_of_near_limit_images_stay_under_1_5_gb(onnx_model_path) -> None:
     black_png = encode(Image.new("RGB", (6300, 6300)), "PNG")
     jpeg_36mp = encode(photo().resize((7360, 4912), Image.BILINEAR), "JPEG", quality=80)
     assert len(black_png) < 200_000 and 6300 * 6300 < 40_000_000
-    command, url = serve_command(onnx_model_path, "--log-level", "warning")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = start_serve(onnx_model_path, "--log-level", "warning")
     try:
-        wait_ready(url, process)
-        answers = burst(url, black_png, "image/png") + burst(url, jpeg_36mp, "image/jpeg")
-        peak = peak_rss_bytes(process.pid)
+        answers = burst(server.url, black_png, "image/png") + burst(server.url, jpeg_36mp, "image/jpeg")
+        peak = peak_rss_bytes(server.process.pid)
     finally:
-        process.terminate()
-        process.wait(60)
+        server.stop(60)
     # Every upload is answered: with its faces, or refused as over capacity, nothing else.
     assert set(answers) <= {(200, None), (503, "queue_full")}, set(answers)
     served = sum(status == 200 for status, _ in answers)

@@ -158,13 +158,13 @@ def test_a_hundred_faces_get_at_most_mesh_max_faces_meshes(start_service, mesh_o
     for x in (0, group.width):
         for y in (0, group.height):
             mosaic.paste(group, (x, y))
-    running = start_service(mesh_model_path=mesh_onnx_path, canvas_size=2048, max_batch_size=1)
+    running = start_service(mesh_model_path=mesh_onnx_path, max_size_limit=2048, max_batch_size=1)
     with client(running.http_url) as http:
         body = http.post(
             "/v1/detect",
             content=encode(mosaic, "JPEG", quality=95),
             headers=JPEG,
-            params={**MESH, "score_threshold": 0.3},
+            params={**MESH, "score_threshold": 0.3, "max_size": 2048},
         )
     assert body.status_code == 200, body.text
     result = body.json()

@@ -31,8 +31,8 @@ def test_service_on_openvino_serves_the_library_faces(start_service, onnx_model_
         response = http.post("/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"})
     assert response.status_code == 200, response.text
     faces = response.json()["faces"]
-    letterbox = ResizePolicy("letterbox")
-    library = Detector.from_onnx(onnx_model_path, runtime="openvino", precision="fp32", resize=letterbox)
+    service_policy = ResizePolicy("fit", 640)
+    library = Detector.from_onnx(onnx_model_path, runtime="openvino", precision="fp32", resize=service_policy)
     expected = library.detect([load_image(shared_file("images", "selfie_group.jpg"))])[0]
     assert len(faces) == len(expected.scores) > 20
     np.testing.assert_allclose([f["box"] for f in faces], expected.boxes, atol=0.05)

@@ -181,6 +181,9 @@ def test_openapi_documents_every_field_and_error(http) -> None:
     for name in ("ImageResult", "Face", "Timings", "ErrorBody", "ModelInfo"):
         for field, prop in spec["components"]["schemas"][name]["properties"].items():
             assert prop.get("description"), f"{name}.{field} has no description"
+    # The core holds crops as PNG bytes; REST documents and sends them as base64 text.
+    crop = spec["components"]["schemas"]["Face"]["properties"]["crop"]["anyOf"]
+    assert {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"} in crop
     query = {p["name"]: p for p in spec["paths"]["/v1/detect"]["post"]["parameters"] if p["in"] == "query"}
     assert set(query) == {
         "score_threshold",
@@ -192,6 +195,8 @@ def test_openapi_documents_every_field_and_error(http) -> None:
         "return_mesh",
         "tta",
         "mesh_min_face",
+        "max_size",
     }
     assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale", "auto"]
+    assert query["max_size"]["schema"]["maximum"] == 1920  # this server's max_size_limit
     assert all(p.get("description") for p in query.values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 
@@ -11,7 +10,8 @@ import httpx
 import pytest
 
 from facelocal.cli import main
-from tests.service.helpers import client, photo_bytes, serve_command, wait_ready
+from scripts.local.serve import start_serve
+from tests.service.helpers import client, photo_bytes
 
 
 def test_missing_model_says_how_to_export_it(tmp_path, capsys) -> None:
@@ -37,10 +37,9 @@ def test_flags_override_environment(monkeypatch) -> None:
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(onnx_model_path) -> None:
-    command, url = serve_command(onnx_model_path, "--max-batch-size", "2")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = start_serve(onnx_model_path, "--max-batch-size", "2")
+    url, process = server.url, server.process
     try:
-        wait_ready(url, process)
         responses: list[httpx.Response] = []
         files = [("images", (f"{i}.jpg", photo_bytes(), "image/jpeg")) for i in range(8)]
 

@@ -76,7 +76,8 @@ def test_flip_matches_the_torch_reference_tta(results, weights_path) -> None:
     from facelocal.preprocess import ResizePolicy
     from facelocal.tta import TTAPlan
 
-    detector = Detector.from_weights(weights_path, get_config(DEFAULT_PRESET), resize=ResizePolicy("letterbox", 640))
+    # The service's policy at its default max_size: the long side fitted to 640, on a canvas rounded up to 32.
+    detector = Detector.from_weights(weights_path, get_config(DEFAULT_PRESET), resize=ResizePolicy("fit", 640))
     expected = detector.detect_augmented(load_image(shared_file("images", "selfie_group.jpg")), TTAPlan(flip=True))
     served = results["selfie_group.jpg", "flip"]
     assert len(served["faces"]) == len(expected)
@@ -100,25 +101,28 @@ def test_grpc_flip_gives_the_same_faces_as_rest(service, results) -> None:
     np.testing.assert_allclose(landmarks, [f["landmarks"] for f in rest["faces"]], atol=1e-2)
 
 
-def test_multiscale_skips_scales_beyond_the_canvas(http, results) -> None:
-    # 1024x624 plans long sides 821..2000: none fits the 640 canvas, so only the letterboxed view runs.
+def test_multiscale_skips_scales_beyond_max_size(http, results) -> None:
+    # 1024x624 plans long sides 821..2000: none is within the default max_size 640, so only the base view runs.
     response = http.post("/v1/detect", content=photo_bytes(), headers=JPEG, params={"tta": "multiscale"})
     assert response.status_code == 200, response.text
     assert_same_faces(response.json(), results["selfie_group.jpg", "none"], tolerance=1e-3)
 
 
-def test_views_of_one_request_share_one_inference(start_service) -> None:
+def test_views_of_one_canvas_shape_share_one_inference(start_service) -> None:
     running = start_service(max_batch_size=8, max_delay_ms=50)
-    # 400x400 plans long sides 500 and 800; 500 fits the 640 canvas, so flip,multiscale runs 2 x 2 views.
+    # 400x400 plans long sides 500 and 800; 500 is within max_size 640, so flip,multiscale runs 2 x 2 views: the
+    # two 400x400 ones (416x416 canvas) share one inference, the two 500x500 ones (512x512 canvas) another.
     square = encode(photo().crop((200, 0, 824, 624)).resize((400, 400)), "JPEG", quality=90)
     with client(running.http_url) as http:
-        for tta, views in (("flip", 2), ("flip,multiscale", 4)):
+        for tta, inferences, views in (("flip", 1, 2), ("flip,multiscale", 2, 4)):
             before = http.get("/metrics").text
             response = http.post("/v1/detect", content=square, headers=JPEG, params={"tta": tta})
             assert response.status_code == 200, response.text
             assert response.json()["faces"]
             after = http.get("/metrics").text
-            assert metric(after, "facelocal_inferences_total") - metric(before, "facelocal_inferences_total") == 1
+            assert (
+                metric(after, "facelocal_inferences_total") - metric(before, "facelocal_inferences_total") == inferences
+            )
             assert metric(after, "facelocal_batch_size_sum") - metric(before, "facelocal_batch_size_sum") == views
 
 
@@ -158,12 +162,12 @@ def test_auto_serves_the_library_plan_with_its_follow_up_on_a_canvas_that_holds_
     from facelocal.preprocess import ResizePolicy
     from facelocal.tta import TTAPlan
 
-    running = start_service(canvas_size=2048)
-    # Post-processed as the service does, on the same letterboxed canvas.
+    running = start_service(canvas_size=2048, max_size_limit=2048)
+    # Post-processed as the service does, on the same canvases.
     detector = Detector.from_onnx(
         running.settings.model_path,
         postprocess=PostprocessConfig(post_nms_top_k=running.settings.max_faces + 1),
-        resize=ResizePolicy("letterbox", 2048),
+        resize=ResizePolicy("fit", 2048),
     )
     # A WIDER val photo whose faces under 24 px call for the 2x pair (tests/eval/test_tta.py has more).
     path = shared_file("widerface", "val_sample", "images", "0--Parade", "0_Parade_Parade_0_102.jpg")

@@ -1,7 +1,7 @@
-"""Fixtures for the Triton tests: the compact ONNX export and a real tritonserver on loopback.
+"""Fixtures for the Triton tests: the exports model_repository/ serves and a real tritonserver on loopback.
 
-The server comes from the nvidia-pytriton wheel (see harness.py). Startup is bounded (60 s) and a
-failure shows the server's log; a missing wheel fails the tests with the install command.
+The server comes from the nvidia-pytriton wheel (see scripts/local/tritonserver.py). Startup is bounded (60 s)
+and a failure shows the server's log; a missing wheel fails the tests with the install command.
 """
 
 from __future__ import annotations
@@ -11,16 +11,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from service.backends.triton_config import compact_model_shape, read_model_config
-from tests.triton.harness import (
+from scripts.local.tritonserver import (
     CPU_MODEL_CONFIG,
     ROOT,
     TritonServer,
     TritonUnavailableError,
     start_local_triton,
 )
+from service.backends.triton_config import compact_model_shape, read_model_config
+from tests.paths import shared_file
 
 
 @pytest.fixture(scope="session")
@@ -28,40 +30,40 @@ def compact_shape():
     return compact_model_shape(read_model_config(CPU_MODEL_CONFIG))
 
 
-@pytest.fixture(scope="session")
-def compact_onnx_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> Path:
-    """The checkpoint exported by the same script that fills model_repository/retinaface/1 (about 5 s)."""
-    out = tmp_path_factory.mktemp("compact") / "model.onnx"
-    command = [
-        sys.executable,
-        str(ROOT / "scripts" / "prepare_model_repository.py"),
-        "--weights",
-        str(weights_path),
-        "--out",
-        str(out),
-    ]
+def prepare_model_repository(out: Path, *flags: str) -> Path:
+    """``out`` exported by the script that fills model_repository/<model>/1, with ``flags``."""
+    command = [sys.executable, str(ROOT / "scripts" / "prepare_model_repository.py"), *flags, "--out", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def compact_onnx_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> Path:
+    """The detector as model_repository/retinaface serves it (about 5 s)."""
+    out = tmp_path_factory.mktemp("compact") / "model.onnx"
+    return prepare_model_repository(out, "--weights", str(weights_path))
 
 
 @pytest.fixture(scope="session")
 def mesh_repository_onnx(tmp_path_factory: pytest.TempPathFactory, mesh_weights_path: Path) -> Path:
-    """FaceMesh exported by the script that fills model_repository/facemesh/1 (about 2 s)."""
+    """FaceMesh as model_repository/facemesh serves it (about 2 s)."""
     out = tmp_path_factory.mktemp("facemesh") / "model.onnx"
-    command = [
-        sys.executable,
-        str(ROOT / "scripts" / "prepare_model_repository.py"),
-        "--model",
-        "facemesh",
-        "--mesh-weights",
-        str(mesh_weights_path),
-        "--out",
-        str(out),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out
+    return prepare_model_repository(out, "--model", "facemesh", "--mesh-weights", str(mesh_weights_path))
+
+
+@pytest.fixture(scope="session")
+def photo_canvases(compact_shape) -> np.ndarray:
+    """Both shared photos letterboxed as the service does: ``(2, 3, canvas, canvas)`` uint8."""
+    from facelocal.imageio import load_image
+    from facelocal.preprocess import ResizePolicy, to_canvas
+
+    canvas = compact_shape.canvas
+    tensors = []
+    for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg"):
+        rgb = load_image(shared_file("images", name))
+        tensors.append(to_canvas(rgb, ResizePolicy("letterbox", canvas).plan(rgb.shape[1], rgb.shape[0])))
+    return np.stack(tensors)
 
 
 def _start(workdir: Path, onnx_path: Path, mesh_onnx_path: Path | None = None) -> TritonServer:

@@ -9,6 +9,7 @@ import pytest
 from google.protobuf import text_format
 
 from facelocal.contract import INPUT_NAME, OUTPUT_NAMES
+from scripts.local.tritonserver import CPU_MODEL_CONFIG, MESH_MODEL_CONFIG, ROOT, write_python_model
 from service.backends.triton_config import (
     compact_model_shape,
     is_mesh_config,
@@ -16,7 +17,6 @@ from service.backends.triton_config import (
     parse_model_config,
     read_model_config,
 )
-from tests.triton.harness import CPU_MODEL_CONFIG, MESH_MODEL_CONFIG, ROOT, photo_canvases, write_python_model
 
 REPOSITORY = ROOT / "model_repository"
 ALL_CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt"))
@@ -79,16 +79,15 @@ def test_cpu_and_gpu_models_are_the_same_graph():
 
 
 def test_compact_graph_gives_the_embedded_graphs_best_anchors(
-    compact_onnx_path: Path, onnx_model_path: Path, compact_shape
+    compact_onnx_path: Path, onnx_model_path: Path, compact_shape, photo_canvases: np.ndarray
 ):
     """Triton's fixed-canvas top-k graph returns the embedded graph's best anchors for the same uint8 canvases."""
     import onnxruntime as ort
 
-    canvases = photo_canvases(compact_shape.canvas)
     compact = ort.InferenceSession(str(compact_onnx_path), providers=["CPUExecutionProvider"])
     dense = ort.InferenceSession(str(onnx_model_path), providers=["CPUExecutionProvider"])
-    boxes, scores, landmarks = compact.run(list(OUTPUT_NAMES), {INPUT_NAME: canvases})
-    all_boxes, all_scores, all_landmarks = dense.run(list(OUTPUT_NAMES), {INPUT_NAME: canvases})
+    boxes, scores, landmarks = compact.run(list(OUTPUT_NAMES), {INPUT_NAME: photo_canvases})
+    all_boxes, all_scores, all_landmarks = dense.run(list(OUTPUT_NAMES), {INPUT_NAME: photo_canvases})
     best = np.argsort(-all_scores, axis=1, kind="stable")[:, : compact_shape.top_k]
     np.testing.assert_allclose(scores, np.take_along_axis(all_scores, best, 1), atol=1e-6)
     np.testing.assert_allclose(boxes, np.take_along_axis(all_boxes, best[..., None], 1), atol=1e-3)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from facelocal.facemesh import OnnxFaceMesh, crop_faces
+from scripts.local.tritonserver import TritonServer
 from service.backends.triton_mesh import TritonMeshBackend
 from service.settings import Settings
-from tests.service.helpers import client, photo_bytes
-from tests.triton.harness import TritonServer
+from tests.service.helpers import FixedCanvasBackend, client, photo_bytes
 
 PHOTOS = ("selfie_group.jpg", "two_people_hd.jpg", "masked_faces_grid.jpg")
 MESH = {"return_mesh": "true"}
@@ -24,7 +24,8 @@ JPEG = {"content-type": "image/jpeg"}
 
 @pytest.fixture(scope="module")
 def embedded(start_service, mesh_onnx_path):
-    return start_service(mesh_model_path=mesh_onnx_path)
+    # Triton's detector takes a fixed 640x640 canvas, so the embedded reference letterboxes onto the same square.
+    return start_service(mesh_model_path=mesh_onnx_path, wrap_backend=FixedCanvasBackend)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,14 @@ console errors; a test whose page had either (bar the log of API error answers) 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.service.helpers import serve_command, wait_ready
+from scripts.local.serve import ServeProcess, start_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -105,12 +102,6 @@ def open_page(browser) -> Iterator[Callable[[str], OpenPage]]:
     assert not errors, f"uncaught script errors or console errors: {errors}"
 
 
-@dataclass
-class ServeProcess:
-    url: str
-    process: subprocess.Popen
-
-
 @pytest.fixture(scope="module")
 def serve(onnx_model_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     """Factory: ``serve(API_KEY="k")`` runs ``facelocal serve`` with those ``FACELOCAL_*`` settings on free
@@ -118,19 +109,11 @@ def serve(onnx_model_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     started: list[ServeProcess] = []
 
     def start(**settings: str) -> ServeProcess:
-        env = os.environ | {f"FACELOCAL_{name}": value for name, value in settings.items()}
-        command, url = serve_command(onnx_model_path, "--intra-op-threads", "2", "--log-level", "warning")
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        running = ServeProcess(url, process)
+        env = {f"FACELOCAL_{name}": value for name, value in settings.items()}
+        running = start_serve(onnx_model_path, "--intra-op-threads", "2", "--log-level", "warning", env=env)
         started.append(running)
-        wait_ready(running.url, process)
         return running
 
     yield start
     for running in started:
-        running.process.send_signal(signal.SIGTERM)
-        try:
-            running.process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            running.process.kill()
-            running.process.communicate()
+        running.stop()

@@ -101,6 +101,7 @@ def test_options_form_is_the_api_options_with_the_api_defaults(server, open_page
     assert float(form["score_threshold"]) == defaults.score_threshold
     assert float(form["nms_threshold"]) == defaults.nms_threshold
     assert form["max_faces"] == "" and defaults.max_faces is None
+    assert form["max_size"] == "" and defaults.max_size is None
     assert float(form["min_face_size"]) == defaults.min_face_size
     assert form["tta"] == defaults.tta
     assert (form["return_landmarks"], form["return_crops"], form["return_mesh"]) == (

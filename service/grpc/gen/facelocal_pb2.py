@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66\x61\x63\x65local/v1/facelocal.proto\x12\x0c\x66\x61\x63\x65local.v1\"\x95\x03\n\rDetectOptions\x12\x1c\n\x0fscore_threshold\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1a\n\rnms_threshold\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tmax_faces\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1a\n\rmin_face_size\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10return_landmarks\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x19\n\x0creturn_crops\x18\x06 \x01(\x08H\x05\x88\x01\x01\x12\x18\n\x0breturn_mesh\x18\x07 \x01(\x08H\x06\x88\x01\x01\x12\x10\n\x03tta\x18\x08 \x01(\tH\x07\x88\x01\x01\x12\x1a\n\rmesh_min_face\x18\t \x01(\x01H\x08\x88\x01\x01\x42\x12\n\x10_score_thresholdB\x10\n\x0e_nms_thresholdB\x0c\n\n_max_facesB\x10\n\x0e_min_face_sizeB\x13\n\x11_return_landmarksB\x0f\n\r_return_cropsB\x0e\n\x0c_return_meshB\x06\n\x04_ttaB\x10\n\x0e_mesh_min_face\"`\n\rDetectRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.facelocal.v1.DetectOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xbb\x01\n\x04\x46\x61\x63\x65\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.facelocal.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12&\n\tlandmarks\x18\x03 \x03(\x0b\x32\x13.facelocal.v1.Point\x12\x10\n\x08\x63rop_png\x18\x04 \x01(\x0c\x12\x0c\n\x04mesh\x18\x05 \x03(\x02\x12\x17\n\nmesh_score\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0cmesh_skipped\x18\x07 \x01(\tB\r\n\x0b_mesh_score\"m\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x04 \x01(\x01\x12\x0f\n\x07mesh_ms\x18\x05 \x01(\x01\"\xc8\x01\n\x0e\x44\x65tectResponse\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12!\n\x05\x66\x61\x63\x65s\x18\x04 \x03(\x0b\x32\x12.facelocal.v1.Face\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.facelocal.v1.Timings\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x16\n\x0emesh_truncated\x18\x07 \x01(\x08\x12\x11\n\ttruncated\x18\x08 \x01(\x08\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"f\n\x12\x44\x65tectBatchRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.facelocal.v1.DetectOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"l\n\tBatchItem\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1c.facelocal.v1.DetectResponseH\x00\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.facelocal.v1.ErrorH\x00\x42\t\n\x07outcome\"Q\n\x13\x44\x65tectBatchResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.facelocal.v1.BatchItem\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x8b\x01\n\x14\x44\x65tectStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.facelocal.v1.DetectResponseH\x00\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.facelocal.v1.ErrorH\x00\x42\t\n\x07outcome\"\x13\n\x11ListModelsRequest\"\x87\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x11\n\thas_dense\x18\x03 \x01(\x08\x12\x13\n\x0b\x63\x61nvas_size\x18\x04 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\r\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x0c\n\x04role\x18\x07 \x01(\t\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.facelocal.v1.ModelInfo2\xcd\x02\n\x0c\x46\x61\x63\x65\x44\x65tector\x12\x43\n\x06\x44\x65tect\x12\x1b.facelocal.v1.DetectRequest\x1a\x1c.facelocal.v1.DetectResponse\x12R\n\x0b\x44\x65tectBatch\x12 .facelocal.v1.DetectBatchRequest\x1a!.facelocal.v1.DetectBatchResponse\x12S\n\x0c\x44\x65tectStream\x12\x1b.facelocal.v1.DetectRequest\x1a\".facelocal.v1.DetectStreamResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.facelocal.v1.ListModelsRequest\x1a .facelocal.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66\x61\x63\x65local/v1/facelocal.proto\x12\x0c\x66\x61\x63\x65local.v1\"\xb9\x03\n\rDetectOptions\x12\x1c\n\x0fscore_threshold\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1a\n\rnms_threshold\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tmax_faces\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1a\n\rmin_face_size\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10return_landmarks\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x19\n\x0creturn_crops\x18\x06 \x01(\x08H\x05\x88\x01\x01\x12\x18\n\x0breturn_mesh\x18\x07 \x01(\x08H\x06\x88\x01\x01\x12\x10\n\x03tta\x18\x08 \x01(\tH\x07\x88\x01\x01\x12\x1a\n\rmesh_min_face\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x15\n\x08max_size\x18\n \x01(\rH\t\x88\x01\x01\x42\x12\n\x10_score_thresholdB\x10\n\x0e_nms_thresholdB\x0c\n\n_max_facesB\x10\n\x0e_min_face_sizeB\x13\n\x11_return_landmarksB\x0f\n\r_return_cropsB\x0e\n\x0c_return_meshB\x06\n\x04_ttaB\x10\n\x0e_mesh_min_faceB\x0b\n\t_max_size\"`\n\rDetectRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.facelocal.v1.DetectOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xbb\x01\n\x04\x46\x61\x63\x65\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.facelocal.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12&\n\tlandmarks\x18\x03 \x03(\x0b\x32\x13.facelocal.v1.Point\x12\x10\n\x08\x63rop_png\x18\x04 \x01(\x0c\x12\x0c\n\x04mesh\x18\x05 \x03(\x02\x12\x17\n\nmesh_score\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0cmesh_skipped\x18\x07 \x01(\tB\r\n\x0b_mesh_score\"m\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x04 \x01(\x01\x12\x0f\n\x07mesh_ms\x18\x05 \x01(\x01\"\xc8\x01\n\x0e\x44\x65tectResponse\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12!\n\x05\x66\x61\x63\x65s\x18\x04 \x03(\x0b\x32\x12.facelocal.v1.Face\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.facelocal.v1.Timings\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x16\n\x0emesh_truncated\x18\x07 \x01(\x08\x12\x11\n\ttruncated\x18\x08 \x01(\x08\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"f\n\x12\x44\x65tectBatchRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.facelocal.v1.DetectOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"l\n\tBatchItem\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1c.facelocal.v1.DetectResponseH\x00\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.facelocal.v1.ErrorH\x00\x42\t\n\x07outcome\"Q\n\x13\x44\x65tectBatchResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.facelocal.v1.BatchItem\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x8b\x01\n\x14\x44\x65tectStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.facelocal.v1.DetectResponseH\x00\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.facelocal.v1.ErrorH\x00\x42\t\n\x07outcome\"\x13\n\x11ListModelsRequest\"\x87\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x11\n\thas_dense\x18\x03 \x01(\x08\x12\x13\n\x0b\x63\x61nvas_size\x18\x04 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\r\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x0c\n\x04role\x18\x07 \x01(\t\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.facelocal.v1.ModelInfo2\xcd\x02\n\x0c\x46\x61\x63\x65\x44\x65tector\x12\x43\n\x06\x44\x65tect\x12\x1b.facelocal.v1.DetectRequest\x1a\x1c.facelocal.v1.DetectResponse\x12R\n\x0b\x44\x65tectBatch\x12 .facelocal.v1.DetectBatchRequest\x1a!.facelocal.v1.DetectBatchResponse\x12S\n\x0c\x44\x65tectStream\x12\x1b.facelocal.v1.DetectRequest\x1a\".facelocal.v1.DetectStreamResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.facelocal.v1.ListModelsRequest\x1a .facelocal.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,35 +32,35 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'facelocal.v1.facelocal_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DETECTOPTIONS']._serialized_start=47
-  _globals['_DETECTOPTIONS']._serialized_end=452
-  _globals['_DETECTREQUEST']._serialized_start=454
-  _globals['_DETECTREQUEST']._serialized_end=550
-  _globals['_BOX']._serialized_start=552
-  _globals['_BOX']._serialized_end=605
-  _globals['_POINT']._serialized_start=607
-  _globals['_POINT']._serialized_end=636
-  _globals['_FACE']._serialized_start=639
-  _globals['_FACE']._serialized_end=826
-  _globals['_TIMINGS']._serialized_start=828
-  _globals['_TIMINGS']._serialized_end=937
-  _globals['_DETECTRESPONSE']._serialized_start=940
-  _globals['_DETECTRESPONSE']._serialized_end=1140
-  _globals['_ERROR']._serialized_start=1142
-  _globals['_ERROR']._serialized_end=1180
-  _globals['_DETECTBATCHREQUEST']._serialized_start=1182
-  _globals['_DETECTBATCHREQUEST']._serialized_end=1284
-  _globals['_BATCHITEM']._serialized_start=1286
-  _globals['_BATCHITEM']._serialized_end=1394
-  _globals['_DETECTBATCHRESPONSE']._serialized_start=1396
-  _globals['_DETECTBATCHRESPONSE']._serialized_end=1477
-  _globals['_DETECTSTREAMRESPONSE']._serialized_start=1480
-  _globals['_DETECTSTREAMRESPONSE']._serialized_end=1619
-  _globals['_LISTMODELSREQUEST']._serialized_start=1621
-  _globals['_LISTMODELSREQUEST']._serialized_end=1640
-  _globals['_MODELINFO']._serialized_start=1643
-  _globals['_MODELINFO']._serialized_end=1778
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1780
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1841
-  _globals['_FACEDETECTOR']._serialized_start=1844
-  _globals['_FACEDETECTOR']._serialized_end=2177
+  _globals['_DETECTOPTIONS']._serialized_end=488
+  _globals['_DETECTREQUEST']._serialized_start=490
+  _globals['_DETECTREQUEST']._serialized_end=586
+  _globals['_BOX']._serialized_start=588
+  _globals['_BOX']._serialized_end=641
+  _globals['_POINT']._serialized_start=643
+  _globals['_POINT']._serialized_end=672
+  _globals['_FACE']._serialized_start=675
+  _globals['_FACE']._serialized_end=862
+  _globals['_TIMINGS']._serialized_start=864
+  _globals['_TIMINGS']._serialized_end=973
+  _globals['_DETECTRESPONSE']._serialized_start=976
+  _globals['_DETECTRESPONSE']._serialized_end=1176
+  _globals['_ERROR']._serialized_start=1178
+  _globals['_ERROR']._serialized_end=1216
+  _globals['_DETECTBATCHREQUEST']._serialized_start=1218
+  _globals['_DETECTBATCHREQUEST']._serialized_end=1320
+  _globals['_BATCHITEM']._serialized_start=1322
+  _globals['_BATCHITEM']._serialized_end=1430
+  _globals['_DETECTBATCHRESPONSE']._serialized_start=1432
+  _globals['_DETECTBATCHRESPONSE']._serialized_end=1513
+  _globals['_DETECTSTREAMRESPONSE']._serialized_start=1516
+  _globals['_DETECTSTREAMRESPONSE']._serialized_end=1655
+  _globals['_LISTMODELSREQUEST']._serialized_start=1657
+  _globals['_LISTMODELSREQUEST']._serialized_end=1676
+  _globals['_MODELINFO']._serialized_start=1679
+  _globals['_MODELINFO']._serialized_end=1814
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1816
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1877
+  _globals['_FACEDETECTOR']._serialized_start=1880
+  _globals['_FACEDETECTOR']._serialized_end=2213
 # @@protoc_insertion_point(module_scope)

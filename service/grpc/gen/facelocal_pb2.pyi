@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DetectOptions(_message.Message):
-    __slots__ = ("score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh", "tta", "mesh_min_face")
+    __slots__ = ("score_threshold", "nms_threshold", "max_faces", "min_face_size", "return_landmarks", "return_crops", "return_mesh", "tta", "mesh_min_face", "max_size")
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     NMS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAX_FACES_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class DetectOptions(_message.Message):
     RETURN_MESH_FIELD_NUMBER: _ClassVar[int]
     TTA_FIELD_NUMBER: _ClassVar[int]
     MESH_MIN_FACE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
     score_threshold: float
     nms_threshold: float
     max_faces: int
@@ -26,7 +27,8 @@ class DetectOptions(_message.Message):
     return_mesh: bool
     tta: str
     mesh_min_face: float
-    def __init__(self, score_threshold: _Optional[float] = ..., nms_threshold: _Optional[float] = ..., max_faces: _Optional[int] = ..., min_face_size: _Optional[float] = ..., return_landmarks: _Optional[bool] = ..., return_crops: _Optional[bool] = ..., return_mesh: _Optional[bool] = ..., tta: _Optional[str] = ..., mesh_min_face: _Optional[float] = ...) -> None: ...
+    max_size: int
+    def __init__(self, score_threshold: _Optional[float] = ..., nms_threshold: _Optional[float] = ..., max_faces: _Optional[int] = ..., min_face_size: _Optional[float] = ..., return_landmarks: _Optional[bool] = ..., return_crops: _Optional[bool] = ..., return_mesh: _Optional[bool] = ..., tta: _Optional[str] = ..., mesh_min_face: _Optional[float] = ..., max_size: _Optional[int] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
     __slots__ = ("image", "options", "request_id")

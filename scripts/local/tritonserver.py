@@ -1,6 +1,7 @@
-"""A real ``tritonserver`` on loopback, from the ``nvidia-pytriton`` wheel, serving our ONNX model.
+"""A real ``tritonserver`` on loopback, from the ``nvidia-pytriton`` wheel, serving our ONNX models (the Triton
+tests and scripts/bench_triton.py).
 
-The wheel's server has the Python backend but no ONNX Runtime backend. So the harness writes, in a
+The wheel's server has the Python backend but no ONNX Runtime backend. So the launcher writes, in a
 temporary repository, a Python-backend model with the name, inputs, outputs, batch size and dynamic
 batching of ``model_repository/retinaface/config.pbtxt`` (read from that file, not copied by hand),
 whose ``model.py`` runs the same ONNX file with onnxruntime. Only the backend differs from production.
@@ -25,11 +26,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from google.protobuf import text_format
 
+from scripts.local.ports import free_port
 from service.backends.triton_config import read_model_config
-from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_MODEL_CONFIG = ROOT / "model_repository" / "retinaface" / "config.pbtxt"
@@ -283,17 +283,3 @@ def start_local_triton(workdir: Path, onnx_path: Path, mesh_onnx_path: Path | No
     server = TritonServer(repository=repository, workdir=workdir)
     server.start()
     return server, model_name
-
-
-def photo_canvases(canvas: int) -> np.ndarray:
-    """Both shared photos letterboxed as the service does: ``(2, 3, canvas, canvas)`` uint8."""
-    from facelocal.imageio import load_image
-    from facelocal.preprocess import ResizePolicy, to_canvas
-    from tests.paths import shared_file
-
-    tensors = []
-    for name in ("selfie_group.jpg", "wider_train_band_crowd.jpg"):
-        rgb = load_image(shared_file("images", name))
-        placement = ResizePolicy("letterbox", canvas).plan(rgb.shape[1], rgb.shape[0])
-        tensors.append(to_canvas(rgb, placement))
-    return np.stack(tensors)

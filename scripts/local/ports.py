@@ -1,4 +1,4 @@
-"""Loopback ports for the servers the tests start."""
+"""Loopback ports for the local servers the tests and scripts start."""
 
 from __future__ import annotations
 
