@@ -158,7 +158,7 @@ class Detector:
         self, rgb: np.ndarray, views: Sequence[View], postprocess: PostprocessConfig
     ) -> list[FaceDetections]:
         """Each view's faces in ``rgb``'s pixels (mirrored views' as found on the mirrored image)."""
-        mirrored = np.ascontiguousarray(flip_image(rgb)) if any(view.mirrored for view in views) else None
+        mirrored = np.ascontiguousarray(flip_image(rgb)) if any(view.mirrored for view in views) else rgb
         images = [mirrored if view.mirrored else rgb for view in views]
         return self._detect_placed(images, [view.placement for view in views], postprocess)
 

@@ -274,9 +274,11 @@ class DetectionCore:
     def _follow_up(self, prepared: _Prepared, base: BatchOutput, options: DetectOptions) -> list[_View]:
         """The views a two-pass plan adds after the first view found ``base`` (the same max_size rule)."""
         width, height = prepared.width, prepared.height
+        boxes, scores, landmarks = base.rows[:3]
         placement = prepared.views[0].view.placement
-        faces = select_faces(*base.rows, placement, width, height, self._per_view(options))
+        faces = select_faces(boxes, scores, landmarks, placement, width, height, self._per_view(options))
         views = options.tta_plan.follow_up_views(width, height, faces)
+        assert prepared.rgb is not None  # _prepare keeps the pixels for a two-pass plan
         return _canvases(prepared.rgb, self._fit(views, options.max_size or self.canvas_size))
 
     def _per_view(self, options: DetectOptions) -> PostprocessConfig:
@@ -346,7 +348,7 @@ class DetectionCore:
 
 def _canvases(rgb: np.ndarray, views: Sequence[View]) -> list[_View]:
     """Each view of the ``(H, W, 3)`` RGB image with its canvas (the mirror made once, if any view needs it)."""
-    mirrored = np.ascontiguousarray(flip_image(rgb)) if any(view.mirrored for view in views) else None
+    mirrored = np.ascontiguousarray(flip_image(rgb)) if any(view.mirrored for view in views) else rgb
     return [_View(view, to_canvas(mirrored if view.mirrored else rgb, view.placement)) for view in views]
 
 
