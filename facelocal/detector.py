@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from facelocal.facemesh import MESH_MIN_FACE, NUM_VERTICES, MeshInfer, OnnxFaceM
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import ORIGINAL_SIZE, Placement, ResizePolicy, to_canvas
 from facelocal.runtime import Forward, exported_forward, torch_forward
-from facelocal.tta import TTAPlan
+from facelocal.tta import TTAPlan, View
 from facelocal.tta_ops import flip_image
 from facelocal.weights import preset_for
 
@@ -120,21 +121,57 @@ class Detector:
 
     def detect_augmented(self, rgb: np.ndarray, plan: TTAPlan) -> FaceDetections:
         """Faces in one ``(H, W, 3)`` uint8 RGB image over every view of ``plan`` (this detector's resize policy
-        first), each view post-processed (threshold, NMS) before the vote."""
+        first): the first pass's views, then the follow-up views the first view's faces call for, each view
+        post-processed (threshold as :meth:`TTAPlan.view_threshold` says, NMS) before one vote. Under a
+        ``letterbox:S`` or ``fit:S`` policy the views are placed as the service places them (:meth:`_placed`)."""
         if not plan.enabled:
             return self.detect([rgb])[0]
         height, width = rgb.shape[:2]
-        views = plan.views(width, height, self.resize)
-        mirrored = np.ascontiguousarray(flip_image(rgb)) if plan.flip else None
-        found = self._detect_placed(
-            [mirrored if view.mirrored else rgb for view in views], [view.placement for view in views]
-        )
-        faces = plan.merge(views, found, self.postprocess.post_nms_top_k)
+        per_view = replace(self.postprocess, score_threshold=plan.view_threshold(self.postprocess.score_threshold))
+        views = self._placed(plan.views(width, height, self.resize))
+        found = self._detect_views(rgb, views, per_view)
+        follow_up = self._placed(plan.follow_up_views(width, height, found[0]))
+        if follow_up:
+            views, found = views + follow_up, found + self._detect_views(rgb, follow_up, per_view)
+        faces = plan.merge(views, found, self.postprocess.post_nms_top_k, self.postprocess.score_threshold)
         return faces if self.mesh is None else self.add_meshes(rgb, faces)
 
-    def _detect_placed(self, images: Sequence[np.ndarray], placements: Sequence[Placement]) -> list[FaceDetections]:
-        """Each image's faces (no meshes) with the image put on the canvas as its placement says; placements
-        of one canvas shape go through the network as one batch."""
+    def _placed(self, views: list[View]) -> list[View]:
+        """``views`` as the service runs them under this detector's ``letterbox:S`` or ``fit:S`` policy: a view
+        whose long side exceeds ``S`` is skipped rather than tiled, the others go on the ``S`` square (letterbox)
+        or a canvas of their own size rounded up to 32 px (fit). Other policies keep every view as planned."""
+        if self.resize.mode not in ("letterbox", "fit"):
+            return views
+        size = self.resize.size
+        return [
+            replace(
+                view,
+                placement=replace(view.placement, canvas_w=size, canvas_h=size)
+                if self.resize.mode == "letterbox"
+                else view.placement.padded(),
+            )
+            for view in views
+            if max(view.placement.resized_w, view.placement.resized_h) <= size
+        ]
+
+    def _detect_views(
+        self, rgb: np.ndarray, views: Sequence[View], postprocess: PostprocessConfig
+    ) -> list[FaceDetections]:
+        """Each view's faces in ``rgb``'s pixels (mirrored views' as found on the mirrored image)."""
+        mirrored = np.ascontiguousarray(flip_image(rgb)) if any(view.mirrored for view in views) else rgb
+        images = [mirrored if view.mirrored else rgb for view in views]
+        return self._detect_placed(images, [view.placement for view in views], postprocess)
+
+    def _detect_placed(
+        self,
+        images: Sequence[np.ndarray],
+        placements: Sequence[Placement],
+        postprocess: PostprocessConfig | None = None,
+    ) -> list[FaceDetections]:
+        """Each image's faces (no meshes) with the image put on the canvas as its placement says, post-processed
+        as ``postprocess`` (default: the detector's) says; placements of one canvas shape go through the network
+        as one batch."""
+        postprocess = postprocess or self.postprocess
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, placement in enumerate(placements):
             groups[(placement.canvas_h, placement.canvas_w)].append(index)
@@ -147,7 +184,7 @@ class Detector:
                 for row, i in enumerate(chunk):
                     height, width = images[i].shape[:2]
                     results[i] = select_faces(
-                        boxes[row], scores[row], landmarks[row], placements[i], width, height, self.postprocess
+                        boxes[row], scores[row], landmarks[row], placements[i], width, height, postprocess
                     )
         return results
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -64,7 +63,8 @@ def box_voting(
     detections: Sequence[FaceDetections],
     iou_threshold: float = 0.4,
     max_faces: int = 750,
-    score: Literal["max", "view_mean"] = "max",
+    agreement: Sequence[int] | None = None,
+    min_score: float = 0.0,
 ) -> FaceDetections:
     """Merge detections of one image from several views by box voting (as the public ``bbox_vote``).
 
@@ -73,9 +73,14 @@ def box_voting(
     scores as weights, the score the cluster's maximum. Unlike the public code (which drops a lone box unless it
     is the last), single-box clusters are kept as they are.
 
-    With ``score="view_mean"`` a cluster's score is instead each view's best score in it averaged over all the
-    views (a view that missed the face counts 0): a face seen by one view of four scores a quarter, so that a
-    threshold means about what it means on one view (the maximum lets every view's false positives through).
+    ``agreement`` puts each view in a group of views that should agree (e.g. a view and its mirror). A cluster
+    then scores, for its best group, each of the group's views' best score in the cluster averaged over the
+    group (a view that missed the face counts 0): a face seen by one view of a flipped pair scores half, so that
+    a threshold means about what it means on one view (the maximum lets every view's false positives through).
+    ``[0] * len(detections)`` averages over all the views; None (every view its own group) is the maximum.
+
+    The faces scoring above ``min_score`` come back, the ``max_faces`` best, by descending score. A voted score
+    never exceeds its cluster's best, so voting stops at the first cluster led by a score of ``min_score`` or less.
     """
     first = detections[0]
     boxes = np.concatenate([d.boxes for d in detections]).astype(np.float64)
@@ -83,12 +88,16 @@ def box_voting(
     point_count = first.landmarks.shape[1] * first.landmarks.shape[2]
     landmarks = np.concatenate([d.landmarks.reshape(len(d), point_count) for d in detections]).astype(np.float64)
     views = np.concatenate([np.full(len(d), index) for index, d in enumerate(detections)])
+    groups = np.arange(len(detections)) if agreement is None else np.asarray(agreement)
+    group_sizes = np.maximum(np.bincount(groups), 1)  # numbers no view uses are never the best group
     order = np.argsort(-scores, kind="stable")
     boxes, scores, landmarks, views = boxes[order], scores[order], landmarks[order], views[order]
     alive = np.ones(len(scores), bool)
     out_boxes, out_scores, out_landmarks = [], [], []
     for i in range(len(scores)):
-        if not alive[i] or len(out_scores) == max_faces:
+        if scores[i] <= min_score:
+            break
+        if not alive[i]:
             continue
         rest = np.nonzero(alive)[0]
         # A box always joins its own cluster, even one of no area (whose IoU with itself is 0).
@@ -97,17 +106,17 @@ def box_voting(
         weights = scores[members] / scores[members].sum()
         out_boxes.append(weights @ boxes[members])
         out_landmarks.append(weights @ landmarks[members])
-        if score == "max":
-            out_scores.append(scores[members].max())
-        else:
-            best = np.zeros(len(detections))
-            np.maximum.at(best, views[members], scores[members])
-            out_scores.append(best.mean())
+        best = np.zeros(len(detections))
+        np.maximum.at(best, views[members], scores[members])
+        out_scores.append((np.bincount(groups, weights=best) / group_sizes).max())
     count = len(out_scores)
-    return FaceDetections(
+    voted = FaceDetections(
         np.asarray(out_boxes, np.float32).reshape(count, 4),
         np.asarray(out_scores, np.float32).reshape(count),
         np.asarray(out_landmarks, np.float32).reshape(count, *first.landmarks.shape[1:]),
         first.width,
         first.height,
     )
+    # Agreement scores need not fall in the order the clusters were formed.
+    ranked = np.argsort(-voted.scores, kind="stable")
+    return voted.select(ranked[voted.scores[ranked] > min_score][:max_faces])

@@ -18,7 +18,7 @@ from facelocal.contract import INPUT_DTYPE
 from facelocal.detections import FaceDetections
 from facelocal.postprocess import select_faces
 from facelocal.preprocess import ResizePolicy, to_canvas
-from facelocal.tta import TTAPlan, View
+from facelocal.tta import View
 from facelocal.tta_ops import flip_image
 from service.alignment import align_face, encode_png
 from service.backends.base import InferenceBackend
@@ -45,7 +45,8 @@ class _View:
 class _Prepared:
     """An image's size and views: the image fitted to ``max_size`` first, then any test-time augmentations.
 
-    ``rgb`` (the full-size pixels) is kept only when crops or meshes are to be cut from it.
+    ``rgb`` (the decoded pixels) is kept only when crops or meshes are to be cut from it, or a two-pass
+    test-time augmentation may need more views of it.
     """
 
     width: int
@@ -208,6 +209,10 @@ class DetectionCore:
             prepared = await loop.run_in_executor(self._executor, self._prepare, data, options, pixels)
             # Submitted together, the views of one image usually share one inference.
             outputs = await asyncio.gather(*(self._batcher.submit(view.tensor) for view in prepared.views))
+            if options.tta_plan.zoom is not None:  # a two-pass plan: its follow-up views depend on the faces found
+                follow_up = await loop.run_in_executor(self._executor, self._follow_up, prepared, outputs[0], options)
+                prepared.views += follow_up
+                outputs += await asyncio.gather(*(self._batcher.submit(view.tensor) for view in follow_up))
             # The mesh stage crops from each face's box and landmarks, so it needs the landmarks even when the
             # client does not (it drops them again).
             finish_options = options.model_copy(update={"return_landmarks": True}) if options.return_mesh else options
@@ -258,27 +263,43 @@ class DetectionCore:
         decoded = decode(data, self.settings.max_pixels, cover, reserve=pixels.take)
         rgb = decoded.rgb
         plan = options.tta_plan
-        mirrored = np.ascontiguousarray(flip_image(rgb)) if plan.flip else None
-        views = [
-            _View(view, to_canvas(mirrored if view.mirrored else rgb, view.placement))
-            for view in self._views(plan, decoded.width, decoded.height, max_size)
-        ]
-        if not keep_image:
+        fit = ResizePolicy("fit", max_size)
+        views = _canvases(rgb, self._fit(plan.views(decoded.width, decoded.height, fit), max_size))
+        # A two-pass plan's follow-up views are drawn from the decoded pixels too.
+        if not keep_image and plan.zoom is None:
             rgb = None
             pixels.release()
         return _Prepared(decoded.width, decoded.height, rgb, views, (time.perf_counter() - started) * 1000.0)
 
-    def _views(self, plan: TTAPlan, width: int, height: int, max_size: int) -> list[View]:
-        """``plan``'s views of a ``width x height`` image, each on its canvas: the image's long side fitted to
-        ``max_size`` (never upscaled) first. A canvas is the view's size rounded up to 32 px, or the model's
-        fixed square. A multi-scale view whose long side exceeds ``max_size`` is skipped rather than tiled."""
+    def _follow_up(self, prepared: _Prepared, base: BatchOutput, options: DetectOptions) -> list[_View]:
+        """The views a two-pass plan adds after the first view found ``base`` (the same max_size rule)."""
+        width, height = prepared.width, prepared.height
+        boxes, scores, landmarks = base.rows[:3]
+        placement = prepared.views[0].view.placement
+        faces = select_faces(boxes, scores, landmarks, placement, width, height, self._per_view(options))
+        views = options.tta_plan.follow_up_views(width, height, faces)
+        assert prepared.rgb is not None  # _prepare keeps the pixels for a two-pass plan
+        return _canvases(prepared.rgb, self._fit(views, options.max_size or self.canvas_size))
+
+    def _per_view(self, options: DetectOptions) -> PostprocessConfig:
+        """How each view's output becomes faces, before the views are voted (:meth:`TTAPlan.view_threshold`)."""
+        return PostprocessConfig(
+            score_threshold=options.tta_plan.view_threshold(options.score_threshold),
+            nms_threshold=options.nms_threshold,
+            post_nms_top_k=self._post_nms_top_k,
+        )
+
+    def _fit(self, views: list[View], max_size: int) -> list[View]:
+        """``views`` (a plan's, the image's long side fitted to ``max_size``, never upscaled, first) each on its
+        canvas: the view's size rounded up to 32 px, or the model's fixed square. A view whose long side exceeds
+        ``max_size`` (a multi-scale or 2x view) is skipped rather than tiled."""
         fixed = self.backend.fixed_canvas
         return [
             replace(
                 view,
                 placement=replace(view.placement, canvas_w=fixed, canvas_h=fixed) if fixed else view.placement.padded(),
             )
-            for view in plan.views(width, height, ResizePolicy("fit", max_size))
+            for view in views
             if max(view.placement.resized_w, view.placement.resized_h) <= max_size
         ]
 
@@ -291,17 +312,13 @@ class DetectionCore:
     def _finish(self, prepared: _Prepared, outputs: list[BatchOutput], options: DetectOptions) -> ImageResult:
         started = time.perf_counter()
         width, height = prepared.width, prepared.height
-        config = PostprocessConfig(
-            score_threshold=options.score_threshold,
-            nms_threshold=options.nms_threshold,
-            post_nms_top_k=self._post_nms_top_k,
-        )
+        config = self._per_view(options)
         views = [prepared_view.view for prepared_view in prepared.views]
         detections = [
             select_faces(*output.rows, view.placement, width, height, config)
             for view, output in zip(views, outputs, strict=True)
         ]
-        faces = options.tta_plan.merge(views, detections, config.post_nms_top_k)
+        faces = options.tta_plan.merge(views, detections, config.post_nms_top_k, options.score_threshold)
         faces, truncated = filter_faces(faces, options.min_face_size, self._face_limit(options))
         # The views ran concurrently, so the image waited as long as its slowest one.
         slowest = max(outputs, key=lambda output: output.queue_ms + output.inference_ms)
@@ -327,6 +344,12 @@ class DetectionCore:
                 postprocess=round((time.perf_counter() - started) * 1000.0, 3),
             ),
         )
+
+
+def _canvases(rgb: np.ndarray, views: Sequence[View]) -> list[_View]:
+    """Each view of the ``(H, W, 3)`` RGB image with its canvas (the mirror made once, if any view needs it)."""
+    mirrored = np.ascontiguousarray(flip_image(rgb)) if any(view.mirrored for view in views) else rgb
+    return [_View(view, to_canvas(mirrored if view.mirrored else rgb, view.placement)) for view in views]
 
 
 def filter_faces(faces: FaceDetections, min_face_size: float, limit: int) -> tuple[FaceDetections, bool]:

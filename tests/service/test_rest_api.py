@@ -197,6 +197,6 @@ def test_openapi_documents_every_field_and_error(http) -> None:
         "mesh_min_face",
         "max_size",
     }
-    assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale"]
+    assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale", "auto"]
     assert query["max_size"]["schema"]["maximum"] == 1920  # this server's max_size_limit
     assert all(p.get("description") for p in query.values())

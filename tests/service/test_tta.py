@@ -50,19 +50,23 @@ def test_flip_gives_unswapped_landmarks_inside_their_boxes(results) -> None:
 
 
 @pytest.mark.parametrize("name", PHOTOS)
-def test_flip_keeps_every_face_found_without_it(results, name: str) -> None:
+def test_flip_keeps_the_large_faces_found_without_it(results, name: str) -> None:
     plain, flipped = results[name, "none"], results[name, "flip"]
     assert (flipped["width"], flipped["height"]) == (plain["width"], plain["height"])
-    assert sum(f["score"] >= 0.5 for f in flipped["faces"]) >= sum(f["score"] >= 0.5 for f in plain["faces"])
+    # The pair's mean score: a face near the threshold needs both views, so a face or two may fall under it.
+    assert len(flipped["faces"]) >= len(plain["faces"]) - 2
     plain_boxes = boxes(plain)
     sides = np.minimum(plain_boxes[:, 2] - plain_boxes[:, 0], plain_boxes[:, 3] - plain_boxes[:, 1])
     large = plain_boxes[sides >= 40]
     assert len(large) >= 5
     best_iou = box_iou(large, boxes(flipped)).max(axis=1)
-    # One turned face in selfie_group.jpg (x 287..333) is boxed differently when mirrored (IoU 0.64 between
-    # the views), so its vote lands at IoU 0.79; Detector.detect_augmented votes it identically.
-    assert (best_iou >= 0.75).all(), best_iou
-    assert (best_iou >= 0.8).mean() >= 0.95, best_iou
+    # A face scores its pair's mean: in selfie_group.jpg the face at x 471..520 scores 0.62, its mirror 0.33, so
+    # the vote (0.48) falls under 0.5; every other large face is kept. One turned face (x 287..333) is boxed
+    # differently when mirrored (IoU 0.64 between the views), so its vote lands at IoU 0.79.
+    found = best_iou[best_iou > 0]
+    assert len(found) >= len(large) - 1, best_iou
+    assert (found >= 0.75).all(), best_iou
+    assert (found >= 0.8).mean() >= 0.95, best_iou
 
 
 def test_flip_matches_the_torch_reference_tta(results, weights_path) -> None:
@@ -136,11 +140,58 @@ def test_invalid_tta_is_rejected_by_rest_and_grpc(service, http) -> None:
     assert "tta" in raised.value.details()
 
 
+def test_auto_follows_up_only_where_the_first_view_finds_small_faces(http) -> None:
+    # The band crowd shrunk to 320x176: faces of 8-20 px, and the 2x image (640 px) fits the 640 canvas, so the
+    # mirrored pair runs again at 2x; single_face_small.jpg (220x269) has one face of 59 px: no second pass.
+    crowd = encode(photo("wider_train_band_crowd.jpg").resize((320, 176)), "JPEG", quality=90)
+    for image, views in ((crowd, 4), (photo_bytes("single_face_small.jpg"), 2)):
+        before = http.get("/metrics").text
+        response = http.post("/v1/detect", content=image, headers=JPEG, params={"tta": "auto"})
+        assert response.status_code == 200, response.text
+        assert response.json()["faces"]
+        after = http.get("/metrics").text
+        assert metric(after, "facelocal_batch_size_sum") - metric(before, "facelocal_batch_size_sum") == views
+
+
+def test_auto_serves_the_library_plan_with_its_follow_up_on_a_canvas_that_holds_it(start_service) -> None:
+    """On a canvas large enough for the 2x view of a 1024 px WIDER photo (long side capped at 2000), the service
+    runs auto's two passes and returns the faces ``Detector.detect_augmented`` finds on the same canvas."""
+    from facelocal.config import PostprocessConfig
+    from facelocal.detector import Detector
+    from facelocal.imageio import load_image
+    from facelocal.preprocess import ResizePolicy
+    from facelocal.tta import TTAPlan
+
+    running = start_service(canvas_size=2048, max_size_limit=2048)
+    # Post-processed as the service does, on the same canvases.
+    detector = Detector.from_onnx(
+        running.settings.model_path,
+        postprocess=PostprocessConfig(post_nms_top_k=running.settings.max_faces + 1),
+        resize=ResizePolicy("fit", 2048),
+    )
+    # A WIDER val photo whose faces under 24 px call for the 2x pair (tests/eval/test_tta.py has more).
+    path = shared_file("widerface", "val_sample", "images", "0--Parade", "0_Parade_Parade_0_102.jpg")
+    with client(running.http_url) as http:
+        before = http.get("/metrics").text
+        response = http.post("/v1/detect", content=path.read_bytes(), headers=JPEG, params={"tta": "auto"})
+        assert response.status_code == 200, response.text
+        after = http.get("/metrics").text
+    assert metric(after, "facelocal_batch_size_sum") - metric(before, "facelocal_batch_size_sum") == 4
+    expected = detector.detect_augmented(load_image(path), TTAPlan.parse("auto"))
+    served = response.json()
+    assert len(served["faces"]) == len(expected) >= 20
+    np.testing.assert_allclose(boxes(served), expected.boxes, atol=0.05)
+    np.testing.assert_allclose([f["score"] for f in served["faces"]], expected.scores, atol=1e-3)
+
+
 SPELLINGS = (
     "none",
     "flip",
     "multiscale",
     "flip,multiscale",
+    "auto",
+    "Auto",
+    "flip,auto",
     "",
     "multiscale,flip",
     "flip, multiscale",
