@@ -175,7 +175,7 @@ class Detector:
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, placement in enumerate(placements):
             groups[(placement.canvas_h, placement.canvas_w)].append(index)
-        results: list[FaceDetections | None] = [None] * len(images)
+        results: dict[int, FaceDetections] = {}
         for indices in groups.values():
             for start in range(0, len(indices), self.max_batch_size):
                 chunk = indices[start : start + self.max_batch_size]
@@ -186,7 +186,7 @@ class Detector:
                     results[i] = select_faces(
                         boxes[row], scores[row], landmarks[row], placements[i], width, height, postprocess
                     )
-        return results
+        return [results[i] for i in range(len(images))]
 
     def add_meshes(self, rgb: np.ndarray, faces: FaceDetections) -> FaceDetections:
         """``faces`` of ``rgb`` with FaceMesh vertices and presence scores (NaN for faces under ``mesh_min_face``)."""

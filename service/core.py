@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
@@ -54,6 +55,12 @@ class _Prepared:
     rgb: np.ndarray | None
     views: list[_View]
     decode_ms: float
+
+    def image(self) -> np.ndarray:
+        """The decoded ``(H, W, 3)`` RGB pixels, where :meth:`DetectionCore._prepare` kept them."""
+        if self.rgb is None:
+            raise RuntimeError("the decoded image was released before a stage that needs it")
+        return self.rgb
 
 
 class PixelBudget:
@@ -218,7 +225,7 @@ class DetectionCore:
             finish_options = options.model_copy(update={"return_landmarks": True}) if options.return_mesh else options
             result = await loop.run_in_executor(self._executor, self._finish, prepared, outputs, finish_options)
             if options.return_mesh:
-                result = await self.mesh.add_meshes(prepared.rgb, result, options, self._executor)
+                result = await self.mesh.add_meshes(prepared.image(), result, options, self._executor)
             return result
         except ServiceError:
             raise
@@ -247,7 +254,7 @@ class DetectionCore:
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, ServiceError):
                 raise outcome  # cancellation: the caller went away
-        return list(outcomes)
+        return cast(list[ImageResult | ServiceError], outcomes)
 
     async def _detect_item(self, item: bytes | ServiceError, options: DetectOptions) -> ImageResult:
         if isinstance(item, ServiceError):
@@ -261,10 +268,10 @@ class DetectionCore:
         keep_image = options.return_crops or options.return_mesh
         cover = None if keep_image else max_size
         decoded = decode(data, self.settings.max_pixels, cover, reserve=pixels.take)
-        rgb = decoded.rgb
+        rgb: np.ndarray | None = decoded.rgb
         plan = options.tta_plan
         fit = ResizePolicy("fit", max_size)
-        views = _canvases(rgb, self._fit(plan.views(decoded.width, decoded.height, fit), max_size))
+        views = _canvases(decoded.rgb, self._fit(plan.views(decoded.width, decoded.height, fit), max_size))
         # A two-pass plan's follow-up views are drawn from the decoded pixels too.
         if not keep_image and plan.zoom is None:
             rgb = None
@@ -274,12 +281,9 @@ class DetectionCore:
     def _follow_up(self, prepared: _Prepared, base: BatchOutput, options: DetectOptions) -> list[_View]:
         """The views a two-pass plan adds after the first view found ``base`` (the same max_size rule)."""
         width, height = prepared.width, prepared.height
-        boxes, scores, landmarks = base.rows[:3]
-        placement = prepared.views[0].view.placement
-        faces = select_faces(boxes, scores, landmarks, placement, width, height, self._per_view(options))
+        faces = _view_faces(base, prepared.views[0].view, width, height, self._per_view(options))
         views = options.tta_plan.follow_up_views(width, height, faces)
-        assert prepared.rgb is not None  # _prepare keeps the pixels for a two-pass plan
-        return _canvases(prepared.rgb, self._fit(views, options.max_size or self.canvas_size))
+        return _canvases(prepared.image(), self._fit(views, options.max_size or self.canvas_size))
 
     def _per_view(self, options: DetectOptions) -> PostprocessConfig:
         """How each view's output becomes faces, before the views are voted (:meth:`TTAPlan.view_threshold`)."""
@@ -315,8 +319,7 @@ class DetectionCore:
         config = self._per_view(options)
         views = [prepared_view.view for prepared_view in prepared.views]
         detections = [
-            select_faces(*output.rows, view.placement, width, height, config)
-            for view, output in zip(views, outputs, strict=True)
+            _view_faces(output, view, width, height, config) for view, output in zip(views, outputs, strict=True)
         ]
         faces = options.tta_plan.merge(views, detections, config.post_nms_top_k, options.score_threshold)
         faces, truncated = filter_faces(faces, options.min_face_size, self._face_limit(options))
@@ -327,7 +330,7 @@ class DetectionCore:
                 box=entry["box"],
                 score=entry["score"],
                 landmarks=entry["landmarks"] if options.return_landmarks else None,
-                crop=encode_png(align_face(prepared.rgb, points)) if options.return_crops else None,
+                crop=encode_png(align_face(prepared.image(), points)) if options.return_crops else None,
             )
             for entry, points in zip(faces.faces(), faces.landmarks, strict=True)
         ]
@@ -344,6 +347,13 @@ class DetectionCore:
                 postprocess=round((time.perf_counter() - started) * 1000.0, 3),
             ),
         )
+
+
+def _view_faces(output: BatchOutput, view: View, width: int, height: int, config: PostprocessConfig) -> FaceDetections:
+    """The faces one view's inference found, in the ``width x height`` image's pixels (mirrored for a mirrored
+    view, as :meth:`TTAPlan.merge` expects)."""
+    boxes, scores, landmarks = output.rows
+    return select_faces(boxes, scores, landmarks, view.placement, width, height, config)
 
 
 def _canvases(rgb: np.ndarray, views: Sequence[View]) -> list[_View]:

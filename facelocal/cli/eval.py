@@ -6,14 +6,20 @@ import argparse
 import json
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from facelocal.cli.common import add_calibration_argument, add_model_arguments, add_resize_argument
 from facelocal.config import EVAL_POSTPROCESS, PostprocessConfig
 from facelocal.runtime import PRECISIONS
 from facelocal.tta import TTA_MODES
+
+if TYPE_CHECKING:
+    from facelocal.detections import FaceDetections
+
+Key = TypeVar("Key")  # what the detections are filed under: a WIDER image key or a landmark file's path
 
 DEFAULT_VAL_IMAGES = Path("../shared/data/widerface/val_sample/images")
 DEFAULT_GROUND_TRUTH = Path("../shared/data/widerface/ground_truth")
@@ -175,7 +181,7 @@ def _build_detector(args: argparse.Namespace, **kwargs):
         return exported(export_model(model, Path(tmp) / "model.onnx", args.precision, args.calibration), about)
 
 
-def _detect_all(args: argparse.Namespace, paths: dict[str, Path]) -> tuple[dict, float, dict]:
+def _detect_all(args: argparse.Namespace, paths: Mapping[Key, Path]) -> tuple[dict[Key, FaceDetections], float, dict]:
     """Run the detector (the requested post-processing and TTA) over ``paths``.
 
     Images are decoded in a thread pool ahead of the network. Returns the detections by key, the mean
@@ -256,7 +262,8 @@ def run_widerface(args: argparse.Namespace) -> int:
         ground_truth = load_ground_truth(args.gt)
     except FileNotFoundError as exc:
         raise CommandError(str(exc)) from None
-    seconds_per_image, about = None, {}
+    seconds_per_image: float | None = None
+    about: dict[str, object] = {}
     if args.predictions:
         if not args.predictions.is_dir():
             raise CommandError(f"prediction folder {args.predictions} not found")
