@@ -19,7 +19,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e ".[torch,eval,int8,peers,dev]"
+	$(BIN)/pip install --quiet -e ".[torch,eval,int8,dev]"
 	$(BIN)/pip install --quiet --no-deps "nvidia-pytriton==0.7.0"  # tritonserver for tests/triton; see pyproject.toml
 	touch $@
 

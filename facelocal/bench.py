@@ -269,6 +269,7 @@ def run_mesh_benchmark(
     """Time the mesh stage per face on ``photo`` (the faces the detector finds there, longer side >= ``min_face``)
     in each mode of :data:`MESH_MODES`, and the detector's whole pipeline on the same photo; medians of
     ``repeats`` rounds in which the modes take turns."""
+    import cv2
     from tqdm import tqdm
 
     from facelocal.facemesh import MESH_MIN_FACE, OnnxFaceMesh, crop_faces, mesh_eligible, project_vertices
@@ -280,6 +281,7 @@ def run_mesh_benchmark(
     results = []
     for spec in threads:
         count = thread_count(spec)
+        cv2.setNumThreads(count)  # the crops' warp: process-wide, like the inference threads here
         forward = onnxruntime_forward(detector_onnx, count)
         height, width = rgb.shape[:2]
         placement = Placement(1.0, width, height, width, height)

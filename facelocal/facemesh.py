@@ -6,10 +6,10 @@ RetinaFace box and its five landmarks, and projects the vertices back into the i
 as ONNX (:class:`OnnxFaceMesh` here, the service's backends) or in torch (``facelocal.models.facemesh``).
 
 Crop: centred on the box, a square of side ``1.5 x`` the longer box side, rotated so that the eye line is
-level (roll from the two eye landmarks), resampled bilinearly to ``192 x 192``. Coordinates are continuous
-pixels (pixel ``i`` spans ``[i, i + 1)``) in the crop and in the image, as Pillow's transforms and the model use.
+level (roll from the two eye landmarks), resampled bilinearly to ``192 x 192`` (:func:`facelocal.warp.warp_affine`).
+Coordinates are continuous pixels (pixel ``i`` spans ``[i, i + 1)``) in the crop and in the image, as the model uses.
 
-Numpy and Pillow only: the service imports this module.
+Numpy and OpenCV only: the service imports this module.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from facelocal.warp import warp_affine
 
 INPUT_SIZE = 192
 NUM_VERTICES = 468
@@ -109,25 +110,11 @@ def refined_geometry(mesh: np.ndarray, crop_scale: float = CROP_SCALE) -> MeshCr
     return square_crop(centre, crop_scale * float((high - low).max()), angle)
 
 
-def crop_face(image: Image.Image | np.ndarray, geometry: MeshCrop) -> np.ndarray:
-    """The ``(192, 192, 3)`` crop (bilinear; outside the image is black) as an array of the image's type: uint8
-    for RGB, float32 for a Pillow ``F`` image. The model reads a uint8 crop as ``crop / 255`` (float32 in
-    ``[0, 1]``); the exported graph does that division itself.
-
-    Pillow's affine transform samples at pixel centres (crop pixel ``(u, v)`` reads the image at
-    ``matrix @ (u + 0.5, v + 0.5, 1)``) and truncates uint8 results (half a grey level darker on average than
-    rounding; no effect on the mesh that the tests can see). It was the fastest of the CPU resamplers tried
-    (numpy gathers, scipy.ndimage) at about 0.5-1.5 ms per crop.
-    """
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    crop = image.transform(
-        (INPUT_SIZE, INPUT_SIZE),
-        Image.Transform.AFFINE,
-        data=tuple(geometry.matrix.ravel()),
-        resample=Image.Resampling.BILINEAR,
-    )
-    return np.asarray(crop)
+def crop_face(image: np.ndarray, geometry: MeshCrop) -> np.ndarray:
+    """The ``(192, 192, 3)`` crop (bilinear; outside the image is black) of an ``(H, W, 3)`` uint8 RGB image (or
+    the ``(192, 192)`` float32 crop of an ``(H, W)`` float32 one). The model reads a uint8 crop as ``crop / 255``
+    (float32 in ``[0, 1]``); the exported graph does that division itself."""
+    return warp_affine(image, geometry.matrix, INPUT_SIZE)
 
 
 def crop_faces(
@@ -141,10 +128,8 @@ def crop_faces(
 def crop_many(rgb: np.ndarray, geometries: Sequence[MeshCrop]) -> np.ndarray:
     """The ``(N, 192, 192, 3)`` uint8 crops of ``rgb`` that ``geometries`` describe."""
     crops = np.zeros((len(geometries), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
-    if geometries:
-        image = Image.fromarray(rgb)
-        for row, geometry in enumerate(geometries):
-            crops[row] = crop_face(image, geometry)
+    for row, geometry in enumerate(geometries):
+        crops[row] = crop_face(rgb, geometry)
     return crops
 
 

@@ -1,7 +1,7 @@
 """Other face detectors, timed beside ours: OpenCV's YuNet through ``cv2.FaceDetectorYN``.
 
-Needs ``opencv-python-headless`` (the ``peers`` extra). YuNet runs its own pipeline the way a user of it would:
-OpenCV decodes the JPEG to BGR and ``detect`` does its resizing, network and NMS in one call.
+YuNet runs its own pipeline the way a user of it would: OpenCV decodes the JPEG to BGR and ``detect`` does its
+resizing, network and NMS in one call.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facelocal.bench import Pipeline
@@ -33,8 +34,6 @@ def yunet_pipeline(model_path: str | Path, threads: int, config: YuNetConfig = Y
     Stages: ``decode`` (``cv2.imdecode``), ``forward`` (``detect``: YuNet's pre-processing, network and NMS
     together, which OpenCV does not expose apart) and ``total``.
     """
-    import cv2
-
     if not Path(model_path).is_file():
         raise FileNotFoundError(f"YuNet model {model_path} not found")
     detector = cv2.FaceDetectorYN.create(

@@ -7,6 +7,8 @@ import io
 import numpy as np
 from PIL import Image
 
+from facelocal.warp import warp_affine
+
 CROP_SIZE = 112
 # Where ArcFace (InsightFace) expects the five landmarks in a 112x112 crop.
 ARCFACE_TEMPLATE = np.array(
@@ -45,12 +47,8 @@ def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def align_face(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Warp the face with ``(5, 2)`` image-pixel ``landmarks`` to a ``(112, 112, 3)`` uint8 ArcFace crop."""
     transform = umeyama_similarity(landmarks, ARCFACE_TEMPLATE)
-    # Pillow's AFFINE maps each output pixel to an input pixel, i.e. wants the inverse transform.
-    inverse = np.linalg.inv(transform)[:2].ravel()
-    crop = Image.fromarray(rgb).transform(
-        (CROP_SIZE, CROP_SIZE), Image.Transform.AFFINE, data=tuple(inverse), resample=Image.Resampling.BILINEAR
-    )
-    return np.asarray(crop)
+    # The warp maps each crop point to an image point, i.e. wants the inverse transform.
+    return warp_affine(rgb, np.linalg.inv(transform)[:2], CROP_SIZE)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -9,8 +9,8 @@ At most ``mesh_max_faces`` faces per image get a mesh (the best-scoring ones); t
 ``mesh_skipped="mesh_limit"`` and the image ``mesh_truncated=true``. Faces under the size get
 ``mesh_skipped="face_too_small"``.
 
-Backends: ONNX Runtime in process (``mesh_model_path``, exported by ``facelocal export onnx --mesh``) when the
-detector runs on ONNX Runtime; Triton's ``triton_mesh_model`` (``model_repository/facemesh``) when it runs on
+Backends: in process (``mesh_model_path``, exported by ``facelocal export onnx --mesh``) on the detector's runtime,
+OpenVINO or ONNX Runtime; Triton's ``triton_mesh_model`` (``model_repository/facemesh``) when it runs on
 Triton. Without a mesh model, ``return_mesh`` is refused with 422 ``mesh_unavailable`` and the reason.
 """
 
@@ -53,27 +53,28 @@ SKIPPED_LIMIT = "mesh_limit"
 # -- backends ------------------------------------------------------------------------------------------------
 
 
-class OnnxRuntimeMeshBackend:
-    """The exported FaceMesh graph in ONNX Runtime, in a thread of its own.
+class EmbeddedMeshBackend:
+    """The exported FaceMesh graph in process, on the detector's runtime (ONNX Runtime or OpenVINO), in a thread
+    of its own.
 
     One mesh inference (one batch from the batcher) runs its crops one at a time, split over ``threads``
-    single-threaded workers: on CPU a single crop keeps its activations in cache, so it is faster per face
-    than a batched run (``facelocal bench --mesh``), and the workers use every core.
+    single-threaded workers: on CPU a single crop keeps its activations in cache, so in ONNX Runtime it is
+    faster per face than a batched run, on OpenVINO as fast (``facelocal bench --mesh``), and one input shape
+    means one compiled OpenVINO model; the workers use every core.
     """
 
-    name = "onnxruntime"
-
-    def __init__(self, path, threads: int = 0) -> None:
+    def __init__(self, path, runtime: str, threads: int = 0) -> None:
+        self.name = runtime
         workers = threads or len(os.sched_getaffinity(0))
-        self._mesh = OnnxFaceMesh(path, threads=1, rows_at_once=1, workers=workers)
+        self._mesh = OnnxFaceMesh(path, threads=1, rows_at_once=1, workers=workers, runtime=runtime)
         self.model_name = model_metadata(path).get(MODEL_KEY, MESH_MODEL_NAME)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemesh-ort")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"facemesh-{runtime}")
 
     async def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._mesh, crops)
         except RuntimeError as exc:
-            raise unavailable(f"ONNX Runtime failed on the mesh model: {exc}") from exc
+            raise unavailable(f"{self.name} failed on the mesh model: {exc}") from exc
 
     async def ready(self) -> bool:
         return True
@@ -103,7 +104,7 @@ def create_mesh_backend(settings: Settings):
         return None, (
             f"the mesh model {path} does not exist; export it with 'facelocal export onnx --mesh' (make model does)"
         )
-    return OnnxRuntimeMeshBackend(path, settings.mesh_threads), None
+    return EmbeddedMeshBackend(path, settings.backend, settings.mesh_threads), None
 
 
 # -- the stage -----------------------------------------------------------------------------------------------

@@ -84,8 +84,8 @@ class Settings(BaseSettings):
     # The dense mesh stage (service/mesh.py): FaceMesh v1 on each detected face.
     mesh_model_path: Path | None = Field(
         Path("artifacts/facemesh.onnx"),
-        description="FaceMesh ONNX for the onnxruntime backend ('facelocal export onnx --mesh'); the default is "
-        "used when the file exists, a path set explicitly must exist; empty or 'none': no mesh",
+        description="FaceMesh ONNX for the openvino and onnxruntime backends ('facelocal export onnx --mesh'); the "
+        "default is used when the file exists, a path set explicitly must exist; empty or 'none': no mesh",
     )
     triton_mesh_model: str = Field(
         "facemesh", description="FaceMesh model in the Triton repository for the triton backend (empty: no mesh)"
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     mesh_max_delay_ms: float = Field(1.0, ge=0, description="longest wait for a mesh batch to fill, in milliseconds")
     mesh_max_queue: int = Field(512, ge=1, description="face crops waiting for mesh inference before 503 queue_full")
     mesh_threads: int = Field(
-        0, ge=0, description="threads the onnxruntime mesh backend spreads a batch's crops over (0: every core)"
+        0, ge=0, description="threads the in-process mesh backend spreads a batch's crops over (0: every core)"
     )
 
     @field_validator("mesh_model_path", mode="before")

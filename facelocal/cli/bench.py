@@ -149,16 +149,13 @@ def run_mesh(args: argparse.Namespace, model) -> int:
 
 
 def _peer_pipelines(args: argparse.Namespace) -> dict:
-    """YuNet at every thread count, or :class:`CommandError` when OpenCV or the model file is missing."""
+    """YuNet at every thread count, or :class:`CommandError` when its model file is missing."""
     from facelocal.bench import PEER_BASELINE, thread_count
     from facelocal.cli import CommandError
+    from facelocal.peers import yunet_pipeline
 
     try:
-        from facelocal.peers import yunet_pipeline
-
         return {(PEER_BASELINE, threads): yunet_pipeline(args.yunet, thread_count(threads)) for threads in args.threads}
-    except ImportError:
-        raise CommandError("--peers needs OpenCV: pip install 'facelocal[peers]'") from None
     except FileNotFoundError as exc:
         raise CommandError(f"{exc} (use --yunet)") from None
 

@@ -199,16 +199,15 @@ def test_crop_is_centred_square_and_level():
 
 
 def test_crop_samples_the_image_where_the_matrix_says():
-    # Float images whose value is the column (or row) show exactly where the crop sampled: continuous
-    # coordinates, so crop pixel (u, v) reads the image at matrix @ (u + 0.5, v + 0.5), whose pixel index is
-    # that minus 0.5.
+    # Float images whose value is the column (or row) show where the crop sampled: continuous coordinates, so
+    # crop pixel (u, v) reads the image at matrix @ (u + 0.5, v + 0.5), whose pixel index is that minus 0.5.
+    # OpenCV rounds sample positions to 1/32 pixel, hence the tolerance of 1/64.
     ys, xs = np.mgrid[0:256, 0:256].astype(np.float32)
     geometry = crop_geometry((64, 64, 192, 192), np.array([[90, 100], [160, 110], [0, 0], [0, 0], [0, 0]]), 1.0)
-    columns = crop_face(Image.fromarray(xs, mode="F"), geometry)
-    rows = crop_face(Image.fromarray(ys, mode="F"), geometry)
+    columns, rows = crop_face(xs, geometry), crop_face(ys, geometry)
     for u, v in ((0, 0), (50, 120), (191, 191), (96, 7)):
         x, y = geometry.matrix @ [u + 0.5, v + 0.5, 1]
-        assert columns[v, u] == pytest.approx(x - 0.5, abs=1e-3) and rows[v, u] == pytest.approx(y - 0.5, abs=1e-3)
+        assert columns[v, u] == pytest.approx(x - 0.5, abs=1 / 64) and rows[v, u] == pytest.approx(y - 0.5, abs=1 / 64)
 
 
 def test_refined_crop_follows_the_mesh_roll_and_extent():

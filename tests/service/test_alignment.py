@@ -1,4 +1,4 @@
-"""ArcFace alignment: the Umeyama fit and the Pillow warp put the landmarks on the template."""
+"""ArcFace alignment: the Umeyama fit and the affine warp put the landmarks on the template."""
 
 from __future__ import annotations
 
