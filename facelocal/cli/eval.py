@@ -11,7 +11,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from facelocal.cli.common import add_calibration_argument, add_model_arguments, add_resize_argument
+from facelocal.cli.common import (
+    add_calibration_argument,
+    add_mesh_weights_argument,
+    add_model_arguments,
+    add_resize_argument,
+)
 from facelocal.config import EVAL_POSTPROCESS, PostprocessConfig
 from facelocal.runtime import PRECISIONS
 from facelocal.tta import TTA_MODES
@@ -53,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     marks.add_argument("--labels", type=Path, required=True, help="label.txt: '# path' lines, then faces")
     marks.add_argument("--images", type=Path, required=True, help="folder the label paths are relative to")
     marks.add_argument("--plot", type=Path, metavar="CED.png", help="cumulative error distribution curve")
+    marks.add_argument(
+        "--mesh",
+        action="store_true",
+        help="score FaceMesh's five points (eye-contour centres, vertex 4, mouth corners 61 and 291) instead of "
+        "RetinaFace's landmarks; every detected face is meshed",
+    )
+    add_mesh_weights_argument(marks)
     _add_detection_arguments(marks)
     marks.set_defaults(func=run_landmarks)
 
@@ -181,8 +193,11 @@ def _build_detector(args: argparse.Namespace, **kwargs):
         return exported(export_model(model, Path(tmp) / "model.onnx", args.precision, args.calibration), about)
 
 
-def _detect_all(args: argparse.Namespace, paths: Mapping[Key, Path]) -> tuple[dict[Key, FaceDetections], float, dict]:
-    """Run the detector (the requested post-processing and TTA) over ``paths``.
+def _detect_all(
+    args: argparse.Namespace, paths: Mapping[Key, Path], **detector_options
+) -> tuple[dict[Key, FaceDetections], float, dict]:
+    """Run the detector (the requested post-processing and TTA, and ``detector_options`` for
+    :class:`~facelocal.detector.Detector`) over ``paths``.
 
     Images are decoded in a thread pool ahead of the network. Returns the detections by key, the mean
     seconds per image (decode excluded) and the detector's description.
@@ -202,7 +217,7 @@ def _detect_all(args: argparse.Namespace, paths: Mapping[Key, Path]) -> tuple[di
         raise CommandError(str(exc)) from None
     plan = TTAPlan.parse(args.tta)
     postprocess = _postprocess(args)
-    detector, about = _build_detector(args, postprocess=postprocess, resize=resize)
+    detector, about = _build_detector(args, postprocess=postprocess, resize=resize, **detector_options)
     about["postprocess"] = asdict(postprocess)
     detections, seconds = {}, 0.0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
@@ -312,8 +327,9 @@ def run_widerface(args: argparse.Namespace) -> int:
 
 def run_landmarks(args: argparse.Namespace) -> int:
     from facelocal.cli import CommandError
+    from facelocal.cli.common import load_mesh_model
     from facelocal.data.annotations import read_retinaface_labels
-    from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks
+    from facelocal.evaluation.landmarks import cumulative_error_distribution, evaluate_landmarks, mesh_landmarks
 
     if not args.labels.is_file():
         raise CommandError(f"labels file {args.labels} not found")
@@ -326,11 +342,26 @@ def run_landmarks(args: argparse.Namespace) -> int:
     labels = sorted((image for image in labels if image.path in chosen), key=lambda image: image.path)
     if not labels:
         raise CommandError(f"{args.labels} has no face with five landmarks")
-    detections, seconds_per_image, about = _detect_all(args, {image.path: image.path for image in labels})
+    if args.mesh_weights and not args.mesh:
+        raise CommandError("--mesh-weights needs --mesh")
+    mesh: dict = {}
+    if args.mesh:
+        from facelocal.models.facemesh import torch_mesh_infer
+        from facelocal.weights import file_sha256
+
+        mesh_model, mesh_weights = load_mesh_model(args)
+        mesh = {"mesh": torch_mesh_infer(mesh_model), "mesh_min_face": 0.0}
+    paths = {image.path: image.path for image in labels}
+    detections, seconds_per_image, about = _detect_all(args, paths, **mesh)
+    about["points"] = "retinaface"
+    if args.mesh:
+        detections = {path: mesh_landmarks(faces) for path, faces in detections.items()}
+        about |= {"points": "facemesh", "mesh_weights": str(mesh_weights), "mesh_sha256": file_sha256(mesh_weights)}
     result = evaluate_landmarks(labels, detections)
     summary = result.summary()
     print(
-        f"landmarks on {len(labels)} images: {summary['faces_matched']} faces matched, {summary['faces_missed']} missed"
+        f"{about['points']} landmarks on {len(labels)} images: {summary['faces_matched']} faces matched, "
+        f"{summary['faces_missed']} missed"
     )
     if summary["mean_nme"] is not None:
         print(

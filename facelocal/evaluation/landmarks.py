@@ -4,18 +4,21 @@ landmark ground truth (read by :func:`facelocal.data.annotations.read_retinaface
 Each ground-truth face with landmarks takes the unused detection of highest IoU, if that IoU is >= 0.5. A
 matched face's error per landmark is the Euclidean distance over ``sqrt(w * h)`` of its ground-truth box; its
 NME is the mean over the five. Faces nobody detected are reported as ``missed``, outside the NME statistics.
+:func:`mesh_landmarks` puts FaceMesh's counterparts of the five points in place of RetinaFace's, so that the same
+evaluation scores the mesh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from facelocal.data.annotations import LabelledImage
 from facelocal.detections import LANDMARK_NAMES, FaceDetections
+from facelocal.facemesh import five_points
 from facelocal.postprocess import box_iou
 
 FAILURE_NME = 0.10
@@ -92,6 +95,15 @@ def evaluate_landmarks(labels: list[LabelledImage], detections: Mapping[Path, Fa
             truth = faces.landmarks[gt_index].astype(np.float64)
             errors.append(landmark_errors(found.landmarks[det_index].astype(np.float64), truth, boxes[gt_index]))
     return LandmarkResult(np.concatenate(errors) if errors else np.zeros((0, len(LANDMARK_NAMES))), missed)
+
+
+def mesh_landmarks(faces: FaceDetections) -> FaceDetections:
+    """``faces`` with each face's five landmarks replaced by its mesh's (:func:`facelocal.facemesh.five_points`:
+    eye-contour centres, vertex 4, mouth corners 61 and 291); every face must have a mesh."""
+    if faces.meshes is None or np.isnan(faces.meshes).any():
+        raise ValueError("every face needs a mesh: detect with a mesh stage and mesh_min_face 0")
+    points = np.stack([five_points(mesh) for mesh in faces.meshes]) if len(faces) else faces.landmarks
+    return replace(faces, landmarks=points.astype(np.float32))
 
 
 def cumulative_error_distribution(
