@@ -27,7 +27,13 @@ PRECISIONS = ("fp32", "bf16", "int8")
 
 def onnxruntime_session(model_path: str | Path, threads: int = 0):
     """A CPU session with full graph optimisation (30 -> 20 ms at VGA) and ``threads`` intra-op threads
-    (0: the runtime's choice)."""
+    (0: the runtime's choice), whose idle threads sleep rather than spin.
+
+    Spinning buys ONNX Runtime's own next call a little latency but takes the cores from everything else that
+    runs beside it: the service's decoding threads (VGA on 2 cores, ``scripts/bench_service.py --backend
+    onnxruntime``: 25.5 instead of 28.3-29.1 ms of CPU per image, 70 instead of 67-68 images/s) and the other
+    pipelines of an interleaved benchmark (OpenVINO bf16 on two threads right after it: 5.2 instead of 8.1 ms).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -35,6 +41,7 @@ def onnxruntime_session(model_path: str | Path, threads: int = 0):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
 
 
