@@ -106,7 +106,14 @@ def onnxruntime_forward(model_path: str | Path, threads: int = 0) -> Forward:
 
 def openvino_config(threads: int = 0, precision: str = "fp32") -> dict:
     """OpenVINO CPU plugin settings: one stream tuned for latency, ``threads`` inference threads (0: the runtime's
-    choice), and the arithmetic precision.
+    choice), the arithmetic precision, and threads left unpinned.
+
+    OpenVINO pins each compiled model's threads to cores from the first core up, so two single-threaded models
+    (the mesh stage's workers) share one core while the other idles, and the detector's threads cannot leave a
+    core that the service's decoding threads are using. Unpinned, on 2 cores: the mesh's two workers take 0.85
+    instead of 1.55 ms a face, the service serves 144-150 instead of 128-140 VGA images/s
+    (``scripts/bench_service.py``, interleaved runs), and the detector alone is within run-to-run noise
+    (``facelocal bench``: 7.3 against 6.9 ms forward, VGA, one thread).
 
     The precision is always set because OpenVINO's default on CPUs with bfloat16 support is bf16, which is not the
     fp32 the name promises. An int8 file's quantised layers run in int8 whatever the hint; its unquantised ones
@@ -116,6 +123,7 @@ def openvino_config(threads: int = 0, precision: str = "fp32") -> dict:
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
         "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "ENABLE_CPU_PINNING": False,
     }
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
