@@ -5,8 +5,9 @@ from __future__ import annotations
 from service.schemas import ErrorResponse
 
 _ERROR_DESCRIPTIONS = {
-    400: "Bad input: empty, corrupt, truncated or zero-size image, invalid base64 or JSON (codes: empty_image, "
-    "corrupt_image, invalid_image, invalid_base64, invalid_json, missing_image)",
+    400: "Bad input: empty, corrupt, truncated or zero-size image, invalid base64 or JSON, a multipart body that does not parse or has over 1,000 "
+    "parts (codes: empty_image, corrupt_image, invalid_image, invalid_base64, invalid_json, invalid_multipart, "
+    "missing_image)",
     401: "An API key is configured and the bearer token is missing or wrong (code: unauthorized)",
     408: "The body did not arrive within body_timeout_s (body_timeout); the connection is closed",
     413: "Body over max_body_bytes (payload_too_large) or image over max_pixels (image_too_large)",
