@@ -55,7 +55,8 @@ async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBacke
     )
     warm_up = asyncio.create_task(core.start(), name="warm-up")
     warm_up.add_done_callback(_log_warm_up)
-    grpc_server = await start_grpc_server(settings, core)
+    grpc_stopping = asyncio.Event()
+    grpc_server = await start_grpc_server(settings, core, grpc_stopping)
     http_task = asyncio.create_task(http.serve(), name="uvicorn")
     stop_task = asyncio.create_task(stop.wait())
     logger.info("REST on %s:%d, gRPC on %s:%d", settings.host, settings.http_port, settings.host, settings.grpc_port)
@@ -67,6 +68,7 @@ async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBacke
     finally:
         stop_task.cancel()
         app.state.body_reads.stop()
+        grpc_stopping.set()
         http.should_exit = True
         await asyncio.gather(http_task, grpc_server.stop(settings.shutdown_grace_s), return_exceptions=True)
         await asyncio.gather(warm_up, return_exceptions=True)
