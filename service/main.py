@@ -15,6 +15,7 @@ from service.backends.base import InferenceBackend
 from service.core import DetectionCore
 from service.grpc.server import start_grpc_server
 from service.rest import create_app
+from service.rest.connections import guarded_protocol
 from service.settings import Settings
 
 logger = logging.getLogger("facelocal.service")
@@ -50,6 +51,7 @@ async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBacke
             port=settings.http_port,
             lifespan="off",
             log_level="warning",
+            http=guarded_protocol(settings.header_timeout_s, settings.max_connections),
             timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         )
     )

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         60.0, gt=0, description="longest a request body may take to arrive, in seconds, before 408 body_timeout"
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        description="longest a request head (request line and headers) may take to arrive, in seconds, from the "
+        "connection's start or the previous response; then 408 header_timeout and the connection is closed",
+    )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="open REST connections; a connection past it is answered 503 too_many_connections and closed",
+    )
     max_pixels: int = Field(40_000_000, ge=1, description="largest accepted image, in pixels (read from its header)")
     max_pixels_in_flight: int = Field(
         120_000_000,

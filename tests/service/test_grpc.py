@@ -432,9 +432,7 @@ def test_garbage_from_a_client_without_the_key_is_unauthenticated(guarded: grpc.
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED and error_code(error) == "unauthorized"
 
 
-def test_after_sigterm_a_streams_next_frame_is_answered_shutting_down(
-    start_service, images: dict[str, bytes]
-) -> None:
+def test_after_sigterm_a_streams_next_frame_is_answered_shutting_down(start_service, images: dict[str, bytes]) -> None:
     grace_s = 30.0
     running = start_service(shutdown_grace_s=grace_s)
     frames: queue.Queue = queue.Queue()
