@@ -14,6 +14,7 @@ from service.backends import create_backend
 from service.backends.base import InferenceBackend
 from service.core import DetectionCore
 from service.grpc.server import start_grpc_server
+from service.memory import map_large_blocks
 from service.rest import create_app
 from service.rest.connections import guarded_protocol
 from service.settings import Settings
@@ -88,6 +89,8 @@ def _log_warm_up(task: asyncio.Task) -> None:
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT (``facelocal serve``)."""
+
+    map_large_blocks()  # before the threads that allocate start (see service/memory.py)
 
     async def main() -> None:
         stop = asyncio.Event()
