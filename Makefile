@@ -54,11 +54,19 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(VENV)/.installed
+# The browser tests drive Debian's chromium through Playwright (which downloads no browser here): installed on
+# first use, as root or through sudo.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+test: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The README's picture of the try-it page, from the browser test that checks it.
-screenshot: $(VENV)/.installed
+screenshot: $(VENV)/.installed $(CHROMIUM)
 	FACELOCAL_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/web -k selfie_group $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed

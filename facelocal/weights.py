@@ -36,6 +36,10 @@ class WeightsNotFoundError(FileNotFoundError):
     """No usable weights path; the message names every way to provide one."""
 
 
+class WeightsNotNamedError(WeightsNotFoundError):
+    """Neither the flag, the environment nor the weights table names a file (rather than naming a missing one)."""
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -128,7 +132,7 @@ def _resolve(flag: tuple[str, str | os.PathLike | None], env: str, entry_key: st
         if weights.is_file():
             return weights
         raise WeightsNotFoundError(f"{what}: {weights} (from {source}) does not exist")
-    raise WeightsNotFoundError(f"no {what}: " + fix.format(table=path))
+    raise WeightsNotNamedError(f"no {what}: " + fix.format(table=path))
 
 
 def exported_model_path(weights: str | os.PathLike, preset: str) -> Path:
