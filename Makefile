@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WEIGHTS ?= ../shared/data/weights/mobilenet0.25_Final.pth
+# The shared data (calibration images for model-int8); the library never guesses it from the working directory.
+DATA ?= ../shared/data
 PRESET ?=
 MODEL ?= artifacts/model.onnx
 MODEL_INT8 ?= artifacts/model-int8.onnx
@@ -36,7 +38,7 @@ $(MODEL): $(WEIGHTS) $(MODEL).args $(GRAPH_SOURCES) $(VENV)/.installed
 # 300-W Helen test faces and the shared photos, never on evaluation images.
 model-int8: $(MODEL_INT8)
 $(MODEL_INT8): $(WEIGHTS) $(MODEL).args $(VENV)/.installed
-	$(BIN)/facelocal export int8 $(EXPORT_ARGS) --out $(MODEL_INT8)
+	FACELOCAL_DATA=$(abspath $(DATA)) $(BIN)/facelocal export int8 $(EXPORT_ARGS) --out $(MODEL_INT8)
 
 $(MODEL).args: FORCE
 	@mkdir -p $(dir $@)
