@@ -38,11 +38,11 @@ from loadtest import PHOTO, ensure_model, load, start_server  # noqa: E402
 from facelocal.bench import make_jpeg  # noqa: E402
 from facelocal.imageio import decode_image  # noqa: E402
 from facelocal.preprocess import ResizePolicy, to_canvas  # noqa: E402
-from scripts.local.serve import ServeProcess  # noqa: E402
 from service.backends import create_backend  # noqa: E402
 from service.core import DetectionCore  # noqa: E402
 from service.schemas import DetectOptions  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from tests.local.serve import ServeProcess  # noqa: E402
 
 MODES = ("raw backend", "in-process core", "service")
 

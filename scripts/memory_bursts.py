@@ -5,7 +5,7 @@ idle after warm-up, the peak of each burst (VmHWM, reset before the burst throug
 and idle after the bursts. A burst is 48 concurrent uploads of a 6000x6000 noise PNG just under the body limit,
 or of a 36 MP camera-sized JPEG. Prints one JSON object; the README's memory table comes from it.
 
-    .venv/bin/python scripts/memory_bursts.py --model artifacts/model.onnx [--rounds 3] [-- serve flags]
+    .venv/bin/python -m scripts.memory_bursts --model artifacts/model.onnx [--rounds 3] [-- serve flags]
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from scripts.local.serve import start_serve
 from service.settings import Settings
+from tests.local.serve import start_serve
 from tests.paths import shared_file
 
 BURST = 48
+# Uploads at once while warming up: one full batch (the default max_batch_size).
+WARM_UP = Settings.model_fields["max_batch_size"].default
 NOISE_SIDE = 6000
 # Uploads sit just under the body limit.
 BODY_LIMIT = Settings.model_fields["max_body_bytes"].default
@@ -75,37 +77,32 @@ def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def burst(url: str, body: bytes, content_type: str) -> Counter:
-    """``BURST`` uploads of ``body`` at once; how many got each (status, error code)."""
+def burst(url: str, body: bytes, content_type: str, uploads: int = BURST) -> Counter:
+    """``uploads`` uploads of ``body`` at once; how many got each (status, error code)."""
 
     def post(_: int) -> tuple[int, str]:
         with httpx.Client(base_url=url, timeout=httpx.Timeout(300.0, connect=10.0)) as http:
             response = http.post("/v1/detect", content=body, headers={"content-type": content_type})
         return response.status_code, "" if response.status_code == 200 else response.json()["error"]["code"]
 
-    with concurrent.futures.ThreadPoolExecutor(BURST) as pool:
-        return Counter(pool.map(post, range(BURST)))
+    with concurrent.futures.ThreadPoolExecutor(uploads) as pool:
+        return Counter(pool.map(post, range(uploads)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("artifacts/model.onnx"))
-    parser.add_argument("--rounds", type=int, default=3, help="bursts of each kind")
-    parser.add_argument("--noise-cache", type=Path, default=Path("/tmp/facelocal-noise-6000.png"))
-    parser.add_argument("serve_flags", nargs="*", help="extra flags for facelocal serve (after --)")
-    args = parser.parse_args()
-    uploads = {"png": (noise_png(args.noise_cache), "image/png"), "jpeg": (camera_jpeg(), "image/jpeg")}
-    server = start_serve(args.model, "--log-level", "warning", *args.serve_flags)
+def measure(model: Path, rounds: int, noise_cache: Path, serve_flags: tuple[str, ...] = ()) -> dict:
+    """Serve ``model``, warm up, then ``rounds`` bursts of each kind; the figures (MiB) and every burst's answers."""
+    uploads = {"png": (noise_png(noise_cache), "image/png"), "jpeg": (camera_jpeg(), "image/jpeg")}
+    server = start_serve(model, "--log-level", "warning", *serve_flags)
     pid = server.process.pid
     report: dict = {"sizes": {kind: len(body) for kind, (body, _) in uploads.items()}, "bursts": []}
     try:
-        with httpx.Client(base_url=server.url, timeout=120) as http:
-            for _ in range(4):  # warm-up: the code paths a burst takes, a few times
-                for body, content_type in uploads.values():
-                    http.post("/v1/detect", content=body, headers={"content-type": content_type})
+        # Warm-up: the code paths a burst takes, with full batches (the runtimes keep buffers per batch shape).
+        for _ in range(2):
+            for body, content_type in uploads.values():
+                burst(server.url, body, content_type, WARM_UP)
         time.sleep(SETTLE_S)
         report["idle_after_warm_up_mib"] = rss_kib(pid)["VmRSS"] / 1024
-        for round_ in range(args.rounds):
+        for round_ in range(rounds):
             for kind, (body, content_type) in uploads.items():
                 reset_peak(pid)
                 started = time.monotonic()
@@ -126,7 +123,17 @@ def main() -> None:
         server.stop(120)
     report["peak_mib"] = max(b["peak_mib"] for b in report["bursts"])
     report["idle_ratio"] = round(report["idle_after_bursts_mib"] / report["idle_after_warm_up_mib"], 2)
-    print(json.dumps(report, indent=1))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("artifacts/model.onnx"))
+    parser.add_argument("--rounds", type=int, default=3, help="bursts of each kind")
+    parser.add_argument("--noise-cache", type=Path, default=Path("/tmp/facelocal-noise-6000.png"))
+    parser.add_argument("serve_flags", nargs="*", help="extra flags for facelocal serve (after --)")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.model, args.rounds, args.noise_cache, tuple(args.serve_flags)), indent=1))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from facelocal.cli import main
-from scripts.local.serve import start_serve
+from tests.local.serve import start_serve
 from tests.service.helpers import client, photo_bytes
 
 

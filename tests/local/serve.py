@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.local.ports import free_port
+from tests.local.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 60.0
