@@ -8,7 +8,7 @@ its canvas for the image (``fit`` to ``canvas_size``: 640x480 for VGA):
 * ``raw backend``: the backend's ``infer`` alone on full batches of that canvas (no decode, no faces);
 * ``in-process core``: :class:`service.core.DetectionCore` called directly at the same concurrency: decode,
   canvas, micro-batched inference and face selection, in the same threads as the service (its CPU pool and
-  the backend's inference thread). This is the fair baseline of the issue's 85 % goal: the service minus HTTP;
+  the backend's inference thread): the service minus HTTP, the fair baseline for what HTTP costs;
 * ``service``: ``facelocal serve`` in a subprocess, posted to by a bare asyncio HTTP client.
 
 They take turns for ``--rounds`` rounds of ``--seconds`` each, so that drift on a shared machine hits them
