@@ -38,7 +38,8 @@ async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBacke
 
     Start: load the backend, listen on REST and gRPC, warm up in the background (``/readyz`` and gRPC
     health say ready only after the warm-up inference passed). Stop: stop accepting, answer requests whose
-    body is still arriving with 503 ``shutting_down``, let in-flight requests finish (up to
+    body is still arriving with 503 ``shutting_down`` (and an open gRPC stream's next frame in-band, which ends
+    the stream), let in-flight requests finish (up to
     ``shutdown_grace_s``), drain the batcher, release the backend.
     """
     if backend is None:
