@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WEIGHTS ?= ../shared/data/weights/mobilenet0.25_Final.pth
+# The shared data (calibration images for model-int8); the library never guesses it from the working directory.
+DATA ?= ../shared/data
 PRESET ?=
 MODEL ?= artifacts/model.onnx
 MODEL_INT8 ?= artifacts/model-int8.onnx
@@ -36,7 +38,7 @@ $(MODEL): $(WEIGHTS) $(MODEL).args $(GRAPH_SOURCES) $(VENV)/.installed
 # 300-W Helen test faces and the shared photos, never on evaluation images.
 model-int8: $(MODEL_INT8)
 $(MODEL_INT8): $(WEIGHTS) $(MODEL).args $(VENV)/.installed
-	$(BIN)/facelocal export int8 $(EXPORT_ARGS) --out $(MODEL_INT8)
+	FACELOCAL_DATA=$(abspath $(DATA)) $(BIN)/facelocal export int8 $(EXPORT_ARGS) --out $(MODEL_INT8)
 
 $(MODEL).args: FORCE
 	@mkdir -p $(dir $@)
@@ -54,11 +56,19 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(VENV)/.installed
+# The browser tests drive Debian's chromium through Playwright (which downloads no browser here): installed on
+# first use, as root or through sudo.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+test: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The README's picture of the try-it page, from the browser test that checks it.
-screenshot: $(VENV)/.installed
+screenshot: $(VENV)/.installed $(CHROMIUM)
 	FACELOCAL_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/web -k selfie_group $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed

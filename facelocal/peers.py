@@ -15,8 +15,6 @@ import numpy as np
 
 from facelocal.bench import Pipeline
 
-DEFAULT_YUNET = Path("../shared/data/peers/face_detection_yunet_2026may.onnx")
-
 
 @dataclass(frozen=True)
 class YuNetConfig:

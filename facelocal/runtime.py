@@ -26,14 +26,9 @@ PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def onnxruntime_session(model_path: str | Path, threads: int = 0):
-    """A CPU session with full graph optimisation (30 -> 20 ms at VGA) and ``threads`` intra-op threads
-    (0: the runtime's choice), whose idle threads sleep rather than spin.
-
-    Spinning buys ONNX Runtime's own next call a little latency but takes the cores from everything else that
-    runs beside it: the service's decoding threads (VGA on 2 cores, ``scripts/bench_service.py --backend
-    onnxruntime``: 25.5 instead of 28.3-29.1 ms of CPU per image, 70 instead of 67-68 images/s) and the other
-    pipelines of an interleaved benchmark (OpenVINO bf16 on two threads right after it: 5.2 instead of 8.1 ms).
-    """
+    """A CPU session with full graph optimisation and ``threads`` intra-op threads (0: the runtime's choice),
+    whose idle threads sleep rather than spin: spinning takes the cores from the service's decoding threads and
+    from whatever else runs beside it (README, "Speed")."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -61,8 +56,7 @@ def model_metadata(model_path: str | Path) -> dict[str, str]:
 
 def openvino_native_bf16() -> bool:
     """Whether OpenVINO computes bf16 natively on this CPU (AMX or AVX512-BF16): its own default precision is
-    bf16 exactly then. Elsewhere it simulates bf16, 3.5x slower than fp32 where it was measured
-    (../shared/data/peers/SOURCES.md)."""
+    bf16 exactly then. Elsewhere it simulates bf16, much slower than fp32 (README, "Speed")."""
     import openvino as ov
 
     return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
@@ -108,12 +102,10 @@ def openvino_config(threads: int = 0, precision: str = "fp32") -> dict:
     """OpenVINO CPU plugin settings: one stream tuned for latency, ``threads`` inference threads (0: the runtime's
     choice), the arithmetic precision, and threads left unpinned.
 
-    OpenVINO pins each compiled model's threads to cores from the first core up, so two single-threaded models
-    (the mesh stage's workers) share one core while the other idles, and the detector's threads cannot leave a
-    core that the service's decoding threads are using. Unpinned, on 2 cores: the mesh's two workers take 0.85
-    instead of 1.55 ms a face, the service serves 144-150 instead of 128-140 VGA images/s
-    (``scripts/bench_service.py``, interleaved runs), and the detector alone is within run-to-run noise
-    (``facelocal bench``: 7.3 against 6.9 ms forward, VGA, one thread).
+    Threads are left unpinned because OpenVINO pins each compiled model's threads from the first core up, so two
+    single-threaded models (the mesh stage's workers) would share one core while another idles, and the detector's
+    threads could not leave a core the service's decoding threads are using (figures in the README, "Cost per
+    face").
 
     The precision is always set because OpenVINO's default on CPUs with bfloat16 support is bf16, which is not the
     fp32 the name promises. An int8 file's quantised layers run in int8 whatever the hint; its unquantised ones
@@ -133,12 +125,12 @@ def openvino_config(threads: int = 0, precision: str = "fp32") -> dict:
 class OpenVinoForward:
     """The exported model on OpenVINO's CPU plugin (:func:`openvino_config`), as a :data:`Forward`.
 
-    A model compiled for one input shape runs 1.3-1.6x faster than the shape-free one (VGA, bf16, one thread:
-    5.5 against 8.5 ms), and compiling one costs 0.2-0.8 s and about 50 MB per million input pixels. So a
-    ``(B, 3, H, W)`` shape gets its own compiled model the ``SPECIALISE_AFTER``-th time it is seen, while fewer
-    than ``MAX_SPECIALISED`` shapes of at most ``MAX_SPECIALISED_PIXELS`` B*H*W in all have one (a server's
-    canvases at every batch size, a benchmark's frames); other shapes, such as a folder of photos of every size,
-    run the shape-free model. One caller at a time; outputs are copies, safe to keep across calls.
+    A model compiled for one input shape runs faster than the shape-free one, but compiling one takes time and
+    memory that grows with its pixels (README, "Speed"). So a ``(B, 3, H, W)`` shape gets its own compiled model
+    the ``SPECIALISE_AFTER``-th time it is seen, while fewer than ``MAX_SPECIALISED`` shapes of at most
+    ``MAX_SPECIALISED_PIXELS`` B*H*W in all have one (a server's canvases at every batch size, a benchmark's
+    frames); other shapes, such as a folder of photos of every size, run the shape-free model. One caller at a
+    time; outputs are copies, safe to keep across calls.
     """
 
     SPECIALISE_AFTER = 2

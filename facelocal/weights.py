@@ -1,4 +1,5 @@
-"""Where the weights come from: a flag, the environment, or the user's weights table. Never the network."""
+"""Where the weights and the shared data come from: a flag, the environment, or the user's weights table. Never
+the network, and never a path relative to wherever the command happens to run."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ WEIGHTS_TABLE_ENV = "FACELOCAL_WEIGHTS_TABLE"
 # Its old name, read with a warning for one release.
 DEPRECATED_WEIGHTS_TABLE_ENV = "FACELOCAL_CONFIG"
 DEFAULT_WEIGHTS_TABLE = Path("~/.config/facelocal/config.toml")
+# The shared data folder (photos, WIDER FACE sample, 300-W faces, peers' models): its environment variable, and
+# its key under [data] in the weights table.
+DATA_ENV = "FACELOCAL_DATA"
+DATA_KEY = "root"
 
 
 # Public checkpoints this library recognises by content, and the preset each was trained with. Files with the
@@ -34,6 +39,10 @@ KNOWN_CHECKPOINTS: dict[str, str] = {
 
 class WeightsNotFoundError(FileNotFoundError):
     """No usable weights path; the message names every way to provide one."""
+
+
+class WeightsNotNamedError(WeightsNotFoundError):
+    """Neither the flag, the environment nor the weights table names a file (rather than naming a missing one)."""
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -128,7 +137,36 @@ def _resolve(flag: tuple[str, str | os.PathLike | None], env: str, entry_key: st
         if weights.is_file():
             return weights
         raise WeightsNotFoundError(f"{what}: {weights} (from {source}) does not exist")
-    raise WeightsNotFoundError(f"no {what}: " + fix.format(table=path))
+    raise WeightsNotNamedError(f"no {what}: " + fix.format(table=path))
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A shared data file or folder that nothing names, or that is not there; the message says how to fix it."""
+
+
+def resolve_data(explicit: str | os.PathLike | None, relative: str, flag: str) -> Path:
+    """A file or folder of the shared data: ``explicit`` (``flag``'s value), else ``relative`` under
+    ``$FACELOCAL_DATA``, else under ``root`` in the weights table's ``[data]`` table::
+
+        [data]
+        root = "/data/shared/data"
+    """
+    if explicit:
+        path = Path(explicit).expanduser()
+    else:
+        table = weights_table_file()
+        root = os.environ.get(DATA_ENV)
+        if not root and table.is_file():
+            root = tomllib.loads(table.read_text()).get("data", {}).get(DATA_KEY)
+        if not root:
+            raise DataNotFoundError(
+                f"no {relative}: pass {flag} PATH, set ${DATA_ENV} to the shared data folder that holds it, "
+                f'or add [data] {DATA_KEY} = "PATH" to {table}'
+            )
+        path = Path(root).expanduser() / relative
+    if not path.exists():
+        raise DataNotFoundError(f"{path} does not exist (pass {flag} PATH)")
+    return path
 
 
 def exported_model_path(weights: str | os.PathLike, preset: str) -> Path:

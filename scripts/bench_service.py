@@ -8,7 +8,7 @@ its canvas for the image (``fit`` to ``canvas_size``: 640x480 for VGA):
 * ``raw backend``: the backend's ``infer`` alone on full batches of that canvas (no decode, no faces);
 * ``in-process core``: :class:`service.core.DetectionCore` called directly at the same concurrency: decode,
   canvas, micro-batched inference and face selection, in the same threads as the service (its CPU pool and
-  the backend's inference thread). This is the fair baseline of the issue's 85 % goal: the service minus HTTP;
+  the backend's inference thread): the service minus HTTP, the fair baseline for what HTTP costs;
 * ``service``: ``facelocal serve`` in a subprocess, posted to by a bare asyncio HTTP client.
 
 They take turns for ``--rounds`` rounds of ``--seconds`` each, so that drift on a shared machine hits them
@@ -38,11 +38,11 @@ from loadtest import PHOTO, ensure_model, load, start_server  # noqa: E402
 from facelocal.bench import make_jpeg  # noqa: E402
 from facelocal.imageio import decode_image  # noqa: E402
 from facelocal.preprocess import ResizePolicy, to_canvas  # noqa: E402
-from scripts.local.serve import ServeProcess  # noqa: E402
 from service.backends import create_backend  # noqa: E402
 from service.core import DetectionCore  # noqa: E402
 from service.schemas import DetectOptions  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from tests.local.serve import ServeProcess  # noqa: E402
 
 MODES = ("raw backend", "in-process core", "service")
 

@@ -4,7 +4,7 @@
 Each backend runs behind the same DetectionCore (JPEG decode, letterbox, micro-batching, NMS): the
 embedded one runs the service's default graph (make model: every anchor decoded), the Triton ones the
 compact graph of model_repository/retinaface (top-k outputs); both take uint8 canvases.
-Triton is the nvidia-pytriton binary the Triton tests run too (scripts/local/tritonserver.py): its Python
+Triton is the nvidia-pytriton binary the Triton tests run too (tests/local/tritonserver.py): its Python
 backend runs that ONNX file with onnxruntime, as the onnxruntime_onnx platform would.
 
 Prints the bytes each image costs on the wire (raw heads vs compact outputs, the input canvas) and
@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from facelocal.contract import INPUT_DTYPE  # noqa: E402
-from scripts.local.tritonserver import CPU_MODEL_CONFIG, start_local_triton  # noqa: E402
 from service.backends import create_backend  # noqa: E402
 from service.backends.triton_config import compact_model_shape, read_model_config  # noqa: E402
 from service.core import DetectionCore  # noqa: E402
 from service.schemas import DetectOptions  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from tests.local.tritonserver import CPU_MODEL_CONFIG, start_local_triton  # noqa: E402
 
 FLOAT_BYTES = 4
 # The network's raw heads per anchor: 4 box offsets, 2 class logits, 10 landmark offsets.

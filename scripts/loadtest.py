@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from facelocal.bench import make_jpeg  # noqa: E402
-from scripts.local.serve import ServeProcess, start_serve  # noqa: E402
+from tests.local.serve import ServeProcess, start_serve  # noqa: E402
 
 PHOTO = ROOT.parent / "shared" / "data" / "images" / "selfie_group.jpg"
 

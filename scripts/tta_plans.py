@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facelocal.cli.eval import DEFAULT_GROUND_TRUTH, DEFAULT_VAL_IMAGES
 from facelocal.config import EVAL_POSTPROCESS
 from facelocal.detections import FaceDetections
 from facelocal.detector import Detector
@@ -36,6 +37,7 @@ from facelocal.postprocess import box_iou
 from facelocal.preprocess import ResizePolicy
 from facelocal.tta import VOTE_IOU, SmallFaceZoom
 from facelocal.tta_ops import box_voting, flip_image, unflip
+from facelocal.weights import resolve_data
 
 View = tuple[float, bool]  # (upscale, mirrored)
 BASE, MIRROR = (1.0, False), (1.0, True)
@@ -97,8 +99,8 @@ def precision_counts(faces: FaceDetections, annotated_xywh: np.ndarray, threshol
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", type=Path, help="'facelocal export onnx' of the weights")
-    parser.add_argument("--images", type=Path, default=Path("../shared/data/widerface/val_sample/images"))
-    parser.add_argument("--gt", type=Path, default=Path("../shared/data/widerface/ground_truth"))
+    parser.add_argument("--images", type=Path, help=f"default: {DEFAULT_VAL_IMAGES} in $FACELOCAL_DATA")
+    parser.add_argument("--gt", type=Path, help=f"default: {DEFAULT_GROUND_TRUTH} in $FACELOCAL_DATA")
     parser.add_argument("--limit", type=int, help="only every k-th image, k chosen to leave about N")
     parser.add_argument(
         "--cache", type=Path, help="per-view detections and times: read from this pickle if it exists, else written"
@@ -106,12 +108,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.onnx is None and not (args.cache and args.cache.exists()):
         parser.error("--onnx is needed unless --cache names an existing file")
-    ground_truth = load_ground_truth(args.gt)
+    ground_truth = load_ground_truth(resolve_data(args.gt, DEFAULT_GROUND_TRUTH, "--gt"))
     if args.cache and args.cache.exists():
         found = pickle.loads(args.cache.read_bytes())
     else:
         detector = Detector.from_onnx(args.onnx, postprocess=EVAL_POSTPROCESS)
-        paths = sorted(args.images.glob("*/*.jpg"))
+        paths = sorted(resolve_data(args.images, DEFAULT_VAL_IMAGES, "--images").glob("*/*.jpg"))
         paths = paths[:: max(1, len(paths) // args.limit)] if args.limit else paths
         found = {f"{p.parent.name}/{p.stem}": run_views(detector, load_image(p)) for p in paths}
         if args.cache:

@@ -10,6 +10,7 @@ library never imports the service.
 from __future__ import annotations
 
 import argparse
+import os
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,8 @@ from pydantic.fields import FieldInfo
 from facelocal.cli import CommandError
 from facelocal.cli.common import add_preset_argument
 from service.settings import Settings
+
+ENV_PREFIX = Settings.model_config["env_prefix"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,28 +68,62 @@ def build_settings(args: argparse.Namespace) -> Settings:
 
 def export_cached(weights: Path, preset: str | None) -> Path:
     """The ONNX export of ``weights``, made on first use; a clear error when torch is not installed."""
-    from facelocal.weights import exported_model_path, preset_for
+    from facelocal.weights import preset_for
 
     if not weights.is_file():
         raise CommandError(f"weights file {weights} does not exist")
     preset = preset_for(weights, preset)
-    path = exported_model_path(weights, preset)
+
+    def export(out: Path) -> None:
+        from facelocal.config import get_config
+        from facelocal.export import export_onnx
+        from facelocal.models import load_pretrained
+
+        export_onnx(load_pretrained(get_config(preset), weights), out)
+
+    return _cached_export(weights, preset, export)
+
+
+def export_cached_mesh() -> Path | None:
+    """The ONNX export of the FaceMesh model that ``$FACELOCAL_MESH_WEIGHTS`` or the weights table's ``facemesh``
+    entry names, made on first use; ``None`` when neither names one."""
+    from facelocal.weights import MESH_WEIGHTS_KEY, WeightsNotFoundError, WeightsNotNamedError, resolve_mesh_weights
+
+    try:
+        weights = resolve_mesh_weights()
+    except WeightsNotNamedError:
+        return None
+    except WeightsNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+
+    def export(out: Path) -> None:
+        from facelocal.export import export_mesh_onnx
+        from facelocal.models.facemesh import load_facemesh
+        from facelocal.weights import file_sha256
+
+        export_mesh_onnx(load_facemesh(weights), out, source=file_sha256(weights))
+
+    return _cached_export(weights, MESH_WEIGHTS_KEY, export)
+
+
+def _cached_export(weights: Path, key: str, export: typing.Callable[[Path], None]) -> Path:
+    """``export(path)`` run once for ``weights`` under ``key`` into the cache (:func:`exported_model_path`)."""
+    from facelocal.weights import exported_model_path
+
+    path = exported_model_path(weights, key)
     if path.is_file():
         return path
     try:
-        from facelocal.export import export_onnx
-        from facelocal.models import load_pretrained
+        import torch  # noqa: F401  (the export's only extra requirement)
     except ImportError:
         raise CommandError(
             f"serving a checkpoint needs torch to export it once; install the torch extra "
             f"(pip install 'facelocal[torch]'), or export elsewhere and pass the file:\n"
             f"  facelocal export onnx --weights {weights} --out model.onnx\n  facelocal serve --model-path model.onnx"
         ) from None
-    from facelocal.config import get_config
-
     # Written beside and renamed, so a crash or a second server never leaves half a model in the cache.
     partial = path.with_suffix(".partial.onnx")
-    export_onnx(load_pretrained(get_config(preset), weights), partial)
+    export(partial)
     partial.replace(path)
     return path
 
@@ -98,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
         if args.model_path is not None:
             raise CommandError("pass --weights or --model-path, not both")
         args.model_path = export_cached(args.weights, args.preset)
+        # The mesh model named as the weights are (environment, weights table) comes with them, unless the
+        # mesh model is set itself.
+        if args.mesh_model_path is None and f"{ENV_PREFIX}MESH_MODEL_PATH" not in os.environ:
+            args.mesh_model_path = export_cached_mesh()
     settings = build_settings(args)
     if settings.backend == "onnxruntime" and not settings.model_path.is_file():
         raise CommandError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from facelocal.tta_ops import flip_image
 from service.alignment import align_face, encode_png
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
+from service.budget import Budget, Hold
 from service.errors import ServiceError, internal_error, queue_full, unavailable, validation_error
 from service.images import decode
 from service.mesh import MeshStage
@@ -63,50 +63,6 @@ class _Prepared:
         return self.rgb
 
 
-class PixelBudget:
-    """Decoded pixels held at once, over all requests: a decode that would go past ``limit`` is refused with
-    ``queue_full`` before it starts, so memory follows the budget whatever the images' sizes and formats."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._used = 0
-        # Taken in the CPU pool's threads, given back there or on the event loop.
-        self._lock = threading.Lock()
-
-    def hold(self) -> PixelHold:
-        return PixelHold(self)
-
-    def take(self, hold: PixelHold, pixels: int) -> None:
-        with self._lock:
-            # A released hold belongs to a request that has been answered or cancelled while its decode was
-            # still queued in the pool: that decode must not take pixels nobody would give back.
-            if hold.released or self._used + pixels > self.limit:
-                raise queue_full()
-            self._used += pixels
-            hold.pixels += pixels
-
-    def release(self, hold: PixelHold) -> None:
-        with self._lock:
-            self._used -= hold.pixels
-            hold.pixels = 0
-            hold.released = True
-
-
-@dataclass
-class PixelHold:
-    """The pixels one image holds in a :class:`PixelBudget`; once released it takes no more."""
-
-    budget: PixelBudget
-    pixels: int = 0
-    released: bool = False
-
-    def take(self, pixels: int) -> None:
-        self.budget.take(self, pixels)
-
-    def release(self) -> None:
-        self.budget.release(self)
-
-
 class DetectionCore:
     """Turns image bytes into :class:`ImageResult`; REST and gRPC are thin layers over it.
 
@@ -134,7 +90,7 @@ class DetectionCore:
         # decoded pixels take, however large each one is.
         self._admitted = 0
         self._admission_limit = settings.max_queue + settings.max_batch_size
-        self._pixels = PixelBudget(settings.max_pixels_in_flight)
+        self._pixels = Budget(settings.max_pixels_in_flight)
         # One face past the largest cap survives NMS, so that ``truncated`` can tell a cut result from an exact one.
         self._post_nms_top_k = max(PostprocessConfig.post_nms_top_k, settings.max_faces + 1)
 
@@ -261,7 +217,7 @@ class DetectionCore:
             raise item
         return await self.detect(item, options)
 
-    def _prepare(self, data: bytes, options: DetectOptions, pixels: PixelHold) -> _Prepared:
+    def _prepare(self, data: bytes, options: DetectOptions, pixels: Hold) -> _Prepared:
         started = time.perf_counter()
         max_size = options.max_size or self.canvas_size
         # Crops and meshes are cut from the full-size image; without them, no view is larger than max_size.

@@ -14,7 +14,9 @@ from service.backends import create_backend
 from service.backends.base import InferenceBackend
 from service.core import DetectionCore
 from service.grpc.server import start_grpc_server
+from service.memory import map_large_blocks
 from service.rest import create_app
+from service.rest.connections import guarded_protocol
 from service.settings import Settings
 
 logger = logging.getLogger("facelocal.service")
@@ -36,7 +38,8 @@ async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBacke
 
     Start: load the backend, listen on REST and gRPC, warm up in the background (``/readyz`` and gRPC
     health say ready only after the warm-up inference passed). Stop: stop accepting, answer requests whose
-    body is still arriving with 503 ``shutting_down``, let in-flight requests finish (up to
+    body is still arriving with 503 ``shutting_down`` (and an open gRPC stream's next frame in-band, which ends
+    the stream), let in-flight requests finish (up to
     ``shutdown_grace_s``), drain the batcher, release the backend.
     """
     if backend is None:
@@ -50,12 +53,14 @@ async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBacke
             port=settings.http_port,
             lifespan="off",
             log_level="warning",
+            http=guarded_protocol(settings.header_timeout_s, settings.max_connections),
             timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         )
     )
     warm_up = asyncio.create_task(core.start(), name="warm-up")
     warm_up.add_done_callback(_log_warm_up)
-    grpc_server = await start_grpc_server(settings, core)
+    grpc_stopping = asyncio.Event()
+    grpc_server = await start_grpc_server(settings, core, grpc_stopping)
     http_task = asyncio.create_task(http.serve(), name="uvicorn")
     stop_task = asyncio.create_task(stop.wait())
     logger.info("REST on %s:%d, gRPC on %s:%d", settings.host, settings.http_port, settings.host, settings.grpc_port)
@@ -67,6 +72,7 @@ async def serve(settings: Settings, stop: asyncio.Event, backend: InferenceBacke
     finally:
         stop_task.cancel()
         app.state.body_reads.stop()
+        grpc_stopping.set()
         http.should_exit = True
         await asyncio.gather(http_task, grpc_server.stop(settings.shutdown_grace_s), return_exceptions=True)
         await asyncio.gather(warm_up, return_exceptions=True)
@@ -84,6 +90,8 @@ def _log_warm_up(task: asyncio.Task) -> None:
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT (``facelocal serve``)."""
+
+    map_large_blocks()  # before the threads that allocate start (see service/memory.py)
 
     async def main() -> None:
         stop = asyncio.Event()

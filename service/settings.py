@@ -60,8 +60,26 @@ class Settings(BaseSettings):
         description="images waiting for inference; with one running batch, the most in flight before 503 queue_full",
     )
     max_body_bytes: int = Field(20 * MIB, ge=1, description="largest accepted request body in bytes")
+    max_body_bytes_in_flight: int = Field(
+        160 * MIB,
+        ge=1,
+        description="request bytes held at once over all REST requests (counted from Content-Length before reading, "
+        "or as a body streams in, until the answer); beyond it 503 queue_full",
+    )
     body_timeout_s: float = Field(
         60.0, gt=0, description="longest a request body may take to arrive, in seconds, before 408 body_timeout"
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        description="longest a request head (request line and headers) may take to arrive, in seconds, from the "
+        "connection's start or the previous response; then 408 header_timeout and the connection is closed",
+    )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="open REST connections; a connection past it is answered 503 too_many_connections and closed",
     )
     max_pixels: int = Field(40_000_000, ge=1, description="largest accepted image, in pixels (read from its header)")
     max_pixels_in_flight: int = Field(
@@ -115,6 +133,15 @@ class Settings(BaseSettings):
     def _default_size_within_the_limit(self) -> Settings:
         if self.canvas_size > self.max_size_limit:
             raise ValueError(f"canvas_size ({self.canvas_size}) must not exceed max_size_limit ({self.max_size_limit})")
+        return self
+
+    @model_validator(mode="after")
+    def _one_body_fits_the_body_budget(self) -> Settings:
+        if self.max_body_bytes > self.max_body_bytes_in_flight:
+            raise ValueError(
+                f"max_body_bytes ({self.max_body_bytes}) must not exceed max_body_bytes_in_flight "
+                f"({self.max_body_bytes_in_flight})"
+            )
         return self
 
     @model_validator(mode="after")

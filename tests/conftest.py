@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.local.ports import free_port
+from tests.local.ports import free_port
 from tests.paths import shared_file
 
 READY_TIMEOUT_S = 60.0

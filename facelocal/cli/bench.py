@@ -10,7 +10,9 @@ from pathlib import Path
 
 from facelocal.cli.common import add_calibration_argument, add_mesh_weights_argument, add_model_arguments
 
-DEFAULT_PHOTO = Path("../shared/data/images/selfie_group.jpg")
+# In the shared data ($FACELOCAL_DATA) unless --photo / --yunet say otherwise.
+DEFAULT_PHOTO = "images/selfie_group.jpg"
+DEFAULT_YUNET = "peers/face_detection_yunet_2026may.onnx"
 
 
 def _csv(choices: tuple[str, ...] | None = None):
@@ -26,7 +28,6 @@ def _csv(choices: tuple[str, ...] | None = None):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from facelocal.bench import BACKENDS, SIZES
-    from facelocal.peers import DEFAULT_YUNET
 
     parser = subparsers.add_parser("bench", help="time the whole pipeline per stage", description=__doc__)
     parser.add_argument("--sizes", type=_csv(tuple(SIZES)), default=list(SIZES), help="vga,hd,4k")
@@ -38,12 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "unless --int8-model is given)",
     )
     parser.add_argument("--peers", action="store_true", help="time OpenCV's YuNet too (the peers extra)")
-    parser.add_argument("--yunet", type=Path, default=DEFAULT_YUNET, help="YuNet ONNX file for --peers")
+    parser.add_argument(
+        "--yunet", type=Path, help=f"YuNet ONNX file for --peers (default: {DEFAULT_YUNET} in $FACELOCAL_DATA)"
+    )
     parser.add_argument("--int8-model", type=Path, metavar="MODEL.onnx", help="a 'facelocal export int8' file")
     add_calibration_argument(parser)
     parser.add_argument("--threads", type=_csv(), default=["1", "all"], help="thread counts: 1,all or numbers")
     parser.add_argument("--repeats", type=int, default=30, help="timed passes per combination (after 2 warm-ups)")
-    parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="photo the inputs are made from")
+    parser.add_argument(
+        "--photo", type=Path, help=f"photo the inputs are made from (default: {DEFAULT_PHOTO} in $FACELOCAL_DATA)"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write every result as JSON")
     parser.add_argument(
         "--mesh",
@@ -62,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
     from facelocal import bench
     from facelocal.cli import CommandError
-    from facelocal.cli.common import export_model, load_torch_model
+    from facelocal.cli.common import data_path, export_model, load_torch_model
     from facelocal.models.decoded import DecodedRetinaFace
     from facelocal.runtime import exported_forward, torch_forward
 
+    args.photo = data_path(args.photo, DEFAULT_PHOTO, "--photo")
     if not args.photo.is_file():
         raise CommandError(f"photo {args.photo} not found (use --photo)")
     if any(t != "all" and not t.isdigit() for t in args.threads):
@@ -152,10 +158,12 @@ def _peer_pipelines(args: argparse.Namespace) -> dict:
     """YuNet at every thread count, or :class:`CommandError` when its model file is missing."""
     from facelocal.bench import PEER_BASELINE, thread_count
     from facelocal.cli import CommandError
+    from facelocal.cli.common import data_path
     from facelocal.peers import yunet_pipeline
 
+    yunet = data_path(args.yunet, DEFAULT_YUNET, "--yunet")
     try:
-        return {(PEER_BASELINE, threads): yunet_pipeline(args.yunet, thread_count(threads)) for threads in args.threads}
+        return {(PEER_BASELINE, threads): yunet_pipeline(yunet, thread_count(threads)) for threads in args.threads}
     except FileNotFoundError as exc:
         raise CommandError(f"{exc} (use --yunet)") from None
 

@@ -7,8 +7,25 @@ from pathlib import Path
 
 from facelocal.config import DEFAULT_PRESET, PRESETS
 
-# Calibration images for int8 that are no evaluation images: the 300-W Helen test faces and the shared photos.
-DEFAULT_CALIBRATION = [Path("../shared/data/landmarks/300w_helen_test/images"), Path("../shared/data/images")]
+# Calibration images for int8 that are no evaluation images, in the shared data: the 300-W Helen test faces and
+# the shared photos.
+DEFAULT_CALIBRATION = ("landmarks/300w_helen_test/images", "images")
+
+
+def data_path(value: Path | None, relative: str, flag: str) -> Path:
+    """``value`` (a flag's), else ``relative`` in the shared data (:func:`facelocal.weights.resolve_data`)."""
+    from facelocal.cli import CommandError
+    from facelocal.weights import DataNotFoundError, resolve_data
+
+    try:
+        return resolve_data(value, relative, flag)
+    except DataNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def calibration_folders(given: list[Path] | None) -> list[Path]:
+    """``given`` (``--calibration``), else :data:`DEFAULT_CALIBRATION` in the shared data."""
+    return list(given) if given else [data_path(None, folder, "--calibration") for folder in DEFAULT_CALIBRATION]
 
 
 def add_resize_argument(parser: argparse.ArgumentParser) -> None:
@@ -92,16 +109,15 @@ def add_calibration_argument(parser: argparse.ArgumentParser) -> None:
         "--calibration",
         type=Path,
         nargs="+",
-        default=DEFAULT_CALIBRATION,
         metavar="DIR",
         help="folders of int8 calibration images, never evaluation images "
-        "(default: the 300-W Helen test faces and the shared photos)",
+        "(default: the 300-W Helen test faces and the photos of the shared data, $FACELOCAL_DATA)",
     )
 
 
-def export_model(model, out: Path, precision: str | None, calibration: list[Path]) -> Path:
+def export_model(model, out: Path, precision: str | None, calibration: list[Path] | None) -> Path:
     """``model`` exported to ``out``: the fp32 graph, or for ``int8`` that graph quantised with the images in the
-    ``calibration`` folders."""
+    ``calibration`` folders (see :func:`calibration_folders`)."""
     import tempfile
 
     from facelocal.cli import CommandError
@@ -112,7 +128,7 @@ def export_model(model, out: Path, precision: str | None, calibration: list[Path
     from facelocal.quantize import calibration_images, quantize_int8
 
     try:
-        images = calibration_images(calibration)
+        images = calibration_images(calibration_folders(calibration))
     except FileNotFoundError as exc:
         raise CommandError(str(exc)) from None
     print(f"calibrating int8 on {len(images)} images")

@@ -16,6 +16,7 @@ from facelocal.cli.common import (
     add_mesh_weights_argument,
     add_model_arguments,
     add_resize_argument,
+    data_path,
 )
 from facelocal.config import EVAL_POSTPROCESS, PostprocessConfig
 from facelocal.runtime import PRECISIONS
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 
 Key = TypeVar("Key")  # what the detections are filed under: a WIDER image key or a landmark file's path
 
-DEFAULT_VAL_IMAGES = Path("../shared/data/widerface/val_sample/images")
-DEFAULT_GROUND_TRUTH = Path("../shared/data/widerface/ground_truth")
+# In the shared data ($FACELOCAL_DATA) unless --images / --gt say otherwise.
+DEFAULT_VAL_IMAGES = "widerface/val_sample/images"
+DEFAULT_GROUND_TRUTH = "widerface/ground_truth"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
 
     wider = tasks.add_parser("widerface", help="Easy/Medium/Hard AP with the official protocol")
-    wider.add_argument("--images", type=Path, default=DEFAULT_VAL_IMAGES, help="WIDER layout: EVENT/NAME.jpg")
-    wider.add_argument("--gt", type=Path, default=DEFAULT_GROUND_TRUTH, help="folder of the official .mat files")
+    wider.add_argument(
+        "--images", type=Path, help=f"WIDER layout: EVENT/NAME.jpg (default: {DEFAULT_VAL_IMAGES} in $FACELOCAL_DATA)"
+    )
+    wider.add_argument(
+        "--gt",
+        type=Path,
+        help=f"folder of the official .mat files (default: {DEFAULT_GROUND_TRUTH} in $FACELOCAL_DATA)",
+    )
     wider.add_argument(
         "--predictions", type=Path, help="evaluate this folder of official txt files instead of detecting"
     )
@@ -161,7 +169,7 @@ def _build_detector(args: argparse.Namespace, **kwargs):
     import tempfile
 
     from facelocal.cli import CommandError
-    from facelocal.cli.common import export_model, load_torch_model, weights_from_args
+    from facelocal.cli.common import calibration_folders, export_model, load_torch_model, weights_from_args
     from facelocal.contract import PRECISION_KEY, PRESET_KEY
     from facelocal.detector import Detector
     from facelocal.runtime import model_metadata, resolve_precision
@@ -188,7 +196,7 @@ def _build_detector(args: argparse.Namespace, **kwargs):
             raise CommandError("the torch network runs in fp32 only")
         return Detector.from_model(model, **kwargs), about | {"runtime": "torch", "precision": "fp32"}
     if args.precision == "int8":
-        about["calibration"] = [str(folder) for folder in args.calibration]
+        about["calibration"] = [str(folder) for folder in calibration_folders(args.calibration)]
     with tempfile.TemporaryDirectory() as tmp:  # the runtime holds the graph in memory once built
         return exported(export_model(model, Path(tmp) / "model.onnx", args.precision, args.calibration), about)
 
@@ -274,7 +282,7 @@ def run_widerface(args: argparse.Namespace) -> int:
     from facelocal.evaluation.widerface import evaluate, load_ground_truth
 
     try:
-        ground_truth = load_ground_truth(args.gt)
+        ground_truth = load_ground_truth(data_path(args.gt, DEFAULT_GROUND_TRUTH, "--gt"))
     except FileNotFoundError as exc:
         raise CommandError(str(exc)) from None
     seconds_per_image: float | None = None
@@ -285,17 +293,18 @@ def run_widerface(args: argparse.Namespace) -> int:
         predictions = _selected(read_predictions(args.predictions), args)
         source = str(args.predictions)
     else:
-        if not args.images.is_dir():
+        images = args.images or data_path(None, DEFAULT_VAL_IMAGES, "--images or --predictions")
+        if not images.is_dir():
             raise CommandError(
-                f"no validation images at {args.images}: pass --images DIR (EVENT/NAME.jpg) or --predictions DIR"
+                f"no validation images at {images}: pass --images DIR (EVENT/NAME.jpg) or --predictions DIR"
             )
-        paths = _selected({f"{p.parent.name}/{p.stem}": p for p in args.images.glob("*/*.jpg")}, args)
+        paths = _selected({f"{p.parent.name}/{p.stem}": p for p in images.glob("*/*.jpg")}, args)
         detections, seconds_per_image, about = _detect_all(args, paths)
         predictions = {key: detections_to_xywhs(found) for key, found in detections.items()}
         if args.save_predictions:
             for key, faces in predictions.items():
                 write_prediction(args.save_predictions, key, faces)
-        source = str(args.images)
+        source = str(images)
     if not predictions:
         raise CommandError(f"no images found in {source}")
     try:

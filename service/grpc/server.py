@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha import reflection
 
 from service.core import DetectionCore
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
+from service.grpc.messages import GuardedRegistration
 from service.grpc.servicer import SERVICE_NAME, FaceDetectorServicer
 from service.settings import Settings
 
@@ -62,12 +63,15 @@ class ReadinessHealthServicer(health.aio.HealthServicer):
             await self.sync()
 
 
-async def start_grpc_server(settings: Settings, core: DetectionCore) -> grpc.aio.Server:
+async def start_grpc_server(
+    settings: Settings, core: DetectionCore, stopping: asyncio.Event | None = None
+) -> grpc.aio.Server:
     """Starts FaceDetector, health and reflection on ``settings.host:settings.grpc_port`` over ``core``; health
     reports NOT_SERVING until the core's warm-up has passed, so the server may start before it.
 
-    Requests over ``settings.max_body_bytes`` are INVALID_ARGUMENT (``payload_too_large``); replies are at most
-    :func:`max_reply_bytes`. Stop it with ``await server.stop(grace)``.
+    Requests over ``settings.max_body_bytes`` are INVALID_ARGUMENT (``payload_too_large``), and so are messages
+    that do not parse (``invalid_message``); replies are at most :func:`max_reply_bytes`. Set ``stopping``
+    before ``await server.stop(grace)``: open streams then end at their next frame.
     """
     server = grpc.aio.server(
         options=[
@@ -80,9 +84,13 @@ async def start_grpc_server(settings: Settings, core: DetectionCore) -> grpc.aio
     # Two batches in flight per stream keep the batcher fed; never more than the queue holds.
     stream_window = min(2 * settings.max_batch_size, settings.max_queue)
     servicer = FaceDetectorServicer(
-        core, api_key=settings.api_key, stream_window=stream_window, max_request_bytes=settings.max_body_bytes
+        core,
+        api_key=settings.api_key,
+        stream_window=stream_window,
+        max_request_bytes=settings.max_body_bytes,
+        stopping=stopping,
     )
-    pb_grpc.add_FaceDetectorServicer_to_server(servicer, server)
+    pb_grpc.add_FaceDetectorServicer_to_server(servicer, GuardedRegistration(server, servicer.refuse_unparsable))
     health_servicer = ReadinessHealthServicer(core)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

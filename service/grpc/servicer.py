@@ -43,15 +43,22 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
     """Detect, DetectBatch, DetectStream and ListModels over ``core`` (a started DetectionCore)."""
 
     def __init__(
-        self, core: DetectionCore, api_key: SecretStr | None, stream_window: int, max_request_bytes: int
+        self,
+        core: DetectionCore,
+        api_key: SecretStr | None,
+        stream_window: int,
+        max_request_bytes: int,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         """``stream_window``: frames of one DetectStream in flight at once; more than one batch keeps the
         batcher fed while the previous batch runs, and the bound keeps one client from filling the queue.
-        ``max_request_bytes``: the largest request message (REST's max_body_bytes)."""
+        ``max_request_bytes``: the largest request message (REST's max_body_bytes). ``stopping``: set when the
+        server shuts down; an open stream's next frame is then answered ``shutting_down`` and the stream ends."""
         self._core = core
         self._api_key = api_key
         self._stream_window = stream_window
         self._max_request_bytes = max_request_bytes
+        self._stopping = stopping or asyncio.Event()
 
     async def Detect(self, request: pb.DetectRequest, context: grpc.aio.ServicerContext) -> pb.DetectResponse:
         async with self._handling(context, "Detect"):
@@ -88,6 +95,8 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
                 async for request in request_iterator:
                     await window.acquire()
                     in_order.put_nowait(asyncio.create_task(self._detect_frame(request)))
+                    if self._stopping.is_set():
+                        break  # that frame is answered shutting_down: shutdown need not wait for the client
             finally:
                 in_order.put_nowait(None)
 
@@ -115,6 +124,8 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
     async def _detect_frame(self, request: pb.DetectRequest) -> pb.DetectStreamResponse:
         started = time.perf_counter()
         try:
+            if self._stopping.is_set():
+                raise errors.unavailable("the server is shutting down; send the frame again", code="shutting_down")
             self._check_request(request)
             options = converters.options_from_proto(request.options)
             result = await self._core.detect(request.image, options)
@@ -123,6 +134,11 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
             return pb.DetectStreamResponse(request_id=request.request_id, error=converters.error_to_proto(error))
         self._record("DetectStream", grpc.StatusCode.OK, started)
         return pb.DetectStreamResponse(request_id=request.request_id, result=converters.result_to_proto(result))
+
+    async def refuse_unparsable(self, context: grpc.aio.ServicerContext, endpoint: str) -> None:
+        """Answer a call whose request message does not parse (see :mod:`service.grpc.messages`)."""
+        async with self._handling(context, endpoint):
+            raise errors.bad_request("invalid_message", f"the request is not a valid {endpoint} request message")
 
     @contextlib.asynccontextmanager
     async def _handling(self, context: grpc.aio.ServicerContext, endpoint: str, record: bool = True):

@@ -9,8 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.budget import Budget
 from service.core import DetectionCore
 from service.errors import ServiceError, format_validation_errors, internal_error
+from service.memory import IdleTrim
 from service.rest.dependencies import require_api_key
 from service.rest.docs import OPENAPI_PATH, install_docs
 from service.rest.middleware import BodyLimitMiddleware, BodyReads, MetricsMiddleware
@@ -56,6 +58,8 @@ def create_app(settings: Settings, core: DetectionCore) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         timeout_s=settings.body_timeout_s,
         reads=app.state.body_reads,
+        bodies=Budget(settings.max_body_bytes_in_flight),
+        trim=IdleTrim(),
     )
     app.add_middleware(MetricsMiddleware, metrics=core.metrics)
     return app

@@ -9,7 +9,8 @@ from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from service.errors import (
     ServiceError,
@@ -41,7 +42,7 @@ async def read_image(request: Request, query: DetectOptions) -> tuple[bytes, Det
     """The one image of ``POST /v1/detect`` and the options (JSON fields override query parameters)."""
     kind = media_type(request)
     if kind == "multipart/form-data":
-        form = await request.form()
+        form = await _read_form(request)
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
             raise bad_request("missing_image", "multipart field 'image' (a file) is required")
@@ -60,7 +61,7 @@ async def read_images(request: Request, query: DetectOptions) -> tuple[list[byte
     """The images of ``POST /v1/detect/batch``; an undecodable base64 item becomes that item's error."""
     kind = media_type(request)
     if kind == "multipart/form-data":
-        form = await request.form()
+        form = await _read_form(request)
         uploads = [item for item in form.getlist("images") if isinstance(item, UploadFile)]
         if not uploads:
             raise bad_request("missing_image", "multipart field 'images' (one or more files) is required")
@@ -111,11 +112,24 @@ async def _read_upload(upload: UploadFile) -> bytes:
     return data
 
 
-async def _parse_json(request: Request, model: type[ModelT]) -> ModelT:
+async def _read_form(request: Request) -> FormData:
+    """The multipart form; 400 ``invalid_multipart`` for a body that does not parse or has more than 1,000 parts
+    (Starlette's limits), which Starlette itself would answer with a bare HTTP error."""
     try:
-        payload = json.loads(await request.body())
+        return await request.form()
+    except HTTPException as exc:
+        raise bad_request("invalid_multipart", f"the multipart body cannot be read: {exc.detail}") from None
+
+
+async def _parse_json(request: Request, model: type[ModelT]) -> ModelT:
+    body = await request.body()
+    try:
+        payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise bad_request("invalid_json", "the body is not valid JSON") from None
+    except RecursionError:
+        # Python's parser recurses once per nesting level; no request field is nested more than twice.
+        raise bad_request("invalid_json", "the body nests JSON arrays or objects too deeply") from None
     try:
         return model.model_validate(payload)
     except ValidationError as exc:

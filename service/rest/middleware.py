@@ -6,7 +6,9 @@ import asyncio
 import json
 import time
 
-from service.errors import payload_too_large, request_timeout, unavailable
+from service.budget import Budget
+from service.errors import ServiceError, payload_too_large, request_timeout, unavailable
+from service.memory import IdleTrim
 from service.metrics import ServiceMetrics, record_request
 
 
@@ -47,21 +49,41 @@ class BodyReads:
 class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes`` with 413: by ``Content-Length`` before reading, and while streaming
     (chunked uploads or a lying header) by counting what arrives. Bodies still arriving ``timeout_s`` after
-    the request started get 408, and at shutdown 503 (see :class:`BodyReads`)."""
+    the request started get 408, and at shutdown 503 (see :class:`BodyReads`).
 
-    def __init__(self, app, max_bytes: int, timeout_s: float, reads: BodyReads) -> None:
+    Every body is held in ``bodies`` until its request is answered (by ``Content-Length`` before reading, else as
+    it arrives): past the budget, 503 ``queue_full``. When no body is held, ``trim`` hears that the REST side is
+    idle."""
+
+    def __init__(self, app, max_bytes: int, timeout_s: float, reads: BodyReads, bodies: Budget, trim: IdleTrim) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.reads = reads
+        self.bodies = bodies
+        self.trim = trim
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        self.trim.busy()
+        hold = self.bodies.hold()
+        try:
+            await self._limited(scope, receive, send, hold)
+        finally:
+            hold.release()
+            if self.bodies.used == 0:
+                self.trim.idle()
+
+    async def _limited(self, scope, receive, send, hold) -> None:
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            error = payload_too_large(f"the body is {int(declared)} bytes; the limit is {self.max_bytes}")
-            return await _send_json(send, error.http_status, error.to_dict())
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        try:
+            if length is not None and length > self.max_bytes:
+                raise payload_too_large(f"the body is {length} bytes; the limit is {self.max_bytes}")
+            hold.take(length or 0)
+        except ServiceError as error:
+            return await _send_json(send, error)
         deadline = asyncio.get_running_loop().time() + self.timeout_s
         received = 0
         complete = False
@@ -74,10 +96,13 @@ class BodyLimitMiddleware:
             # Raised inside the route, so the app's ServiceError handler answers 408, 413 or 503.
             message = await self.reads.receive(receive, deadline)
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = len(message.get("body", b""))
+                received += chunk
                 complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise payload_too_large(f"the body exceeds the limit of {self.max_bytes} bytes")
+                if received > hold.units:  # no Content-Length (chunked), or one that understated the body
+                    hold.take(received - hold.units)
             return message
 
         await self.app(scope, limited_receive, send)
@@ -111,8 +136,10 @@ class MetricsMiddleware:
             record_request(self.metrics, "rest", endpoint, status, time.perf_counter() - started)
 
 
-async def _send_json(send, status: int, body: dict) -> None:
-    payload = json.dumps(body).encode()
+async def _send_json(send, error: ServiceError) -> None:
+    payload = json.dumps(error.to_dict()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if error.retry_after_s is not None:
+        headers.append((b"retry-after", str(error.retry_after_s).encode()))
+    await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelocal.imageio import ImageDecodeError, decode_image, decode_reduced
+from facelocal.imageio import ImageDecodeError, _to_rgb, decode_image, decode_reduced
 from tests.paths import shared_file
 
 
@@ -85,3 +85,50 @@ def test_reserve_runs_after_the_header_checks_and_can_refuse_the_decode(photo_60
     with pytest.raises(ImageDecodeError) as too_large:
         decode_reduced(_encode(photo_6000, "JPEG", quality=90), max_pixels=1_000_000, reserve=refuse)
     assert too_large.value.code == "image_too_large"
+
+
+# --- image modes: everything becomes 8-bit RGB ------------------------------------------------------------------
+
+
+def _decoded(image: Image.Image, fmt: str = "PNG") -> np.ndarray:
+    return decode_image(_encode(image, fmt))
+
+
+def test_sixteen_bit_grey_is_rescaled_to_eight_bits() -> None:
+    ramp = np.array([[0, 257 * 128, 65535]], np.uint16)
+    rgb = _decoded(Image.fromarray(ramp))  # saved as a 16-bit grey PNG
+    assert rgb.shape == (1, 3, 3) and rgb.dtype == np.uint8
+    assert rgb[0, :, 0].tolist() == [0, 128, 255] and (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def _converted(image: Image.Image) -> list:
+    """The conversion alone, for modes no accepted format decodes to directly."""
+    return np.asarray(_to_rgb(image))[0, :, 1].tolist()
+
+
+def test_thirty_two_bit_grey_keeps_eight_bit_values_and_rescales_larger_ones() -> None:
+    assert _converted(Image.fromarray(np.array([[0, 100, 255]], np.int32))) == [0, 100, 255]
+    assert _converted(Image.fromarray(np.array([[0, 65535]], np.int32))) == [0, 255]
+
+
+def test_float_images_are_rescaled_like_grey() -> None:
+    assert _converted(Image.fromarray(np.array([[0.0, 255.0]], np.float32))) == [0, 255]
+
+
+def test_transparency_is_composited_on_white() -> None:
+    rgba = np.array([[[255, 0, 0, 255], [0, 0, 255, 0]]], np.uint8)  # opaque red, transparent blue
+    assert _decoded(Image.fromarray(rgba, "RGBA")).tolist() == [[[255, 0, 0], [255, 255, 255]]]
+    la = np.array([[[40, 255], [40, 0]]], np.uint8)
+    assert _decoded(Image.fromarray(la, "LA")).tolist() == [[[40, 40, 40], [255, 255, 255]]]
+    palette = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
+    palette.putpalette([10, 20, 30, 200, 100, 50])
+    palette.info["transparency"] = 1
+    assert _decoded(palette).tolist() == [[[10, 20, 30], [255, 255, 255]]]
+
+
+def test_cmyk_and_greyscale_become_rgb() -> None:
+    cmyk = Image.new("CMYK", (2, 2), (0, 255, 255, 0))  # pure red in print colours
+    red = _decoded(cmyk, "JPEG")
+    assert red.shape == (2, 2, 3) and red[0, 0, 0] > 200 and red[0, 0, 1:].max() < 60
+    grey = _decoded(Image.new("L", (2, 2), 77))
+    assert grey.shape == (2, 2, 3) and (grey == 77).all()

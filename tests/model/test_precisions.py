@@ -203,8 +203,8 @@ def shipped_int8_model(onnx_model_path, tmp_path_factory):
     """The int8 file ``facelocal export int8`` makes with its default calibration (about a minute on 2 cores)."""
     from facelocal.cli.common import DEFAULT_CALIBRATION
 
-    root = shared_file("images", "selfie_group.jpg").parents[2]
-    folders = [root / folder.relative_to("../shared") for folder in DEFAULT_CALIBRATION]
+    root = shared_file("images", "selfie_group.jpg").parents[1]
+    folders = [root / folder for folder in DEFAULT_CALIBRATION]
     return quantize_int8(onnx_model_path, tmp_path_factory.mktemp("int8") / "int8.onnx", calibration_images(folders))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,26 @@ def test_the_new_variable_wins_over_the_old_one(table, tmp_path, monkeypatch):
         warnings.simplefilter("error")
         with pytest.raises(WeightsNotFoundError, match="none.toml"):
             resolve_weights()
+
+
+def test_shared_data_comes_from_the_flag_the_environment_or_the_table_never_the_working_directory(
+    table, tmp_path, monkeypatch, weights_path
+) -> None:
+    from facelocal.cli import main
+    from facelocal.weights import DataNotFoundError, resolve_data
+
+    data = weights_path.parents[1]  # shared/data
+    photo = "images/selfie_group.jpg"
+    monkeypatch.delenv("FACELOCAL_DATA", raising=False)
+    monkeypatch.setenv("FACELOCAL_WEIGHTS_TABLE", str(table))
+    # Run from inside the repository, where ../shared/data does exist: still nothing is guessed.
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    with pytest.raises(DataNotFoundError, match="pass --photo PATH, set \\$FACELOCAL_DATA"):
+        resolve_data(None, photo, "--photo")
+    assert main(["bench", "--weights", str(weights_path), "--threads", "1"]) == 2  # a clear error, not a traceback
+    assert resolve_data(data / photo, photo, "--photo") == data / photo
+    table.write_text(table.read_text() + f'[data]\nroot = "{data}"\n')
+    assert resolve_data(None, photo, "--photo") == data / photo
+    monkeypatch.setenv("FACELOCAL_DATA", str(tmp_path))
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        resolve_data(None, photo, "--photo")  # the environment wins over the table

@@ -1,5 +1,5 @@
 """Helpers for the service tests: an HTTP client with timeouts, content-type headers, encoded test images,
-metric reading and a backend that can be held or broken (``facelocal serve`` subprocesses: scripts.local.serve)."""
+metric reading and a backend that can be held or broken (``facelocal serve`` subprocesses: tests.local.serve)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -394,6 +396,72 @@ def test_message_over_max_body_bytes_is_invalid_argument_not_worth_retrying(
     # Over twice the limit, gRPC refuses the message before reading it, as the .proto says.
     huge = rpc_error(stub.Detect, pb.DetectRequest(image=images["selfie_group.jpg"] * 2), metadata=bearer)
     assert huge.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and error_code(huge) is None
+
+
+# --- messages that do not parse, and shutdown ------------------------------------------------------------------
+
+# Field 1 as a length-delimited value running past the end: no message of any type parses from it.
+GARBAGE = b"\x0a\xff\xff\xff\x0f" + b"\x00" * 16
+
+
+@pytest.mark.parametrize("method", ["Detect", "DetectBatch", "ListModels", "DetectStream"])
+def test_a_message_that_does_not_parse_is_invalid_argument_without_internals(
+    grpc_service: Connected, images: dict[str, bytes], method: str
+) -> None:
+    path = f"/{SERVICE}/{method}"
+    if method == "DetectStream":
+        # Frames before the garbage are answered; then the call ends INVALID_ARGUMENT.
+        call = grpc_service.channel.stream_stream(path)(
+            iter([pb.DetectRequest(image=images["wider_train_band_crowd.jpg"]).SerializeToString(), GARBAGE]),
+            timeout=TIMEOUT_S,
+        )
+        answered = []
+        with pytest.raises(grpc.RpcError) as caught:
+            answered += [pb.DetectStreamResponse.FromString(raw) for raw in call]
+        assert len(answered) <= 1
+        error = caught.value
+    else:
+        error = rpc_error(grpc_service.channel.unary_unary(path), GARBAGE)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error_code(error) == "invalid_message"
+    assert "Error" not in error.details() and "Exception" not in error.details() and "<class" not in error.details()
+
+
+def test_garbage_from_a_client_without_the_key_is_unauthenticated(guarded: grpc.Channel) -> None:
+    error = rpc_error(guarded.unary_unary(f"/{SERVICE}/Detect"), GARBAGE)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED and error_code(error) == "unauthorized"
+
+
+def test_after_sigterm_a_streams_next_frame_is_answered_shutting_down(start_service, images: dict[str, bytes]) -> None:
+    grace_s = 30.0
+    running = start_service(shutdown_grace_s=grace_s)
+    frames: queue.Queue = queue.Queue()
+    request = pb.DetectRequest(image=images["wider_train_band_crowd.jpg"])
+    with grpc.insecure_channel(running.grpc_target) as channel:
+        stream = pb_grpc.FaceDetectorStub(channel).DetectStream(iter(frames.get, None), timeout=TIMEOUT_S)
+        frames.put(pb.DetectRequest(image=request.image, request_id="before"))
+        first = next(stream)
+        assert first.request_id == "before" and len(first.result.faces) > 10
+        started = time.monotonic()
+        stopping = threading.Thread(target=running.stop, args=(TIMEOUT_S,))
+        stopping.start()
+        while _rest_answers(running.http_url):  # REST stops listening when shutdown begins
+            time.sleep(0.05)
+        frames.put(pb.DetectRequest(image=request.image, request_id="after"))
+        answers = list(stream)
+        frames.put(None)
+        stopping.join(TIMEOUT_S)
+    assert [(a.request_id, a.error.code) for a in answers] == [("after", "shutting_down")]
+    # The stream ended at that frame, so shutdown did not wait out the grace period.
+    assert not stopping.is_alive() and time.monotonic() - started < grace_s / 2
+
+
+def _rest_answers(url: str) -> bool:
+    try:
+        httpx.get(url + "/healthz", timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 # --- queue full -------------------------------------------------------------------------------------------------

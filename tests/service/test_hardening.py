@@ -149,6 +149,27 @@ def test_invalid_json_and_base64_are_400(http) -> None:
     assert_error(http.post("/v1/detect", files={"other": ("a.jpg", photo_bytes(), "image/jpeg")}), 400, "missing_image")
 
 
+@pytest.mark.parametrize("path", ["/v1/detect", "/v1/detect/batch"])
+def test_deeply_nested_json_is_400_invalid_json(http, path, caplog) -> None:
+    # Python's JSON parser recurses per level: 3,000 levels raised RecursionError, answered 500 internal_error.
+    nested = b"[" * 3000 + b"]" * 3000
+    response = http.post(path, content=nested, headers={"content-type": "application/json"})
+    assert_error(response, 400, "invalid_json")
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/v1/detect", "/v1/detect/batch"])
+def test_broken_multipart_bodies_are_400_invalid_multipart(http, path) -> None:
+    boundary = "b0undary"
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    # A part whose headers never end, and 1,001 parts (Starlette reads at most 1,000): both were 400 http_error.
+    broken = f"--{boundary}\r\ncontent-disposition: form-data; name=image\r\nno-colon-header\r\n\r\nx".encode()
+    part = f"--{boundary}\r\ncontent-disposition: form-data; name=f\r\n\r\nx\r\n"
+    too_many = (part * 1001 + f"--{boundary}--\r\n").encode()
+    for body in (broken, too_many):
+        assert_error(http.post(path, content=body, headers=headers), 400, "invalid_multipart")
+
+
 def test_sixteen_bit_png_matches_eight_bit_grey(http, grey_reference) -> None:
     grey = np.asarray(photo().convert("L"), dtype=np.uint16)
     sixteen = Image.fromarray(grey * 257)  # 0..255 -> 0..65535, the same picture at 16 bits

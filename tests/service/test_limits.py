@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from facelocal.postprocess import box_iou
-from service.core import DetectionCore, PixelBudget
+from service.budget import Budget
+from service.core import DetectionCore
 from service.errors import ServiceError
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
@@ -216,7 +217,7 @@ def test_pixel_budget_holds_decoded_pixels_only_while_they_are_needed() -> None:
 
 
 def test_a_released_hold_takes_no_more_pixels() -> None:
-    budget = PixelBudget(100)
+    budget = Budget(100)
     first = budget.hold()
     first.take(60)
     with pytest.raises(ServiceError):
@@ -275,6 +276,34 @@ def test_a_full_service_answers_503_before_reading_the_body(start_service) -> No
 def _post_status(url: str) -> int:
     with client(url) as http:
         return http.post("/v1/detect", content=photo_bytes(), headers=JPEG).status_code
+
+
+def test_request_bodies_are_held_in_their_budget_until_answered(start_service) -> None:
+    body = photo_bytes()
+    running = start_service(max_body_bytes=len(body), max_body_bytes_in_flight=len(body) * 3 // 2)
+    # One upload announces a full-size body and sends 100 bytes of it: it holds its announced bytes...
+    stalled = open_upload(running.http_url, "/v1/detect", len(body), body[:100], "image/jpeg")
+    try:
+        time.sleep(0.2)
+        with client(running.http_url) as http:
+            # ... so a second full-size body does not fit, and is refused before it is read.
+            refused = http.post("/v1/detect", content=body, headers=JPEG)
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "queue_full"
+            assert refused.headers["retry-after"] == "1"
+            # A chunked upload (no Content-Length) is counted as it arrives.
+            chunked = http.post(
+                "/v1/detect", content=iter([body[: len(body) // 2], body[len(body) // 2 :]]), headers=JPEG
+            )
+            assert chunked.status_code == 503 and chunked.json()["error"]["code"] == "queue_full"
+            assert http.post("/v1/detect", content=body[:100], headers=JPEG).status_code == 400  # small ones fit
+    finally:
+        stalled.close()
+    with client(running.http_url) as http:
+        deadline = time.monotonic() + 30
+        while (answer := http.post("/v1/detect", content=body, headers=JPEG)).status_code != 200:
+            assert time.monotonic() < deadline, answer.text  # the closed upload gives its bytes back
+            time.sleep(0.1)
+    running.stop()
 
 
 def test_a_stalled_upload_gets_408_and_the_connection_is_closed(start_service) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from facelocal.cli import main
-from scripts.local.serve import start_serve
+from tests.local.serve import start_serve
 from tests.service.helpers import client, photo_bytes
 
 
@@ -83,6 +83,36 @@ def test_serve_weights_exports_once_into_a_cache_keyed_by_content(tmp_path, monk
     with pytest.warns(UserWarning):
         assert export_cached(weights_path, "mobilenet0.25-1mb").name.endswith("-mobilenet0.25-1mb.onnx")
     assert main(["serve", "--weights", str(weights_path), "--model-path", "x.onnx"]) == 2
+
+
+def test_serve_weights_also_serves_the_mesh_the_environment_names(
+    tmp_path, monkeypatch, weights_path, mesh_weights_path
+) -> None:
+    from facelocal.weights import file_sha256
+    from service.cli import export_cached_mesh
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("FACELOCAL_MESH_WEIGHTS", raising=False)
+    monkeypatch.setenv("FACELOCAL_WEIGHTS_TABLE", str(tmp_path / "no-table.toml"))
+    assert export_cached_mesh() is None  # nothing names a mesh: none is served
+    monkeypatch.setenv("FACELOCAL_MESH_WEIGHTS", str(mesh_weights_path))
+    exported = export_cached_mesh()
+    assert exported == tmp_path / "facelocal" / "models" / f"{file_sha256(mesh_weights_path)[:16]}-facemesh.onnx"
+    # `facelocal serve --weights` as a user runs it (the suite's "no mesh" default taken out of its environment).
+    monkeypatch.delenv("FACELOCAL_MESH_MODEL_PATH")
+    server = start_serve(None, "--weights", str(weights_path), "--log-level", "warning")
+    try:
+        with client(server.url) as http:
+            assert len(http.get("/v1/models").json()["models"]) == 2  # the detector and the mesh
+            answer = http.post(
+                "/v1/detect?return_mesh=true", content=photo_bytes(), headers={"content-type": "image/jpeg"}
+            )
+            assert answer.status_code == 200, answer.text
+            assert len(answer.json()["faces"][0]["mesh"]) == 468
+    finally:
+        server.stop()
+    monkeypatch.setenv("FACELOCAL_MESH_WEIGHTS", str(tmp_path / "missing.tflite"))
+    assert main(["serve", "--weights", str(weights_path)]) == 2  # a named file that is missing is an error
 
 
 def test_every_setting_is_a_flag_with_its_description() -> None:

@@ -1,6 +1,6 @@
 """Fixtures for the Triton tests: the exports model_repository/ serves and a real tritonserver on loopback.
 
-The server comes from the nvidia-pytriton wheel (see scripts/local/tritonserver.py). Startup is bounded (60 s)
+The server comes from the nvidia-pytriton wheel (see tests/local/tritonserver.py). Startup is bounded (60 s)
 and a failure shows the server's log; a missing wheel fails the tests with the install command.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.local.tritonserver import (
+from service.backends.triton_config import compact_model_shape, read_model_config
+from tests.local.tritonserver import (
     CPU_MODEL_CONFIG,
     ROOT,
     TritonServer,
     TritonUnavailableError,
     start_local_triton,
 )
-from service.backends.triton_config import compact_model_shape, read_model_config
 from tests.paths import shared_file
 
 

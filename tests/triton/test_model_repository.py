@@ -9,7 +9,6 @@ import pytest
 from google.protobuf import text_format
 
 from facelocal.contract import INPUT_NAME, OUTPUT_NAMES
-from scripts.local.tritonserver import CPU_MODEL_CONFIG, MESH_MODEL_CONFIG, ROOT, write_python_model
 from service.backends.triton_config import (
     compact_model_shape,
     is_mesh_config,
@@ -17,6 +16,7 @@ from service.backends.triton_config import (
     parse_model_config,
     read_model_config,
 )
+from tests.local.tritonserver import CPU_MODEL_CONFIG, MESH_MODEL_CONFIG, ROOT, write_python_model
 
 REPOSITORY = ROOT / "model_repository"
 ALL_CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt"))

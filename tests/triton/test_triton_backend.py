@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from facelocal.contract import INPUT_NAME
-from scripts.local.tritonserver import TritonServer
 from service.backends.triton import TritonBackend
 from service.errors import ServiceError
 from service.grpc.status import grpc_status
 from service.settings import Settings
+from tests.local.tritonserver import TritonServer
 from tests.service.helpers import FixedCanvasBackend, assert_same_faces, client, photo_bytes
 
 PHOTOS = ("selfie_group.jpg", "wider_train_band_crowd.jpg")

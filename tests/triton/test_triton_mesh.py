@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from facelocal.facemesh import OnnxFaceMesh, crop_faces
-from scripts.local.tritonserver import TritonServer
 from service.backends.triton_mesh import TritonMeshBackend
 from service.settings import Settings
+from tests.local.tritonserver import TritonServer
 from tests.service.helpers import FixedCanvasBackend, client, photo_bytes
 
 PHOTOS = ("selfie_group.jpg", "two_people_hd.jpg", "masked_faces_grid.jpg")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.local.serve import ServeProcess, start_serve
+from tests.local.serve import ServeProcess, start_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.local.ports import free_port
+from tests.local.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 60.0
@@ -57,13 +57,14 @@ class ServeProcess:
 
 
 def start_serve(
-    model_path: Path,
+    model_path: Path | None,
     *flags: str,
     env: dict[str, str] | None = None,
     stdout: int | None = subprocess.DEVNULL,
     stderr: int | None = subprocess.PIPE,
 ) -> ServeProcess:
-    """``facelocal serve --model-path model_path *flags`` on 127.0.0.1, once it is ready.
+    """``facelocal serve --model-path model_path *flags`` on 127.0.0.1, once it is ready (``model_path`` None:
+    no ``--model-path``, for flags that name the model another way).
 
     ``env`` is added to this process's environment. ``stderr`` is a text pipe by default, so that a failed start
     says why; a server that logs a lot must get another (a full pipe blocks it).
@@ -71,7 +72,7 @@ def start_serve(
     http_port = free_port()
     command = [
         sys.executable, "-m", "facelocal.cli", "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
-        "--grpc-port", str(free_port()), "--model-path", str(model_path), *flags,
+        "--grpc-port", str(free_port()), *(("--model-path", str(model_path)) if model_path else ()), *flags,
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=os.environ | (env or {}), stdout=stdout, stderr=stderr, text=True)
     running = ServeProcess(process, f"http://127.0.0.1:{http_port}")

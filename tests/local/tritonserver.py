@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 from google.protobuf import text_format
 
-from scripts.local.ports import free_port
 from service.backends.triton_config import read_model_config
+from tests.local.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_MODEL_CONFIG = ROOT / "model_repository" / "retinaface" / "config.pbtxt"

@@ -1,0 +1,94 @@
+"""HTTP connections before the application sees them: a deadline for each request head, and a cap on connections.
+
+uvicorn (h11) waits for a request head for ever, and a client that sends nothing, or trickles its headers, holds a
+file descriptor for as long as it likes; the API key cannot help, as it is read from the head. Here every head must
+be complete ``header_timeout_s`` after the connection opened (or after the previous response on a keep-alive
+connection), else the client gets 408 ``header_timeout`` and the connection is closed. Past ``max_connections``
+open connections, a new one is answered 503 ``too_many_connections`` (``Retry-After``) as soon as its head is
+in, and closed; it too must send its head in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from service.errors import ServiceError
+
+
+def _raw_response(error: ServiceError, extra: dict[str, str]) -> bytes:
+    """``error`` as a complete HTTP/1.1 response that closes the connection, for writing straight to a socket."""
+    body = json.dumps(error.to_dict()).encode()
+    headers = {"content-type": "application/json", "content-length": str(len(body)), "connection": "close", **extra}
+    head = f"HTTP/1.1 {error.http_status} \r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+HEADER_TIMEOUT = _raw_response(ServiceError(408, "header_timeout", "the request head did not arrive in time"), {})
+TOO_MANY_CONNECTIONS = ServiceError(
+    503, "too_many_connections", "the server has too many open connections; retry shortly", retry_after_s=1
+)
+
+
+async def _too_many_connections(scope, receive, send) -> None:
+    """The application an over-the-cap connection gets: 503 and close, whatever it asked for."""
+    body = json.dumps(TOO_MANY_CONNECTIONS.to_dict()).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(TOO_MANY_CONNECTIONS.retry_after_s).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with the head deadline and the connection cap (pass it as ``Config(http=...)``)."""
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_deadline: asyncio.TimerHandle | None = None
+        _cycle_seen: object = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                self.app = _too_many_connections
+            self._await_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._head_arrived()
+            super().connection_lost(exc)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            # A new cycle is made when a request head is complete.
+            if self.cycle is not None and self.cycle is not self._cycle_seen:
+                self._cycle_seen = self.cycle
+                self._head_arrived()
+
+        def on_response_complete(self) -> None:
+            # Armed first: the next request on this keep-alive connection may already be buffered (pipelined),
+            # and the call below then handles its head, which disarms the deadline again.
+            if not self.transport.is_closing():
+                self._await_head()
+            super().on_response_complete()
+
+        def _await_head(self) -> None:
+            self._head_arrived()
+            self._head_deadline = self.loop.call_later(header_timeout_s, self._head_timed_out)
+
+        def _head_arrived(self) -> None:
+            if self._head_deadline is not None:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+
+        def _head_timed_out(self) -> None:
+            self._head_deadline = None
+            if not self.transport.is_closing():
+                self.transport.write(HEADER_TIMEOUT)
+                self.transport.close()
+
+    return GuardedH11Protocol

@@ -1,0 +1,1 @@
+"""Unit tests of service/backends/, at mirrored paths."""

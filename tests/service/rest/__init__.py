@@ -1,0 +1,1 @@
+"""Unit tests of service/rest/ modules, at mirrored paths: each module without a live server."""
