@@ -118,12 +118,13 @@ class DetectionCore:
         self.settings = settings
         self.backend = backend
         self.metrics = metrics or ServiceMetrics()
-        self._batcher = MicroBatcher(
+        self.batcher = MicroBatcher(
             backend.infer,
             self.metrics.detector,
             max_batch_size=settings.max_batch_size,
             max_delay_ms=settings.max_delay_ms,
             max_queue=settings.max_queue,
+            max_in_flight=settings.max_batches_in_flight or backend.batches_in_flight,
         )
         self._executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="facelocal-cpu")
         # FaceMesh on the detected faces (return_mesh), with a batcher of its own.
@@ -158,7 +159,7 @@ class DetectionCore:
 
     async def start(self) -> None:
         """Start the batcher and run one warm-up inference; ready only if it succeeds."""
-        self._batcher.start()
+        self.batcher.start()
         warm_up = np.zeros((1, 3, self.canvas_size, self.canvas_size), INPUT_DTYPE)
         boxes, scores, landmarks = await self.backend.infer(warm_up)
         if boxes.shape[:2] != scores.shape or landmarks.shape[:2] != scores.shape:
@@ -169,7 +170,7 @@ class DetectionCore:
     async def stop(self) -> None:
         """Stop taking work and finish every queued image."""
         self._ready = False
-        await self._batcher.stop()
+        await self.batcher.stop()
         await self.mesh.stop()
         self._executor.shutdown(wait=True)
 
@@ -215,11 +216,11 @@ class DetectionCore:
             loop = asyncio.get_running_loop()
             prepared = await loop.run_in_executor(self._executor, self._prepare, data, options, pixels)
             # Submitted together, the views of one image usually share one inference.
-            outputs = await asyncio.gather(*(self._batcher.submit(view.tensor) for view in prepared.views))
+            outputs = await asyncio.gather(*(self.batcher.submit(view.tensor) for view in prepared.views))
             if options.tta_plan.zoom is not None:  # a two-pass plan: its follow-up views depend on the faces found
                 follow_up = await loop.run_in_executor(self._executor, self._follow_up, prepared, outputs[0], options)
                 prepared.views += follow_up
-                outputs += await asyncio.gather(*(self._batcher.submit(view.tensor) for view in follow_up))
+                outputs += await asyncio.gather(*(self.batcher.submit(view.tensor) for view in follow_up))
             # The mesh stage crops from each face's box and landmarks, so it needs the landmarks even when the
             # client does not (it drops them again).
             finish_options = options.model_copy(update={"return_landmarks": True}) if options.return_mesh else options

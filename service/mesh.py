@@ -69,6 +69,8 @@ class EmbeddedMeshBackend:
         self._mesh = OnnxFaceMesh(path, threads=1, rows_at_once=1, workers=workers, runtime=runtime)
         self.model_name = model_metadata(path).get(MODEL_KEY, MESH_MODEL_NAME)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"facemesh-{runtime}")
+        # The workers already use every core on one batch.
+        self.batches_in_flight = 1
 
     async def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -157,6 +159,7 @@ class MeshStage:
             max_batch_size=self.settings.mesh_max_batch_size,
             max_delay_ms=self.settings.mesh_max_delay_ms,
             max_queue=self.settings.mesh_max_queue,
+            max_in_flight=self.backend.batches_in_flight,
         )
         self._batcher.start()
         try:

@@ -17,12 +17,15 @@ class InferenceBackend(Protocol):
         model_name: the model's name, e.g. ``mobilenet0.25``.
         has_dense: whether the model has the dense mesh branch.
         fixed_canvas: the square canvas side the model requires, or ``None`` if any size works.
+        batches_in_flight: how many batches the micro-batcher may run at once (``Settings.max_batches_in_flight``
+            overrides it): 1 for a runtime in this process, which spreads one batch over every core.
     """
 
     name: str
     model_name: str
     has_dense: bool
     fixed_canvas: int | None
+    batches_in_flight: int
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(B, 3, H, W)`` uint8 BGR canvases (:mod:`facelocal.contract`) to ``boxes (B, K, 4)``, ``scores (B, K)`` and

@@ -23,6 +23,7 @@ class OnnxRuntimeBackend:
     """
 
     name = "onnxruntime"
+    batches_in_flight = 1
 
     def __init__(self, settings: Settings) -> None:
         require_model_file(settings.model_path)

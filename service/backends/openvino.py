@@ -26,6 +26,7 @@ class OpenVinoBackend:
     """
 
     name = "openvino"
+    batches_in_flight = 1
 
     def __init__(self, settings: Settings) -> None:
         require_model_file(settings.model_path)
