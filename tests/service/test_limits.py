@@ -80,16 +80,16 @@ def test_flip_at_a_very_low_threshold_on_a_small_face_photo(http) -> None:
 
 
 def test_an_unexpected_failure_of_one_image_is_its_own_batch_entry(http, service, monkeypatch) -> None:
-    from service import core
+    from facelocal import pipeline
 
-    real = core.select_faces
+    real = pipeline.select_faces
 
     def fails_on_tiny_images(boxes, scores, landmarks, placement, width, height, config):
         if width == 8:
             raise RuntimeError("injected failure")
         return real(boxes, scores, landmarks, placement, width, height, config)
 
-    monkeypatch.setattr(core, "select_faces", fails_on_tiny_images)
+    monkeypatch.setattr(pipeline, "select_faces", fails_on_tiny_images)
     files = [("images", ("tiny.png", tiny_png(), "image/png")), ("images", ("group.jpg", photo_bytes(), "image/jpeg"))]
     response = http.post("/v1/detect/batch", files=files)
     assert response.status_code == 200, response.text

@@ -216,4 +216,6 @@ def test_the_core_keeps_as_many_batches_in_flight_on_triton_as_allowed(triton: T
     assert shared
     assert peak == in_flight
     assert len(results[0].faces) >= 5
-    assert all(result.faces == results[0].faces for result in results)
+    for result in results[1:]:
+        np.testing.assert_array_equal(result.faces.boxes, results[0].faces.boxes)
+        np.testing.assert_array_equal(result.faces.landmarks, results[0].faces.landmarks)

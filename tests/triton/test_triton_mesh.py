@@ -48,8 +48,8 @@ def test_triton_meshes_equal_the_embedded_meshes(embedded, remote):
             got = got.json()
             assert len(got["faces"]) == len(want["faces"]) > 0
             for a, b in zip(got["faces"], want["faces"], strict=True):
-                assert (a["mesh"] is None, a["mesh_skipped"]) == (b["mesh"] is None, b["mesh_skipped"])
-                if a["mesh"] is not None:
+                assert ("mesh" in a, a.get("mesh_skipped")) == ("mesh" in b, b.get("mesh_skipped"))
+                if "mesh" in a:
                     np.testing.assert_allclose(a["mesh"], b["mesh"], atol=0.05)
                     assert a["mesh_score"] == pytest.approx(b["mesh_score"], abs=1e-3)
                     meshes += 1
