@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -51,12 +52,17 @@ def model_metadata(model_path: str | Path) -> dict[str, str]:
     Read through an unoptimised ONNX Runtime session, the one reader of ONNX metadata a serving install has
     (OpenVINO does not expose it); a few tens of milliseconds.
     """
+    return _metadata_and_canvas(model_path)[0]
+
+
+def _metadata_and_canvas(model_path: str | Path) -> tuple[dict[str, str], tuple[int | str | None, ...]]:
+    """:func:`model_metadata` and the input's ``(H, W)`` dimensions (an int where fixed, a name where not)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    return dict(session.get_modelmeta().custom_metadata_map)
+    return dict(session.get_modelmeta().custom_metadata_map), tuple(session.get_inputs()[0].shape[2:])
 
 
 def openvino_native_bf16() -> bool:
@@ -207,18 +213,48 @@ def _batch_pixels(shape: tuple[int, ...]) -> int:
     return math.prod(shape) // 3
 
 
-def exported_forward(
+@dataclass
+class ExportedModel:
+    """An exported file loaded on a runtime: its :data:`Forward` and what the file says about itself.
+
+    Attributes:
+        forward: the detector's forward (with the default output names).
+        runtime: ``onnxruntime`` or ``openvino``.
+        precision: the arithmetic it runs at (:func:`resolve_precision`).
+        metadata: the export's ``facelocal.*`` entries (:func:`model_metadata`).
+        fixed_canvas: the square canvas side the graph requires, or None when any size runs.
+    """
+
+    forward: Forward
+    runtime: str
+    precision: str
+    metadata: dict[str, str]
+    fixed_canvas: int | None
+
+
+def load_exported(
     model_path: str | Path, runtime: str = "onnxruntime", threads: int = 0, precision: str | None = None
-) -> Forward:
+) -> ExportedModel:
     """An exported file on ``runtime`` at ``precision`` (None: as stored), checked by :func:`resolve_precision`."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    stored = model_metadata(model_path).get(PRECISION_KEY, "fp32")
-    precision = resolve_precision(runtime, precision, stored)
-    if runtime == "openvino":
-        # With the default output names it returns the detector's three outputs.
-        return cast(Forward, OpenVinoForward(model_path, threads, precision))
-    return onnxruntime_forward(model_path, threads)
+    metadata, (height, width) = _metadata_and_canvas(model_path)
+    precision = resolve_precision(runtime, precision, metadata.get(PRECISION_KEY, "fp32"))
+    # With the default output names OpenVINO returns the detector's three outputs.
+    forward = (
+        cast(Forward, OpenVinoForward(model_path, threads, precision))
+        if runtime == "openvino"
+        else onnxruntime_forward(model_path, threads)
+    )
+    fixed = height if isinstance(height, int) and height == width else None
+    return ExportedModel(forward, runtime, precision, metadata, fixed)
+
+
+def exported_forward(
+    model_path: str | Path, runtime: str = "onnxruntime", threads: int = 0, precision: str | None = None
+) -> Forward:
+    """The forward of :func:`load_exported`."""
+    return load_exported(model_path, runtime, threads, precision).forward
 
 
 def torch_forward(network, threads: int | None = None) -> Forward:

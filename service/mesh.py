@@ -17,61 +17,18 @@ Triton. Without a mesh model, ``return_mesh`` is refused with 422 ``mesh_unavail
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from facelocal.contract import MODEL_KEY
-from facelocal.facemesh import INPUT_SIZE, NUM_VERTICES, OnnxFaceMesh
-from facelocal.runtime import model_metadata
+from facelocal.facemesh import INPUT_SIZE, NUM_VERTICES
 from service.batcher import MicroBatcher
-from service.errors import ServiceError, unavailable, validation_error
+from service.errors import ServiceError, validation_error
 from service.metrics import ServiceMetrics
 from service.schemas import DetectOptions, ModelInfo
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-MESH_MODEL_NAME = "facemesh"
-
-
-# -- backends ------------------------------------------------------------------------------------------------
-
-
-class EmbeddedMeshBackend:
-    """The exported FaceMesh graph in process, on the detector's runtime (ONNX Runtime or OpenVINO), in a thread
-    of its own.
-
-    One mesh inference (one batch from the batcher) runs its crops one at a time, split over ``threads``
-    single-threaded workers: on CPU a single crop keeps its activations in cache, so in ONNX Runtime it is
-    faster per face than a batched run, on OpenVINO as fast (``facelocal bench --mesh``), and one input shape
-    means one compiled OpenVINO model; the workers use every core.
-    """
-
-    def __init__(self, path, runtime: str, threads: int = 0) -> None:
-        self.name = runtime
-        workers = threads or len(os.sched_getaffinity(0))
-        self._mesh = OnnxFaceMesh(path, threads=1, rows_at_once=1, workers=workers, runtime=runtime)
-        self.model_name = model_metadata(path).get(MODEL_KEY, MESH_MODEL_NAME)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"facemesh-{runtime}")
-        # The workers already use every core on one batch.
-        self.batches_in_flight = 1
-
-    async def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._mesh, crops)
-        except RuntimeError as exc:
-            raise unavailable(f"{self.name} failed on the mesh model: {exc}") from exc
-
-    async def ready(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._mesh.close()
 
 
 def create_mesh_backend(settings: Settings):
@@ -94,7 +51,9 @@ def create_mesh_backend(settings: Settings):
         return None, (
             f"the mesh model {path} does not exist; export it with 'facelocal export onnx --mesh' (make model does)"
         )
-    return EmbeddedMeshBackend(path, settings.backend, settings.mesh_threads), None
+    from service.backends.inprocess import InProcessBackend
+
+    return InProcessBackend.mesh(settings, path), None
 
 
 # -- the stage -----------------------------------------------------------------------------------------------

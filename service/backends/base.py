@@ -1,4 +1,4 @@
-"""The protocol every inference backend implements (ONNX Runtime or OpenVINO in process, Triton)."""
+"""The protocol every inference backend implements (OpenVINO or ONNX Runtime in process, Triton)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ class InferenceBackend(Protocol):
     fixed_canvas: int | None
     batches_in_flight: int
 
-    async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(B, 3, H, W)`` uint8 BGR canvases (:mod:`facelocal.contract`) to ``boxes (B, K, 4)``, ``scores (B, K)`` and
-        ``landmarks (B, K, 10)`` in canvas pixels.
+    async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``(B, 3, H, W)`` uint8 BGR canvases (:mod:`facelocal.contract`) to the three outputs ``boxes (B, K, 4)``,
+        ``scores (B, K)`` and ``landmarks (B, K, 10)`` in canvas pixels.
 
         Must not block the event loop. Raises ``ServiceError`` 503 ``backend_unavailable`` when the
         backend cannot answer.
