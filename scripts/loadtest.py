@@ -52,10 +52,15 @@ def ensure_model(path: Path | None) -> Path:
 
 
 def start_server(
-    model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int = 256, extra: Sequence[str] = ()
+    model: Path,
+    max_batch_size: int,
+    max_delay_ms: float,
+    max_queue: int = 256,
+    extra: Sequence[str] = (),
+    root: Path | None = None,
 ) -> ServeProcess:
-    """``facelocal serve`` with these batching settings (and ``extra`` flags); its log on this terminal (warnings
-    only)."""
+    """``facelocal serve`` with these batching settings (and ``extra`` flags), from the checkout ``root`` (default:
+    this one); its log on this terminal (warnings only)."""
     flags = (
         "--max-batch-size",
         str(max_batch_size),
@@ -64,7 +69,8 @@ def start_server(
         "--max-queue",
         str(max_queue),
     )
-    return start_serve(model, *flags, *extra, "--log-level", "warning", stdout=None, stderr=None)
+    where = {} if root is None else {"root": root}
+    return start_serve(model, *flags, *extra, "--log-level", "warning", stdout=None, stderr=None, **where)
 
 
 def batching_metrics(url: str) -> dict[str, float]:

@@ -262,6 +262,10 @@ class DetectionCore:
         decode_ms = (time.perf_counter() - started) * 1000.0
         if not (options.return_crops or options.return_mesh) and options.tta_plan.zoom is None:
             pixels.release()  # the canvases are made and nothing will look at the pixels again
+        # One view's faces without crops or meshes take a fraction of a millisecond and hold the GIL anyway: done
+        # on the event loop, they save two thread hops (a millisecond or more on a busy machine). Voting many
+        # views, cutting crops and meshes run in the pool.
+        light = not (options.return_crops or options.return_mesh or options.tta_plan.enabled)
         detector: list[BatchOutput] = []
         postprocess_ms, mesh_started = 0.0, None
         while inference is not None:
@@ -271,9 +275,11 @@ class DetectionCore:
             if inference.model == "detector":
                 detector += outputs
             step_started = time.perf_counter()
-            inference, result = await loop.run_in_executor(
-                self._executor, advance, steps, [output.rows for output in outputs]
-            )
+            rows = [output.rows for output in outputs]
+            if light:
+                inference, result = advance(steps, rows)
+            else:
+                inference, result = await loop.run_in_executor(self._executor, advance, steps, rows)
             if mesh_started is None:
                 postprocess_ms += (time.perf_counter() - step_started) * 1000.0
         assert result is not None
