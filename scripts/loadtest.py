@@ -69,8 +69,7 @@ def start_server(
         "--max-queue",
         str(max_queue),
     )
-    where = {} if root is None else {"root": root}
-    return start_serve(model, *flags, *extra, "--log-level", "warning", stdout=None, stderr=None, **where)
+    return start_serve(model, *flags, *extra, "--log-level", "warning", stdout=None, stderr=None, root=root or ROOT)
 
 
 def batching_metrics(url: str) -> dict[str, float]:
