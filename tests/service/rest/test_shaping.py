@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
-
 from service.errors import queue_full
 from service.rest.shaping import batch_response, result_json
 from service.schemas import BatchResponse, ImageResult
