@@ -8,9 +8,10 @@ import no torch.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -74,18 +75,37 @@ def openvino_native_bf16() -> bool:
     return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
 
 
-def resolve_precision(runtime: str, requested: str | None, stored: str) -> str:
+def precision_candidates(runtime: str, stored: str) -> tuple[str, ...]:
+    """What ``auto`` may run a file that stores ``stored`` at on ``runtime``: each holds the accuracy gate (within
+    0.5 AP of fp32 on the WIDER val sample; README, "Speed"). An int8 file runs only as int8; an fp32 file as fp32
+    or, on OpenVINO, bf16."""
+    if stored == "int8":
+        return ("int8",)
+    return ("fp32", "bf16") if runtime == "openvino" else ("fp32",)
+
+
+# (candidates) -> milliseconds a forward takes at each, measured by the caller (see :func:`load_exported`).
+PrecisionTimer = Callable[[Sequence[str]], dict[str, float]]
+
+
+def resolve_precision(runtime: str, requested: str | None, stored: str, timer: PrecisionTimer | None = None) -> str:
     """The precision to run a file that stores ``stored`` (fp32 or int8) with, or ``ValueError`` if it cannot be
     honoured.
 
-    ``None`` asks for what the file stores; ``auto`` for the fastest that holds the accuracy gate (README, "Speed"):
-    an int8 file as int8, an fp32 file as bf16 on OpenVINO where the CPU computes bf16 natively, else fp32.
-    int8 needs a quantised file (``facelocal export int8``), and a quantised file runs only as int8; bf16 needs
-    OpenVINO.
+    ``None`` asks for what the file stores; ``auto`` for the fastest of :func:`precision_candidates`: by
+    ``timer``'s measurement where there is a choice, or without one by the CPU's features (bf16 on OpenVINO where
+    the CPU computes it natively, else fp32). int8 needs a quantised file (``facelocal export int8``), and a
+    quantised file runs only as int8; bf16 needs OpenVINO.
     """
     if requested == "auto":
-        native = runtime == "openvino" and stored == "fp32" and openvino_native_bf16()
-        requested = "bf16" if native else stored
+        candidates = precision_candidates(runtime, stored)
+        if len(candidates) == 1:
+            requested = candidates[0]
+        elif timer is not None:
+            timings = timer(candidates)
+            requested = min(candidates, key=timings.__getitem__)
+        else:
+            requested = "bf16" if openvino_native_bf16() else "fp32"
     precision = requested or stored
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use auto or one of {', '.join(PRECISIONS)}")
@@ -97,6 +117,22 @@ def resolve_precision(runtime: str, requested: str | None, stored: str) -> str:
     if precision == "bf16" and runtime != "openvino":
         raise ValueError("bf16 runs on the openvino runtime only")
     return precision
+
+
+def time_forwards(forwards: dict[str, Forward], shape: tuple[int, ...], runs: int = 7) -> dict[str, float]:
+    """Median milliseconds of each forward on a ``shape`` uint8 batch, measured in turns (so that drift on a
+    shared machine hits them alike) after warm-up calls (OpenVINO compiles a model for a shape it sees again)."""
+    batch = np.zeros(shape, np.uint8)
+    for forward in forwards.values():
+        for _ in range(OpenVinoForward.SPECIALISE_AFTER + 1):
+            forward(batch)
+    times: dict[str, list[float]] = {name: [] for name in forwards}
+    for _ in range(runs):
+        for name, forward in forwards.items():
+            started = time.perf_counter()
+            forward(batch)
+            times[name].append((time.perf_counter() - started) * 1000.0)
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
 def onnxruntime_forward(model_path: str | Path, threads: int = 0) -> Forward:
@@ -223,6 +259,7 @@ class ExportedModel:
         precision: the arithmetic it runs at (:func:`resolve_precision`).
         metadata: the export's ``facelocal.*`` entries (:func:`model_metadata`).
         fixed_canvas: the square canvas side the graph requires, or None when any size runs.
+        precision_ms: with ``auto`` and a choice, each candidate's measured forward time (ms); else empty.
     """
 
     forward: Forward
@@ -230,24 +267,47 @@ class ExportedModel:
     precision: str
     metadata: dict[str, str]
     fixed_canvas: int | None
+    precision_ms: dict[str, float] = field(default_factory=dict)
+
+
+# The canvas ``auto`` times the candidate precisions on: a VGA photo's, the commonest a server sees.
+AUTO_TIMING_CANVAS = (480, 640)
 
 
 def load_exported(
     model_path: str | Path, runtime: str = "onnxruntime", threads: int = 0, precision: str | None = None
 ) -> ExportedModel:
-    """An exported file on ``runtime`` at ``precision`` (None: as stored), checked by :func:`resolve_precision`."""
+    """An exported file on ``runtime`` at ``precision`` (None: as stored), checked by :func:`resolve_precision`.
+
+    ``auto`` with a choice (an fp32 file on OpenVINO: fp32 or bf16) compiles each candidate and times a forward
+    of each on the model's canvas (:data:`AUTO_TIMING_CANVAS` where any size runs), in turns, then keeps the
+    fastest: about a second at start-up, and the right answer on CPUs whose features do not tell (AVX512-BF16
+    without AMX, say)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     metadata, (height, width) = _metadata_and_canvas(model_path)
-    precision = resolve_precision(runtime, precision, metadata.get(PRECISION_KEY, "fp32"))
-    # With the default output names OpenVINO returns the detector's three outputs.
-    forward = (
-        cast(Forward, OpenVinoForward(model_path, threads, precision))
-        if runtime == "openvino"
-        else onnxruntime_forward(model_path, threads)
-    )
     fixed = height if isinstance(height, int) and height == width else None
-    return ExportedModel(forward, runtime, precision, metadata, fixed)
+    forwards: dict[str, Forward] = {}
+
+    def build(precision: str) -> Forward:
+        if precision not in forwards:
+            # With the default output names OpenVINO returns the detector's three outputs.
+            forwards[precision] = (
+                cast(Forward, OpenVinoForward(model_path, threads, precision))
+                if runtime == "openvino"
+                else onnxruntime_forward(model_path, threads)
+            )
+        return forwards[precision]
+
+    timings: dict[str, float] = {}
+
+    def timer(candidates: Sequence[str]) -> dict[str, float]:
+        canvas = (fixed, fixed) if fixed else AUTO_TIMING_CANVAS
+        timings.update(time_forwards({name: build(name) for name in candidates}, (1, 3, *canvas)))
+        return timings
+
+    precision = resolve_precision(runtime, precision, metadata.get(PRECISION_KEY, "fp32"), timer)
+    return ExportedModel(build(precision), runtime, precision, metadata, fixed, timings)
 
 
 def exported_forward(

@@ -159,6 +159,7 @@ class DetectionCore:
             has_dense=self.backend.has_dense or self.mesh.ready,
             canvas_size=self.canvas_size,
             max_batch_size=self.settings.max_batch_size,
+            precision=self.backend.precision,
             ready=self._ready,
         )
 

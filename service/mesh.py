@@ -139,5 +139,6 @@ class MeshStage:
             has_dense=True,
             canvas_size=INPUT_SIZE,
             max_batch_size=self.settings.mesh_max_batch_size,
+            precision=self.backend.precision,
             ready=self._ready,
         )

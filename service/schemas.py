@@ -198,6 +198,11 @@ class ModelInfo(BaseModel):
         "canvas; mesh: the crop side)",
     )
     max_batch_size: int = Field(..., description="most images (mesh: face crops) per backend inference")
+    precision: str | None = Field(
+        None,
+        description="arithmetic the model runs at in process: fp32, bf16 or int8 (with precision=auto the fastest "
+        "that holds the accuracy gate, timed at start-up); absent on Triton, whose model configuration decides",
+    )
     ready: bool = Field(..., description="whether the warm-up inference has passed")
 
 

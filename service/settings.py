@@ -26,8 +26,9 @@ class Settings(BaseSettings):
     )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
-        description="arithmetic of the in-process backends (auto: an int8 file as int8, an fp32 file as bf16 on "
-        "openvino where the CPU computes bf16 natively, else fp32); int8 needs a 'facelocal export int8' file",
+        description="arithmetic of the in-process backends (auto: an int8 file as int8; an fp32 file on openvino as "
+        "fp32 or bf16, whichever a forward timed at start-up finds faster; GET /v1/models shows the choice); int8 "
+        "needs a 'facelocal export int8' file",
     )
     model_path: Path = Field(
         Path("artifacts/model.onnx"), description="ONNX model for the onnxruntime and openvino backends"

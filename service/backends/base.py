@@ -17,6 +17,8 @@ class InferenceBackend(Protocol):
         model_name: the model's name, e.g. ``mobilenet0.25``.
         has_dense: whether the model has the dense mesh branch.
         fixed_canvas: the square canvas side the model requires, or ``None`` if any size works.
+        precision: the arithmetic the model runs at (fp32, bf16 or int8), or None where the server decides
+            (Triton).
         batches_in_flight: how many batches the micro-batcher may run at once (``Settings.max_batches_in_flight``
             overrides it): 1 for a runtime in this process, which spreads one batch over every core.
     """
@@ -25,6 +27,7 @@ class InferenceBackend(Protocol):
     model_name: str
     has_dense: bool
     fixed_canvas: int | None
+    precision: str | None
     batches_in_flight: int
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:

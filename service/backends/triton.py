@@ -24,6 +24,8 @@ class TritonBackend:
     name = "triton"
     # While Triton computes one batch, the next is on its way in and the last one's outputs on their way back.
     BATCHES_IN_FLIGHT = 2
+    # Triton's model configuration decides it, not this process.
+    precision: str | None = None
 
     def __init__(self, settings: Settings) -> None:
         self._client = TritonClient(settings, settings.triton_model, setup=self._setup)

@@ -16,6 +16,7 @@ class TritonMeshBackend:
     shared memory), with the detector backend's timeouts, single retry on a fresh connection and 503s."""
 
     name = "triton"
+    precision: str | None = None
 
     def __init__(self, settings: Settings) -> None:
         self._client = TritonClient(settings, settings.triton_mesh_model, setup=self._setup)

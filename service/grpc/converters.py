@@ -94,4 +94,5 @@ def model_info_to_proto(info: schemas.ModelInfo) -> pb.ModelInfo:
         max_batch_size=info.max_batch_size,
         ready=info.ready,
         role=info.role,
+        precision=info.precision or "",
     )

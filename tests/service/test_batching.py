@@ -87,7 +87,7 @@ class CountingBackend:
     """Returns one detection per image whose score is the image's mean (or 0 with ``no_faces``), and
     records batch sizes."""
 
-    name, model_name, has_dense, fixed_canvas, batches_in_flight = "fake", "fake", False, None, 1
+    name, model_name, has_dense, fixed_canvas, precision, batches_in_flight = "fake", "fake", False, None, None, 1
 
     def __init__(self, no_faces: bool = False) -> None:
         self.batches: list[int] = []
