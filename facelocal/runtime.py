@@ -7,10 +7,12 @@ import no torch.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -181,10 +183,15 @@ class OpenVinoForward:
     than ``MAX_SPECIALISED`` shapes of at most ``MAX_SPECIALISED_PIXELS`` B*H*W in all have one (a server's
     canvases at every batch size, a benchmark's frames); other shapes, such as a folder of photos of every size,
     run the shape-free model. One caller at a time; outputs are copies, safe to keep across calls.
+
+    ``compile_in_background`` (the service's choice): the compile runs in a thread of its own while the call, and
+    every call of that shape until the compiled model is ready, runs the shape-free model, so no request waits for
+    a compile (it cost the second request of a new shape 0.3 s, ``scripts/bench_shapes.py``). Off, the call that
+    decides to compile waits for it (the library's benchmarks, which want the compiled model's time at once).
     """
 
     SPECIALISE_AFTER = 2
-    MAX_SPECIALISED = 8
+    MAX_SPECIALISED = 16
     # Batches of 1 to 8 on a 640 x 640 canvas are 14.7 M pixels (about 700 MB); a 4K frame is 8.8 M.
     MAX_SPECIALISED_PIXELS = 16_000_000
 
@@ -194,6 +201,7 @@ class OpenVinoForward:
         threads: int = 0,
         precision: str = "fp32",
         output_names: Sequence[str] = OUTPUT_NAMES,
+        compile_in_background: bool = False,
     ) -> None:
         import openvino as ov
 
@@ -204,6 +212,10 @@ class OpenVinoForward:
         self._dynamic = self._compile(self._model)
         self._seen: Counter[tuple[int, ...]] = Counter()
         self._specialised: dict[tuple[int, ...], Forward] = {}
+        # Shapes whose compile has been decided and is not done (or failed: then they stay shape-free).
+        self._pending: set[tuple[int, ...]] = set()
+        self.compile_in_background = compile_in_background
+        self._compiler: ThreadPoolExecutor | None = None
 
     @property
     def input_shape(self):
@@ -213,6 +225,11 @@ class OpenVinoForward:
     @property
     def specialised_shapes(self) -> list[tuple[int, ...]]:
         return list(self._specialised)
+
+    def wait_for_compiles(self) -> None:
+        """Until every background compile decided so far has finished."""
+        if self._compiler is not None:
+            self._compiler.submit(lambda: None).result()
 
     def _compile(self, model) -> Forward:
         compiled = self._core.compile_model(model, "CPU", self._config)
@@ -226,21 +243,40 @@ class OpenVinoForward:
 
         return forward
 
+    def _room_for(self, shape: tuple[int, ...]) -> bool:
+        held = [*self._specialised, *self._pending]
+        return (
+            len(held) < self.MAX_SPECIALISED
+            and sum(map(_batch_pixels, held)) + _batch_pixels(shape) <= self.MAX_SPECIALISED_PIXELS
+        )
+
+    def _specialise(self, shape: tuple[int, ...]) -> Forward:
+        model = self._model.clone()
+        model.reshape(list(shape))
+        forward = self._specialised[shape] = self._compile(model)
+        self._pending.discard(shape)
+        return forward
+
+    def _specialise_quietly(self, shape: tuple[int, ...]) -> None:
+        try:
+            self._specialise(shape)
+        except Exception as exc:  # e.g. out of memory: the shape keeps the shape-free model
+            logging.getLogger(__name__).warning("OpenVINO could not compile a model for %s: %s", shape, exc)
+
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         shape = batch.shape
         forward = self._specialised.get(shape)
         if forward is None:
             self._seen[shape] += 1
-            pixels = sum(map(_batch_pixels, self._specialised)) + _batch_pixels(shape)
-            if (
-                self._seen[shape] < self.SPECIALISE_AFTER
-                or len(self._specialised) >= self.MAX_SPECIALISED
-                or pixels > self.MAX_SPECIALISED_PIXELS
-            ):
+            if self._seen[shape] < self.SPECIALISE_AFTER or shape in self._pending or not self._room_for(shape):
                 return self._dynamic(batch)
-            model = self._model.clone()
-            model.reshape(list(shape))
-            forward = self._specialised[shape] = self._compile(model)
+            self._pending.add(shape)
+            if self.compile_in_background:
+                if self._compiler is None:
+                    self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino-compile")
+                self._compiler.submit(self._specialise_quietly, shape)
+                return self._dynamic(batch)
+            forward = self._specialise(shape)
         return forward(batch)
 
 
@@ -275,14 +311,19 @@ AUTO_TIMING_CANVAS = (480, 640)
 
 
 def load_exported(
-    model_path: str | Path, runtime: str = "onnxruntime", threads: int = 0, precision: str | None = None
+    model_path: str | Path,
+    runtime: str = "onnxruntime",
+    threads: int = 0,
+    precision: str | None = None,
+    compile_in_background: bool = False,
 ) -> ExportedModel:
     """An exported file on ``runtime`` at ``precision`` (None: as stored), checked by :func:`resolve_precision`.
 
     ``auto`` with a choice (an fp32 file on OpenVINO: fp32 or bf16) compiles each candidate and times a forward
     of each on the model's canvas (:data:`AUTO_TIMING_CANVAS` where any size runs), in turns, then keeps the
     fastest: about a second at start-up, and the right answer on CPUs whose features do not tell (AVX512-BF16
-    without AMX, say)."""
+    without AMX, say). ``compile_in_background``: see :class:`OpenVinoForward` (set after the timing, which wants
+    the compiled models at once)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     metadata, (height, width) = _metadata_and_canvas(model_path)
@@ -307,7 +348,10 @@ def load_exported(
         return timings
 
     precision = resolve_precision(runtime, precision, metadata.get(PRECISION_KEY, "fp32"), timer)
-    return ExportedModel(build(precision), runtime, precision, metadata, fixed, timings)
+    forward = build(precision)
+    if isinstance(forward, OpenVinoForward):
+        forward.compile_in_background = compile_in_background
+    return ExportedModel(forward, runtime, precision, metadata, fixed, timings)
 
 
 def exported_forward(

@@ -33,6 +33,9 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# Width:height of the photos most often sent (phones 4:3 and 16:9, cameras 3:2, squares), either way up.
+COMMON_ASPECTS = ((4, 3), (3, 4), (16, 9), (9, 16), (3, 2), (2, 3), (1, 1))
+
 
 class PixelBudget:
     """Decoded pixels held at once, over all requests: a decode that would go past ``limit`` is refused with
@@ -137,8 +140,21 @@ class DetectionCore:
         boxes, scores, landmarks = await self.backend.infer(warm_up)
         if boxes.shape[:2] != scores.shape or landmarks.shape[:2] != scores.shape:
             raise RuntimeError(f"backend outputs disagree: {boxes.shape}, {scores.shape}, {landmarks.shape}")
+        if self.backend.name == "openvino" and self.backend.fixed_canvas is None:
+            await self._warm_common_canvases()
         await self.mesh.start()
         self._ready = True
+
+    async def _warm_common_canvases(self) -> None:
+        """Run the canvases of the commonest photo shapes at the default ``max_size`` twice each: OpenVINO's first
+        run of a shape costs 5-10 warm ones, and the second has it compile a model for the shape (in the
+        background, :class:`facelocal.runtime.OpenVinoForward`), so the first photos of those shapes run warm."""
+        fit = ResizePolicy("fit", self.canvas_size)
+        for width, height in COMMON_ASPECTS:
+            placement = fit.plan(width * 1000, height * 1000)
+            canvas = np.zeros((1, 3, placement.canvas_h, placement.canvas_w), INPUT_DTYPE)
+            for _ in range(2):
+                await self.backend.infer(canvas)
 
     async def stop(self) -> None:
         """Stop taking work and finish every queued image."""

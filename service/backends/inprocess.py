@@ -67,7 +67,10 @@ class InProcessBackend:
         """The exported detector (``facelocal export onnx`` or ``int8``) at ``settings.precision``; a precision
         the file cannot run at stops the start with ``ValueError``."""
         require_model_file(settings.model_path)
-        model = load_exported(settings.model_path, settings.backend, settings.intra_op_threads, settings.precision)
+        # A compile for a new canvas shape must not hold up the request that asks for it (or those behind it).
+        model = load_exported(
+            settings.model_path, settings.backend, settings.intra_op_threads, settings.precision, True
+        )
         # "auto" is decided here, by measurement where there is a choice: say what it became and why.
         measured = ", ".join(f"{name} {ms:.2f} ms" for name, ms in model.precision_ms.items())
         log.info(
