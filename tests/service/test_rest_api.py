@@ -156,6 +156,7 @@ def test_health_models_and_unknown_routes(http) -> None:
             "has_dense": False,
             "canvas_size": 640,
             "max_batch_size": 8,
+            "precision": "fp32",
             "ready": True,
         }
     ]
