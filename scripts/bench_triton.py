@@ -144,7 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
 
             def on_triton(**overrides) -> Settings:
-                return Settings(backend="triton", triton_url=triton.grpc_url, triton_model=model, **common, **overrides)
+                # A Python-backend Triton on a busy 2-core machine can take seconds for a batch of 8.
+                return Settings(
+                    backend="triton",
+                    triton_url=triton.grpc_url,
+                    triton_model=model,
+                    triton_timeout_s=30.0,
+                    **common,
+                    **overrides,
+                )
 
             runs = {
                 "embedded onnxruntime": Settings(backend="onnxruntime", **common),
@@ -154,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 # leaves Triton idle while a batch travels.
                 "triton shm, 1 in flight": on_triton(triton_shared_memory="auto", max_batches_in_flight=1),
                 "triton shm, 3 in flight": on_triton(triton_shared_memory="auto", max_batches_in_flight=3),
+                # Whether the optional extra batching delay pays where a call has a fixed cost (a round trip).
+                "triton shm, delay 5 ms": on_triton(triton_shared_memory="auto", max_delay_ms=5.0),
             }
             results = {}
             for name, settings in runs.items():
