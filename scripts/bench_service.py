@@ -2,7 +2,7 @@
 """The HTTP service against the same work done in process: images/s of ``POST /v1/detect`` at a concurrency,
 and of the same backend driven directly in this process, in the same run, on the same VGA JPEG.
 
-Three modes, each with the service's settings (backend, precision, threads, max_batch_size, max_delay_ms) and
+Three modes, each with the service's settings (backend, precision, threads, max_batch_size) and
 its canvas for the image (``fit`` to ``canvas_size``: 640x480 for VGA):
 
 * ``raw backend``: the backend's ``infer`` alone on full batches of that canvas (no decode, no faces);
@@ -181,10 +181,10 @@ def latency(args: argparse.Namespace, model: Path) -> None:
     yunet = yunet_pipeline(DEFAULT_YUNET, threads)
     flags = ["--backend", args.backend, "--precision", args.precision, "--intra-op-threads", str(threads)]
     flags += ["--mesh-model-path", "none"]
-    servers = {"service": start_server(model, args.max_batch_size, args.max_delay_ms, extra=flags)}
+    servers = {"service": start_server(model, args.max_batch_size, extra=flags)}
     if args.before is not None:
-        # The other checkout at its own defaults (its max_delay_ms included).
-        servers["before"] = start_server(model, args.max_batch_size, 5.0, extra=flags, root=args.before)
+        # The other checkout at its own defaults (its max_delay_ms of 5 included).
+        servers["before"] = start_server(model, args.max_batch_size, extra=flags, root=args.before)
     connections = {
         mode: http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=30)
         for mode, server in servers.items()
@@ -256,7 +256,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0: the runtime's choice)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-batch-size", type=int, default=8)
-    parser.add_argument("--max-delay-ms", type=float, default=0.0)
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per mode and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", action="store_true", help="concurrency 1: library, YuNet and service, in ms")
@@ -276,13 +275,12 @@ def main() -> None:
         precision=args.precision,
         intra_op_threads=args.threads,
         max_batch_size=args.max_batch_size,
-        max_delay_ms=args.max_delay_ms,
         mesh_model_path=None,
     )
     jpeg = make_jpeg(PHOTO, 640, 480)
     extra = ["--backend", args.backend, "--precision", args.precision, "--intra-op-threads", str(args.threads)]
     extra += ["--mesh-model-path", "none"]
-    server = start_server(model, args.max_batch_size, args.max_delay_ms, extra=extra)
+    server = start_server(model, args.max_batch_size, extra=extra)
     try:
         results = asyncio.run(bench(args, settings, server, jpeg))
     finally:
@@ -290,7 +288,7 @@ def main() -> None:
 
     print(
         f"\nVGA JPEG 640x480; backend {args.backend} (precision {args.precision}), threads {args.threads or 'default'}"
-        f", max_batch_size {args.max_batch_size}, max_delay_ms {args.max_delay_ms}, concurrency {args.concurrency};"
+        f", max_batch_size {args.max_batch_size}, concurrency {args.concurrency};"
         f" {args.rounds} rounds of {args.seconds:.0f} s; {results.errors} service errors"
     )
     print(f"{'mode':16} {'median img/s':>12} {'CPU ms/img':>10} {'client CPU':>10}   rounds img/s")

@@ -69,7 +69,7 @@ def main() -> None:
     results = {}
     for name, root in roots.items():
         started = time.perf_counter()
-        server = start_server(args.model_path, 8, 0.0 if root is None else 5.0, extra=flags, root=root)
+        server = start_server(args.model_path, 8, extra=flags, root=root)
         ready_s = time.perf_counter() - started
         try:
             results[name] = (ready_s, stream(server.url, args.passes))

@@ -162,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
                 # leaves Triton idle while a batch travels.
                 "triton shm, 1 in flight": on_triton(triton_shared_memory="auto", max_batches_in_flight=1),
                 "triton shm, 3 in flight": on_triton(triton_shared_memory="auto", max_batches_in_flight=3),
-                # Whether the optional extra batching delay pays where a call has a fixed cost (a round trip).
-                "triton shm, delay 5 ms": on_triton(triton_shared_memory="auto", max_delay_ms=5.0),
             }
             results = {}
             for name, settings in runs.items():

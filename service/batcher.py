@@ -54,9 +54,9 @@ class MicroBatcher:
 
     A batch is the oldest waiting input and the next ones of its shape (inputs of other shapes keep their place
     in the queue, so two shapes arriving interleaved take turns and neither starves). It leaves as soon as fewer
-    than ``max_in_flight`` batches are running: a lone request on an idle backend is dispatched at once.
-    ``max_delay_ms`` (default 0) adds an optional wait for a part batch to fill, counted from its oldest
-    input's arrival; only a backend with a high fixed cost per call could gain from it.
+    than ``max_in_flight`` batches are running: a lone request on an idle backend is dispatched at once. There is
+    no waiting for a part batch to fill: an extra delay was measured not to pay, on CPU nor on a local Triton
+    (README, "The service at concurrency 1").
 
     At most ``max_queue`` inputs wait: beyond that ``submit`` fails fast with ``queue_full`` (503) instead of
     growing memory.
@@ -69,7 +69,6 @@ class MicroBatcher:
         *,
         max_batch_size: int,
         max_queue: int,
-        max_delay_ms: float = 0.0,
         max_in_flight: int = 1,
         name: str = "inference",
     ) -> None:
@@ -78,7 +77,6 @@ class MicroBatcher:
         self._infer_function = infer
         self._metrics = metrics
         self._max_batch_size = max_batch_size
-        self._max_delay_s = max_delay_ms / 1000.0
         self._max_queue = max_queue
         self.max_in_flight = max_in_flight
         self._name = name
@@ -96,7 +94,7 @@ class MicroBatcher:
         self._worker = asyncio.create_task(self._run(), name=f"{self._name}-batcher")
 
     async def stop(self) -> None:
-        """Refuse new inputs, finish every queued one (without waiting for batches to fill), then return."""
+        """Refuse new inputs, finish every queued one, then return."""
         self._accepting = False
         self._wake.set()
         if self._worker is not None:
@@ -115,33 +113,19 @@ class MicroBatcher:
         self._wake.set()
         return await pending.future
 
-    async def _wait(self, timeout: float | None = None) -> bool:
-        """Until something changes (an input arrives, a batch ends, the batcher stops): True, or ``timeout``
-        seconds pass: False."""
+    async def _wait(self) -> None:
+        """Until something changes: an input arrives, a batch ends, the batcher stops."""
         self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    def _same_shape(self, shape: tuple[int, ...]) -> int:
-        return sum(pending.tensor.shape == shape for pending in self._queue)
+        await self._wake.wait()
 
     async def _collect(self) -> list[_Pending]:
         """The next batch, once the backend has room for it: the oldest input and up to ``max_batch_size - 1``
-        later ones of its shape (after the optional ``max_delay_ms`` for a part batch; none while stopping).
-        Empty when stopped and drained."""
+        later ones of its shape. Empty when stopped and drained."""
         while not self._queue or len(self._running) >= self.max_in_flight:
             if not self._queue and not self._accepting:
                 return []
             await self._wait()
         shape = self._queue[0].tensor.shape
-        deadline = self._queue[0].enqueued + self._max_delay_s
-        while self._accepting and self._same_shape(shape) < self._max_batch_size:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0 or not await self._wait(remaining):
-                break
         batch: list[_Pending] = []
         rest: deque[_Pending] = deque()
         for pending in self._queue:

@@ -98,7 +98,6 @@ class DetectionCore:
             backend.infer,
             self.metrics.detector,
             max_batch_size=settings.max_batch_size,
-            max_delay_ms=settings.max_delay_ms,
             max_queue=settings.max_queue,
             max_in_flight=settings.max_batches_in_flight or backend.batches_in_flight,
         )

@@ -100,7 +100,6 @@ class MeshStage:
             self.metrics.mesh,
             name="mesh inference",
             max_batch_size=self.settings.mesh_max_batch_size,
-            max_delay_ms=self.settings.mesh_max_delay_ms,
             max_queue=self.settings.mesh_max_queue,
             max_in_flight=self.backend.batches_in_flight,
         )

@@ -54,12 +54,6 @@ class Settings(BaseSettings):
         "inference time and canvas memory grow with its square",
     )
     max_batch_size: int = Field(8, ge=1, description="most images per backend inference")
-    max_delay_ms: float = Field(
-        0.0,
-        ge=0,
-        description="extra wait for a part batch to fill, in milliseconds (0: none; a batch leaves as soon as the "
-        "backend has room for it, and arrivals while it is busy form the next one)",
-    )
     max_batches_in_flight: int = Field(
         0,
         ge=0,
@@ -106,9 +100,6 @@ class Settings(BaseSettings):
         64, ge=1, description="most faces per image that get a mesh (best scores first); the rest are flagged"
     )
     mesh_max_batch_size: int = Field(32, ge=1, description="most face crops per mesh inference")
-    mesh_max_delay_ms: float = Field(
-        0.0, ge=0, description="extra wait for a part mesh batch to fill, in milliseconds (0: none)"
-    )
     mesh_max_queue: int = Field(512, ge=1, description="face crops waiting for mesh inference before 503 queue_full")
     mesh_threads: int = Field(
         0, ge=0, description="threads the in-process mesh backend spreads a batch's crops over (0: every core)"

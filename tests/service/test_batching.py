@@ -22,8 +22,8 @@ def _post_concurrently(url: str, bodies: list[bytes], params: dict | None = None
 
 
 def test_concurrent_requests_share_inferences(start_service) -> None:
-    # A generous delay makes the grouping independent of machine speed; the point is that it happens.
-    service = start_service(max_batch_size=8, max_delay_ms=200)
+    # No delay: while one batch runs, the requests arriving meanwhile gather into the next.
+    service = start_service(max_batch_size=8)
     with client(service.http_url) as http:
         before = http.get("/metrics").text
         responses = _post_concurrently(service.http_url, [vga_jpeg()] * 16)
@@ -43,7 +43,7 @@ def test_concurrent_requests_share_inferences(start_service) -> None:
 
 
 def test_full_queue_answers_503_with_retry_after(start_service) -> None:
-    service = start_service(max_batch_size=1, max_queue=1, max_delay_ms=0)
+    service = start_service(max_batch_size=1, max_queue=1)
     responses = _post_concurrently(service.http_url, [photo_bytes()] * 24)
     statuses = [r.status_code for r in responses]
     assert set(statuses) == {200, 503}, statuses
@@ -108,9 +108,7 @@ class CountingBackend:
 def test_batcher_scatters_each_image_its_own_row_and_drains_on_stop() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
-        batcher = MicroBatcher(
-            backend.infer, ServiceMetrics().detector, max_batch_size=4, max_delay_ms=50, max_queue=16
-        )
+        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=4, max_queue=16)
         batcher.start()
         tasks = [asyncio.create_task(batcher.submit(np.full((3, 8, 8), i, np.float32))) for i in range(10)]
         await asyncio.sleep(0.01)
@@ -139,7 +137,7 @@ def test_batcher_never_mixes_shapes_and_keeps_each_shapes_order() -> None:
             shapes.append(batch.shape)
             return batch.mean(axis=(1, 2, 3)), batch[:, 0, 0, :2]
 
-        batcher = MicroBatcher(infer, ServiceMetrics().detector, max_batch_size=3, max_delay_ms=20, max_queue=16)
+        batcher = MicroBatcher(infer, ServiceMetrics().detector, max_batch_size=3, max_queue=16)
         batcher.start()
         sizes = [(8, 8), (8, 16)] * 4
         tensors = [np.full((3, *size), i, np.float32) for i, size in enumerate(sizes)]
@@ -153,13 +151,11 @@ def test_batcher_never_mixes_shapes_and_keeps_each_shapes_order() -> None:
     asyncio.run(scenario())
 
 
-def test_stop_runs_a_part_batch_without_waiting_for_the_delay() -> None:
+def test_stop_runs_what_is_queued_and_returns() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
         backend.gate.set()
-        batcher = MicroBatcher(
-            backend.infer, ServiceMetrics().detector, max_batch_size=8, max_delay_ms=60_000, max_queue=8
-        )
+        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=8, max_queue=8)
         batcher.start()
         waiting = asyncio.create_task(batcher.submit(np.ones((3, 8, 8), np.float32)))
         await asyncio.sleep(0.01)
@@ -172,7 +168,7 @@ def test_stop_runs_a_part_batch_without_waiting_for_the_delay() -> None:
 def test_batcher_queue_is_bounded() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
-        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=1, max_delay_ms=0, max_queue=2)
+        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=1, max_queue=2)
         batcher.start()
         first = asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32)))
         await asyncio.sleep(0.01)  # the worker takes it and blocks in the backend
@@ -197,7 +193,7 @@ def test_core_refuses_work_beyond_queue_plus_batch_before_decoding() -> None:
     async def scenario() -> None:
         backend = CountingBackend(no_faces=True)
         backend.gate.set()
-        core = DetectionCore(Settings(max_queue=1, max_batch_size=1, max_delay_ms=0), backend)
+        core = DetectionCore(Settings(max_queue=1, max_batch_size=1), backend)
         await core.start()
         backend.gate.clear()
         # One image held in inference, then one in the queue: the core is full whatever the thread timing.
@@ -222,8 +218,8 @@ def test_core_refuses_work_beyond_queue_plus_batch_before_decoding() -> None:
 
 
 def test_a_lone_request_is_dispatched_without_waiting(start_service) -> None:
-    """With the defaults (no extra delay) a request on an idle backend goes at once: its queue time is the
-    event loop's hop, far under the 5 ms the old fixed delay cost every request at low load."""
+    """A request on an idle backend goes at once: its queue time is the event loop's hop, far under the 5 ms the
+    old fixed batching delay cost every request at low load."""
     service = start_service()
     with client(service.http_url) as http:
         queue_ms = [
@@ -235,7 +231,6 @@ def test_a_lone_request_is_dispatched_without_waiting(start_service) -> None:
 def test_batches_go_as_soon_as_the_backend_has_room_and_arrivals_meanwhile_form_the_next() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
-        # A huge delay would hold any part batch: nothing here may wait for it but the extra-delay case.
         batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=8, max_queue=16)
         batcher.start()
         first = asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32)))
@@ -311,25 +306,5 @@ def test_batches_in_flight_follow_the_setting(in_flight: int) -> None:
         await batcher.stop()
         assert peak == batcher.peak_in_flight == in_flight
         assert [float(out.rows[0]) for out in outputs] == list(range(10))
-
-    asyncio.run(scenario())
-
-
-def test_an_extra_delay_still_lets_a_part_batch_fill() -> None:
-    """max_delay_ms, where set, waits for company for a part batch (from its oldest input's arrival)."""
-
-    async def scenario() -> None:
-        backend = CountingBackend()
-        backend.gate.set()
-        batcher = MicroBatcher(
-            backend.infer, ServiceMetrics().detector, max_batch_size=4, max_queue=8, max_delay_ms=200
-        )
-        batcher.start()
-        first = asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32)))
-        await asyncio.sleep(0.02)
-        rest = [asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32))) for _ in range(3)]
-        await asyncio.gather(first, *rest)
-        await batcher.stop()
-        assert backend.batches == [4]
 
     asyncio.run(scenario())

@@ -192,9 +192,7 @@ def test_pixel_budget_holds_decoded_pixels_only_while_they_are_needed() -> None:
     async def scenario() -> None:
         backend = WatchedBackend(no_faces=True)
         backend.gate.set()
-        settings = Settings(
-            max_queue=8, max_batch_size=1, max_delay_ms=0, max_pixels=pixels, max_pixels_in_flight=pixels + 1
-        )
+        settings = Settings(max_queue=8, max_batch_size=1, max_pixels=pixels, max_pixels_in_flight=pixels + 1)
         core = DetectionCore(settings, backend)
         await core.start()
         backend.gate.clear()
@@ -243,7 +241,7 @@ def test_reduced_decoding_finds_the_faces_a_full_decode_finds(http) -> None:
 
 
 def test_a_full_service_answers_503_before_reading_the_body(start_service) -> None:
-    running = start_service(max_batch_size=1, max_queue=1, max_delay_ms=0, wrap_backend=GatedBackend)
+    running = start_service(max_batch_size=1, max_queue=1, wrap_backend=GatedBackend)
     backend = running.backend
     backend.gated = True
     answers: list[int] = []
