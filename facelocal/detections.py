@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Decimals of the JSON faces (CLI and REST) and the gRPC answers: coordinates to a hundredth of a pixel,
+# probabilities to 1e-5.
+COORDINATE_DECIMALS = 2
+SCORE_DECIMALS = 5
 # Order of the five landmarks, as in the public annotations and the paper.
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 # Index each landmark takes in a mirror image: the eyes and the mouth corners trade places, the nose stays.
@@ -66,20 +70,28 @@ class FaceDetections:
             self.boxes[index], self.scores[index], self.landmarks[index], self.width, self.height, meshes, mesh_scores
         )
 
-    def faces(self, decimals: int = 2) -> list[dict]:
-        """The JSON face schema shared by the CLI and the REST API (with ``mesh`` and ``mesh_score`` when meshes
-        were computed; ``null`` for a face that got none)."""
-        faces = [
-            {
-                "box": [round(float(v), decimals) for v in box],
-                "score": round(float(score), 5),
-                "landmarks": [[round(float(x), decimals), round(float(y), decimals)] for x, y in points],
-            }
-            for box, score, points in zip(self.boxes, self.scores, self.landmarks, strict=True)
+    def faces(self, decimals: int = COORDINATE_DECIMALS, landmarks: bool = True) -> list[dict]:
+        """The JSON face schema shared by the CLI and the REST API: ``box``, ``score``, ``landmarks`` (unless
+        ``landmarks`` is False), and ``mesh`` with ``mesh_score`` for each face that got a mesh (left out for one
+        that did not). Coordinates to ``decimals`` places, scores to 5; rounded for all faces at once."""
+        faces: list[dict] = [
+            {"box": box, "score": score}
+            for box, score in zip(rounded(self.boxes, decimals), rounded(self.scores, SCORE_DECIMALS), strict=True)
         ]
+        if landmarks:
+            for face, points in zip(faces, rounded(self.landmarks, decimals), strict=True):
+                face["landmarks"] = points
         if self.meshes is not None and self.mesh_scores is not None:
-            for face, mesh, mesh_score in zip(faces, self.meshes, self.mesh_scores, strict=True):
-                has_mesh = bool(np.isfinite(mesh_score))
-                face["mesh"] = np.round(mesh.astype(np.float64), decimals).tolist() if has_mesh else None
-                face["mesh_score"] = round(float(mesh_score), 5) if has_mesh else None
+            has_mesh = np.isfinite(self.mesh_scores)
+            if has_mesh.any():
+                meshes = np.round(self.meshes[has_mesh].astype(np.float64), decimals).tolist()
+                scores = rounded(self.mesh_scores[has_mesh], SCORE_DECIMALS)
+                for index, mesh, mesh_score in zip(np.nonzero(has_mesh)[0], meshes, scores, strict=True):
+                    faces[index]["mesh"] = mesh
+                    faces[index]["mesh_score"] = mesh_score
         return faces
+
+
+def rounded(values: np.ndarray, decimals: int) -> list:
+    """``values`` rounded to ``decimals`` places, as nested Python lists of floats."""
+    return np.round(values.astype(np.float64), decimals).tolist()

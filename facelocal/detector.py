@@ -3,29 +3,27 @@ OpenVINO."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from facelocal.config import SERVE_POSTPROCESS, ModelConfig, PostprocessConfig, get_config
 from facelocal.detections import FaceDetections
-from facelocal.facemesh import MESH_MIN_FACE, NUM_VERTICES, MeshInfer, OnnxFaceMesh, mesh_eligible, mesh_faces
-from facelocal.postprocess import select_faces
-from facelocal.preprocess import ORIGINAL_SIZE, Placement, ResizePolicy, to_canvas
+from facelocal.facemesh import MESH_MIN_FACE, MeshInfer, OnnxFaceMesh
+from facelocal.pipeline import NO_AUGMENTATION, Steps, detect_steps, fit_views, mesh_steps, run_steps
+from facelocal.preprocess import ORIGINAL_SIZE, ResizePolicy
 from facelocal.runtime import Forward, exported_forward, torch_forward
 from facelocal.tta import TTAPlan, View
-from facelocal.tta_ops import flip_image
 from facelocal.weights import preset_for
 
 
 class Detector:
     """Runs a decoded RetinaFace forward (:mod:`facelocal.runtime`) over RGB images.
 
-    Images whose canvases share a shape (always so under a letterbox policy) go through the network as one
-    batch; others are grouped by shape, so no image is padded beyond its own canvas.
+    Each image takes the steps of :mod:`facelocal.pipeline` (the service's core takes the same ones); canvases that
+    share a shape (always so under a letterbox policy) go through the network as one batch, others are grouped by
+    shape, so no image is padded beyond its own canvas.
 
     With a ``mesh`` stage (a :data:`~facelocal.facemesh.MeshInfer`: FaceMesh in torch, see
     ``from_weights(mesh_weights=)``, or its ONNX export, ``from_onnx(mesh_model_path=)``) every face whose longer
@@ -114,96 +112,44 @@ class Detector:
 
     def detect(self, images: Sequence[np.ndarray]) -> list[FaceDetections]:
         """Find faces in ``(H, W, 3)`` uint8 RGB images; results come back in input order."""
-        results = self._detect_placed(images, [self.resize.plan(image.shape[1], image.shape[0]) for image in images])
-        if self.mesh is not None:
-            results = [self.add_meshes(image, faces) for image, faces in zip(images, results, strict=True)]
-        return results
+        return run_steps([self.steps(image) for image in images], self._models(), self.max_batch_size)
 
     def detect_augmented(self, rgb: np.ndarray, plan: TTAPlan) -> FaceDetections:
         """Faces in one ``(H, W, 3)`` uint8 RGB image over every view of ``plan`` (this detector's resize policy
         first): the first pass's views, then the follow-up views the first view's faces call for, each view
         post-processed (threshold as :meth:`TTAPlan.view_threshold` says, NMS) before one vote. Under a
-        ``letterbox:S`` or ``fit:S`` policy the views are placed as the service places them (:meth:`_placed`)."""
-        if not plan.enabled:
-            return self.detect([rgb])[0]
-        height, width = rgb.shape[:2]
-        per_view = replace(self.postprocess, score_threshold=plan.view_threshold(self.postprocess.score_threshold))
-        views = self._placed(plan.views(width, height, self.resize))
-        found = self._detect_views(rgb, views, per_view)
-        follow_up = self._placed(plan.follow_up_views(width, height, found[0]))
-        if follow_up:
-            views, found = views + follow_up, found + self._detect_views(rgb, follow_up, per_view)
-        faces = plan.merge(views, found, self.postprocess.post_nms_top_k, self.postprocess.score_threshold)
-        return faces if self.mesh is None else self.add_meshes(rgb, faces)
+        ``letterbox:S`` or ``fit:S`` policy the views are placed as the service places them (:meth:`fit`)."""
+        return run_steps([self.steps(rgb, plan)], self._models(), self.max_batch_size)[0]
 
-    def _placed(self, views: list[View]) -> list[View]:
-        """``views`` as the service runs them under this detector's ``letterbox:S`` or ``fit:S`` policy: a view
-        whose long side exceeds ``S`` is skipped rather than tiled, the others go on the ``S`` square (letterbox)
-        or a canvas of their own size rounded up to 32 px (fit). Other policies keep every view as planned."""
+    def steps(self, rgb: np.ndarray, plan: TTAPlan = NO_AUGMENTATION) -> Steps[FaceDetections]:
+        """One image's way through this detector (:mod:`facelocal.pipeline`): its faces under ``plan``, then,
+        with a mesh stage, their meshes."""
+        height, width = rgb.shape[:2]
+        faces = yield from detect_steps(rgb, (width, height), self.resize, self.postprocess, plan, self.fit)
+        if self.mesh is None:
+            return faces
+        meshed = yield from mesh_steps(rgb, faces, self.mesh_min_face, refine=self.mesh_refine)
+        return meshed.faces
+
+    def fit(self, views: list[View]) -> list[View]:
+        """``views`` as the service runs them under this detector's ``letterbox:S`` or ``fit:S`` policy
+        (:func:`~facelocal.pipeline.fit_views`: a view whose long side exceeds ``S`` is skipped rather than
+        tiled, the others go on the ``S`` square or a canvas of their own size rounded up to 32 px). Other
+        policies keep every view as planned."""
         if self.resize.mode not in ("letterbox", "fit"):
             return views
         size = self.resize.size
-        return [
-            replace(
-                view,
-                placement=replace(view.placement, canvas_w=size, canvas_h=size)
-                if self.resize.mode == "letterbox"
-                else view.placement.padded(),
-            )
-            for view in views
-            if max(view.placement.resized_w, view.placement.resized_h) <= size
-        ]
-
-    def _detect_views(
-        self, rgb: np.ndarray, views: Sequence[View], postprocess: PostprocessConfig
-    ) -> list[FaceDetections]:
-        """Each view's faces in ``rgb``'s pixels (mirrored views' as found on the mirrored image)."""
-        mirrored = np.ascontiguousarray(flip_image(rgb)) if any(view.mirrored for view in views) else rgb
-        images = [mirrored if view.mirrored else rgb for view in views]
-        return self._detect_placed(images, [view.placement for view in views], postprocess)
-
-    def _detect_placed(
-        self,
-        images: Sequence[np.ndarray],
-        placements: Sequence[Placement],
-        postprocess: PostprocessConfig | None = None,
-    ) -> list[FaceDetections]:
-        """Each image's faces (no meshes) with the image put on the canvas as its placement says, post-processed
-        as ``postprocess`` (default: the detector's) says; placements of one canvas shape go through the network
-        as one batch."""
-        postprocess = postprocess or self.postprocess
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for index, placement in enumerate(placements):
-            groups[(placement.canvas_h, placement.canvas_w)].append(index)
-        results: dict[int, FaceDetections] = {}
-        for indices in groups.values():
-            for start in range(0, len(indices), self.max_batch_size):
-                chunk = indices[start : start + self.max_batch_size]
-                batch = np.stack([to_canvas(images[i], placements[i]) for i in chunk])
-                boxes, scores, landmarks = self.forward(batch)
-                for row, i in enumerate(chunk):
-                    height, width = images[i].shape[:2]
-                    results[i] = select_faces(
-                        boxes[row], scores[row], landmarks[row], placements[i], width, height, postprocess
-                    )
-        return [results[i] for i in range(len(images))]
+        return fit_views(views, size, size if self.resize.mode == "letterbox" else None)
 
     def add_meshes(self, rgb: np.ndarray, faces: FaceDetections) -> FaceDetections:
         """``faces`` of ``rgb`` with FaceMesh vertices and presence scores (NaN for faces under ``mesh_min_face``)."""
         if self.mesh is None:
             raise ValueError("this Detector has no mesh stage (Detector.from_weights(..., mesh_weights=PATH))")
-        meshes = np.full((len(faces), NUM_VERTICES, 3), np.nan, np.float32)
-        mesh_scores = np.full((len(faces),), np.nan, np.float32)
-        eligible = np.nonzero(mesh_eligible(faces.boxes, self.mesh_min_face))[0]
-        if len(eligible):
-            meshes[eligible], mesh_scores[eligible] = mesh_faces(
-                rgb,
-                faces.boxes[eligible],
-                faces.landmarks[eligible],
-                self.mesh,
-                max_batch=self.max_batch_size,
-                refine=self.mesh_refine,
-            )
-        return FaceDetections(
-            faces.boxes, faces.scores, faces.landmarks, faces.width, faces.height, meshes, mesh_scores
-        )
+        steps = mesh_steps(rgb, faces, self.mesh_min_face, refine=self.mesh_refine)
+        return run_steps([steps], self._models(), self.max_batch_size)[0].faces
+
+    def _models(self) -> dict[str, Callable[[np.ndarray], Sequence[np.ndarray]]]:
+        models: dict[str, Callable[[np.ndarray], Sequence[np.ndarray]]] = {"detector": self.forward}
+        if self.mesh is not None:
+            models["mesh"] = self.mesh
+        return models

@@ -188,31 +188,21 @@ def mesh_faces(
     max_batch: int = 64,
     refine: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Meshes ``(N, 468, 3)`` in image pixels and presence scores ``(N,)`` for every given face.
+    """Meshes ``(N, 468, 3)`` in image pixels and presence scores ``(N,)`` for every given face (``(N, 4)`` boxes,
+    ``(N, 5, 2)`` landmarks): the pipeline's mesh step (:func:`facelocal.pipeline.mesh_steps`) on every face.
 
     ``refine`` more passes crop each face again from its last mesh (:func:`refined_geometry`); each costs one
     more mesh inference per face.
     """
-    geometries = [crop_geometry(box, points) for box, points in zip(boxes, landmarks, strict=True)]
-    meshes, scores = _mesh_crops(rgb, geometries, infer, max_batch)
-    for _ in range(refine):
-        meshes, scores = _mesh_crops(rgb, [refined_geometry(mesh) for mesh in meshes], infer, max_batch)
-    return meshes, scores
+    from facelocal.detections import FaceDetections
+    from facelocal.pipeline import mesh_steps, run_steps
 
-
-def _mesh_crops(
-    rgb: np.ndarray, geometries: Sequence[MeshCrop], infer: MeshInfer, max_batch: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Meshes ``(N, 468, 3)`` in image pixels and presence scores ``(N,)`` of the given crops of ``rgb``."""
-    crops = crop_many(rgb, geometries)
-    meshes = np.zeros((len(crops), NUM_VERTICES, 3), np.float32)
-    scores = np.zeros((len(crops),), np.float32)
-    for start in range(0, len(crops), max_batch):
-        vertices, logits = infer(crops[start : start + max_batch])
-        for offset, (raw, logit) in enumerate(zip(vertices, logits, strict=True)):
-            meshes[start + offset] = project_vertices(raw, geometries[start + offset])
-            scores[start + offset] = presence_score(np.ravel(logit)[0])
-    return meshes, scores
+    height, width = rgb.shape[:2]
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    faces = FaceDetections(boxes, np.ones(len(boxes), np.float32), np.asarray(landmarks, np.float32), width, height)
+    (meshed,) = run_steps([mesh_steps(rgb, faces, 0.0, refine=refine)], {"mesh": infer}, max_batch)
+    assert meshed.faces.meshes is not None and meshed.faces.mesh_scores is not None
+    return meshed.faces.meshes, meshed.faces.mesh_scores
 
 
 class OnnxFaceMesh:

@@ -7,9 +7,13 @@ import no torch.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -46,12 +50,17 @@ def model_metadata(model_path: str | Path) -> dict[str, str]:
     Read through an unoptimised ONNX Runtime session, the one reader of ONNX metadata a serving install has
     (OpenVINO does not expose it); a few tens of milliseconds.
     """
+    return _metadata_and_canvas(model_path)[0]
+
+
+def _metadata_and_canvas(model_path: str | Path) -> tuple[dict[str, str], tuple[int | str | None, ...]]:
+    """:func:`model_metadata` and the input's ``(H, W)`` dimensions (an int where fixed, a name where not)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    return dict(session.get_modelmeta().custom_metadata_map)
+    return dict(session.get_modelmeta().custom_metadata_map), tuple(session.get_inputs()[0].shape[2:])
 
 
 def openvino_native_bf16() -> bool:
@@ -62,18 +71,37 @@ def openvino_native_bf16() -> bool:
     return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
 
 
-def resolve_precision(runtime: str, requested: str | None, stored: str) -> str:
+def precision_candidates(runtime: str, stored: str) -> tuple[str, ...]:
+    """What ``auto`` may run a file that stores ``stored`` at on ``runtime``: each holds the accuracy gate (within
+    0.5 AP of fp32 on the WIDER val sample; README, "Speed"). An int8 file runs only as int8; an fp32 file as fp32
+    or, on OpenVINO, bf16."""
+    if stored == "int8":
+        return ("int8",)
+    return ("fp32", "bf16") if runtime == "openvino" else ("fp32",)
+
+
+# (candidates) -> milliseconds a forward takes at each, measured by the caller (see :func:`load_exported`).
+PrecisionTimer = Callable[[Sequence[str]], dict[str, float]]
+
+
+def resolve_precision(runtime: str, requested: str | None, stored: str, timer: PrecisionTimer | None = None) -> str:
     """The precision to run a file that stores ``stored`` (fp32 or int8) with, or ``ValueError`` if it cannot be
     honoured.
 
-    ``None`` asks for what the file stores; ``auto`` for the fastest that holds the accuracy gate (README, "Speed"):
-    an int8 file as int8, an fp32 file as bf16 on OpenVINO where the CPU computes bf16 natively, else fp32.
-    int8 needs a quantised file (``facelocal export int8``), and a quantised file runs only as int8; bf16 needs
-    OpenVINO.
+    ``None`` asks for what the file stores; ``auto`` for the fastest of :func:`precision_candidates`: by
+    ``timer``'s measurement where there is a choice, or without one by the CPU's features (bf16 on OpenVINO where
+    the CPU computes it natively, else fp32). int8 needs a quantised file (``facelocal export int8``), and a
+    quantised file runs only as int8; bf16 needs OpenVINO.
     """
     if requested == "auto":
-        native = runtime == "openvino" and stored == "fp32" and openvino_native_bf16()
-        requested = "bf16" if native else stored
+        candidates = precision_candidates(runtime, stored)
+        if len(candidates) == 1:
+            requested = candidates[0]
+        elif timer is not None:
+            timings = timer(candidates)
+            requested = min(candidates, key=timings.__getitem__)
+        else:
+            requested = "bf16" if openvino_native_bf16() else "fp32"
     precision = requested or stored
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use auto or one of {', '.join(PRECISIONS)}")
@@ -85,6 +113,22 @@ def resolve_precision(runtime: str, requested: str | None, stored: str) -> str:
     if precision == "bf16" and runtime != "openvino":
         raise ValueError("bf16 runs on the openvino runtime only")
     return precision
+
+
+def time_forwards(forwards: dict[str, Forward], shape: tuple[int, ...], runs: int = 7) -> dict[str, float]:
+    """Median milliseconds of each forward on a ``shape`` uint8 batch, measured in turns (so that drift on a
+    shared machine hits them alike) after warm-up calls (OpenVINO compiles a model for a shape it sees again)."""
+    batch = np.zeros(shape, np.uint8)
+    for forward in forwards.values():
+        for _ in range(OpenVinoForward.SPECIALISE_AFTER + 1):
+            forward(batch)
+    times: dict[str, list[float]] = {name: [] for name in forwards}
+    for _ in range(runs):
+        for name, forward in forwards.items():
+            started = time.perf_counter()
+            forward(batch)
+            times[name].append((time.perf_counter() - started) * 1000.0)
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
 def onnxruntime_forward(model_path: str | Path, threads: int = 0) -> Forward:
@@ -131,10 +175,15 @@ class OpenVinoForward:
     ``MAX_SPECIALISED_PIXELS`` B*H*W in all have one (a server's canvases at every batch size, a benchmark's
     frames); other shapes, such as a folder of photos of every size, run the shape-free model. One caller at a
     time; outputs are copies, safe to keep across calls.
+
+    ``compile_in_background`` (the service's choice): the compile runs in a thread of its own while the call, and
+    every call of that shape until the compiled model is ready, runs the shape-free model, so no request waits for
+    a compile. Off, the call that decides to compile waits for it (the library's benchmarks, which want the
+    compiled model's time at once).
     """
 
     SPECIALISE_AFTER = 2
-    MAX_SPECIALISED = 8
+    MAX_SPECIALISED = 16
     # Batches of 1 to 8 on a 640 x 640 canvas are 14.7 M pixels (about 700 MB); a 4K frame is 8.8 M.
     MAX_SPECIALISED_PIXELS = 16_000_000
 
@@ -144,6 +193,7 @@ class OpenVinoForward:
         threads: int = 0,
         precision: str = "fp32",
         output_names: Sequence[str] = OUTPUT_NAMES,
+        compile_in_background: bool = False,
     ) -> None:
         import openvino as ov
 
@@ -154,6 +204,10 @@ class OpenVinoForward:
         self._dynamic = self._compile(self._model)
         self._seen: Counter[tuple[int, ...]] = Counter()
         self._specialised: dict[tuple[int, ...], Forward] = {}
+        # Shapes whose compile has been decided and is not done (or failed: then they stay shape-free).
+        self._pending: set[tuple[int, ...]] = set()
+        self.compile_in_background = compile_in_background
+        self._compiler: ThreadPoolExecutor | None = None
 
     @property
     def input_shape(self):
@@ -163,6 +217,11 @@ class OpenVinoForward:
     @property
     def specialised_shapes(self) -> list[tuple[int, ...]]:
         return list(self._specialised)
+
+    def wait_for_compiles(self) -> None:
+        """Until every background compile decided so far has finished."""
+        if self._compiler is not None:
+            self._compiler.submit(lambda: None).result()
 
     def _compile(self, model) -> Forward:
         compiled = self._core.compile_model(model, "CPU", self._config)
@@ -176,21 +235,40 @@ class OpenVinoForward:
 
         return forward
 
+    def _room_for(self, shape: tuple[int, ...]) -> bool:
+        held = [*self._specialised, *self._pending]
+        return (
+            len(held) < self.MAX_SPECIALISED
+            and sum(map(_batch_pixels, held)) + _batch_pixels(shape) <= self.MAX_SPECIALISED_PIXELS
+        )
+
+    def _specialise(self, shape: tuple[int, ...]) -> Forward:
+        model = self._model.clone()
+        model.reshape(list(shape))
+        forward = self._specialised[shape] = self._compile(model)
+        self._pending.discard(shape)
+        return forward
+
+    def _specialise_quietly(self, shape: tuple[int, ...]) -> None:
+        try:
+            self._specialise(shape)
+        except Exception as exc:  # e.g. out of memory: the shape keeps the shape-free model
+            logging.getLogger(__name__).warning("OpenVINO could not compile a model for %s: %s", shape, exc)
+
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         shape = batch.shape
         forward = self._specialised.get(shape)
         if forward is None:
             self._seen[shape] += 1
-            pixels = sum(map(_batch_pixels, self._specialised)) + _batch_pixels(shape)
-            if (
-                self._seen[shape] < self.SPECIALISE_AFTER
-                or len(self._specialised) >= self.MAX_SPECIALISED
-                or pixels > self.MAX_SPECIALISED_PIXELS
-            ):
+            if self._seen[shape] < self.SPECIALISE_AFTER or shape in self._pending or not self._room_for(shape):
                 return self._dynamic(batch)
-            model = self._model.clone()
-            model.reshape(list(shape))
-            forward = self._specialised[shape] = self._compile(model)
+            self._pending.add(shape)
+            if self.compile_in_background:
+                if self._compiler is None:
+                    self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino-compile")
+                self._compiler.submit(self._specialise_quietly, shape)
+                return self._dynamic(batch)
+            forward = self._specialise(shape)
         return forward(batch)
 
 
@@ -199,18 +277,80 @@ def _batch_pixels(shape: tuple[int, ...]) -> int:
     return math.prod(shape) // 3
 
 
+@dataclass
+class ExportedModel:
+    """An exported file loaded on a runtime: its :data:`Forward` and what the file says about itself.
+
+    Attributes:
+        forward: the detector's forward (with the default output names).
+        runtime: ``onnxruntime`` or ``openvino``.
+        precision: the arithmetic it runs at (:func:`resolve_precision`).
+        metadata: the export's ``facelocal.*`` entries (:func:`model_metadata`).
+        fixed_canvas: the square canvas side the graph requires, or None when any size runs.
+        precision_ms: with ``auto`` and a choice, each candidate's measured forward time (ms); else empty.
+    """
+
+    forward: Forward
+    runtime: str
+    precision: str
+    metadata: dict[str, str]
+    fixed_canvas: int | None
+    precision_ms: dict[str, float] = field(default_factory=dict)
+
+
+# The canvas ``auto`` times the candidate precisions on: a VGA photo's, the commonest a server sees.
+AUTO_TIMING_CANVAS = (480, 640)
+
+
+def load_exported(
+    model_path: str | Path,
+    runtime: str = "onnxruntime",
+    threads: int = 0,
+    precision: str | None = None,
+    compile_in_background: bool = False,
+) -> ExportedModel:
+    """An exported file on ``runtime`` at ``precision`` (None: as stored), checked by :func:`resolve_precision`.
+
+    ``auto`` with a choice (an fp32 file on OpenVINO: fp32 or bf16) compiles each candidate and times a forward
+    of each on the model's canvas (:data:`AUTO_TIMING_CANVAS` where any size runs), in turns, then keeps the
+    fastest: about a second at start-up, and the right answer on CPUs whose features do not tell (AVX512-BF16
+    without AMX, say). ``compile_in_background``: see :class:`OpenVinoForward` (set after the timing, which wants
+    the compiled models at once)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    metadata, (height, width) = _metadata_and_canvas(model_path)
+    fixed = height if isinstance(height, int) and height == width else None
+    forwards: dict[str, Forward] = {}
+
+    def build(precision: str) -> Forward:
+        if precision not in forwards:
+            # With the default output names OpenVINO returns the detector's three outputs.
+            forwards[precision] = (
+                cast(Forward, OpenVinoForward(model_path, threads, precision))
+                if runtime == "openvino"
+                else onnxruntime_forward(model_path, threads)
+            )
+        return forwards[precision]
+
+    timings: dict[str, float] = {}
+
+    def timer(candidates: Sequence[str]) -> dict[str, float]:
+        canvas = (fixed, fixed) if fixed else AUTO_TIMING_CANVAS
+        timings.update(time_forwards({name: build(name) for name in candidates}, (1, 3, *canvas)))
+        return timings
+
+    precision = resolve_precision(runtime, precision, metadata.get(PRECISION_KEY, "fp32"), timer)
+    forward = build(precision)
+    if isinstance(forward, OpenVinoForward):
+        forward.compile_in_background = compile_in_background
+    return ExportedModel(forward, runtime, precision, metadata, fixed, timings)
+
+
 def exported_forward(
     model_path: str | Path, runtime: str = "onnxruntime", threads: int = 0, precision: str | None = None
 ) -> Forward:
-    """An exported file on ``runtime`` at ``precision`` (None: as stored), checked by :func:`resolve_precision`."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    stored = model_metadata(model_path).get(PRECISION_KEY, "fp32")
-    precision = resolve_precision(runtime, precision, stored)
-    if runtime == "openvino":
-        # With the default output names it returns the detector's three outputs.
-        return cast(Forward, OpenVinoForward(model_path, threads, precision))
-    return onnxruntime_forward(model_path, threads)
+    """The forward of :func:`load_exported`."""
+    return load_exported(model_path, runtime, threads, precision).forward
 
 
 def torch_forward(network, threads: int | None = None) -> Forward:

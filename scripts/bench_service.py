@@ -2,7 +2,7 @@
 """The HTTP service against the same work done in process: images/s of ``POST /v1/detect`` at a concurrency,
 and of the same backend driven directly in this process, in the same run, on the same VGA JPEG.
 
-Three modes, each with the service's settings (backend, precision, threads, max_batch_size, max_delay_ms) and
+Three modes, each with the service's settings (backend, precision, threads, max_batch_size) and
 its canvas for the image (``fit`` to ``canvas_size``: 640x480 for VGA):
 
 * ``raw backend``: the backend's ``infer`` alone on full batches of that canvas (no decode, no faces);
@@ -16,6 +16,19 @@ alike; the ratios use the medians over rounds. CPU ms per image: this process's 
 modes, the server's (from /proc) and the load client's for the service.
 
     python scripts/bench_service.py [--backend openvino] [--precision auto] [--concurrency 16] [--rounds 3]
+
+``--latency``: one request at a time, milliseconds per image from JPEG bytes to faces, interleaved in one run, at
+VGA (640x480, ``max_size`` 640) and HD (1280x720, ``max_size`` 1920, so that every pixel runs), each with one
+inference thread (``--threads 1``):
+
+* ``library``: :class:`facelocal.detector.Detector` in this process on the same model and bytes (decode, canvas,
+  forward, faces);
+* ``yunet``: OpenCV's YuNet (:mod:`facelocal.peers`) on the full-size image, decode included;
+* ``service``: ``POST /v1/detect`` over HTTP (keep-alive) to ``facelocal serve`` at its defaults;
+* ``before`` (with ``--before DIR``): the same to a server run from the checkout ``DIR`` (``git archive REV``),
+  at that version's defaults (``max_delay_ms`` 5).
+
+    python scripts/bench_service.py --latency --threads 1 [--rounds 5] [--requests 20]
 """
 
 from __future__ import annotations
@@ -36,7 +49,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from loadtest import PHOTO, ensure_model, load, start_server  # noqa: E402
 
 from facelocal.bench import make_jpeg  # noqa: E402
+from facelocal.detector import Detector  # noqa: E402
 from facelocal.imageio import decode_image  # noqa: E402
+from facelocal.peers import DEFAULT_YUNET, yunet_pipeline  # noqa: E402
 from facelocal.preprocess import ResizePolicy, to_canvas  # noqa: E402
 from service.backends import create_backend  # noqa: E402
 from service.core import DetectionCore  # noqa: E402
@@ -145,6 +160,94 @@ async def bench(args: argparse.Namespace, settings: Settings, server: ServeProce
     return results
 
 
+# Latency mode: (name, width, height, max_size).
+SIZES = (("VGA", 640, 480, 640), ("HD", 1280, 720, 1920))
+LATENCY_MODES = ("library", "yunet", "service")
+
+
+def latency(args: argparse.Namespace, model: Path) -> None:
+    """Milliseconds per image at concurrency 1: the library, YuNet and the service over HTTP, interleaved."""
+    import http.client
+    import json
+
+    threads = args.threads or 1
+    jpegs = {name: make_jpeg(PHOTO, width, height) for name, width, height, _ in SIZES}
+    libraries = {
+        name: Detector.from_onnx(
+            model, threads=threads, runtime=args.backend, precision=args.precision, resize=ResizePolicy("fit", size)
+        )
+        for name, _, _, size in SIZES
+    }
+    yunet = yunet_pipeline(DEFAULT_YUNET, threads)
+    flags = ["--backend", args.backend, "--precision", args.precision, "--intra-op-threads", str(threads)]
+    flags += ["--mesh-model-path", "none"]
+    servers = {"service": start_server(model, args.max_batch_size, extra=flags)}
+    if args.before is not None:
+        # The other checkout at its own defaults (its max_delay_ms of 5 included).
+        servers["before"] = start_server(model, args.max_batch_size, extra=flags, root=args.before)
+    connections = {
+        mode: http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=30)
+        for mode, server in servers.items()
+    }
+    modes = (*LATENCY_MODES, *(("before",) if args.before is not None else ()))
+
+    def post(mode: str, jpeg: bytes, size: int) -> dict:
+        connection = connections[mode]
+        connection.request("POST", f"/v1/detect?max_size={size}", jpeg, {"content-type": "image/jpeg"})
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{mode} answered {response.status}: {body[:200]!r}")
+        return json.loads(body)
+
+    def run(mode: str, name: str, size: int) -> int:
+        jpeg = jpegs[name]
+        if mode == "library":
+            return len(libraries[name].detect([decode_image(jpeg)])[0])
+        if mode == "yunet":
+            return yunet(jpeg)[1]
+        return len(post(mode, jpeg, size)["faces"])
+
+    times: dict[tuple[str, str], list[float]] = {(name, mode): [] for name, *_ in SIZES for mode in modes}
+    queues: dict[str, list[float]] = {name: [] for name, *_ in SIZES}
+    faces: dict[tuple[str, str], int] = {}
+    try:
+        for name, _, _, size in SIZES:  # warm up: OpenVINO compiles a model for a shape it sees again
+            for mode in modes:
+                for _ in range(3):
+                    run(mode, name, size)
+        for _ in range(args.rounds):
+            for name, _, _, size in SIZES:
+                for mode in modes:
+                    for _ in range(args.requests):
+                        started = time.perf_counter()
+                        faces[(name, mode)] = run(mode, name, size)
+                        times[(name, mode)].append((time.perf_counter() - started) * 1000.0)
+                queues[name].append(post("service", jpegs[name], size)["timings_ms"]["queue"])
+    finally:
+        for connection in connections.values():
+            connection.close()
+        for server in servers.values():
+            server.stop()
+
+    print(
+        f"\nconcurrency 1, JPEG bytes to faces; backend {args.backend} (precision {args.precision}), {threads} "
+        f"inference thread(s); {args.rounds} interleaved rounds of {args.requests} requests per mode and size"
+    )
+    print(f"{'size':5} {'mode':8} {'median ms':>9} {'p90 ms':>7} {'faces':>5}  {'/ library':>9} {'/ yunet':>7}")
+    for name, *_ in SIZES:
+        library = float(np.median(times[(name, "library")]))
+        peer = float(np.median(times[(name, "yunet")]))
+        for mode in modes:
+            values = times[(name, mode)]
+            median = float(np.median(values))
+            print(
+                f"{name:5} {mode:8} {median:>9.2f} {np.percentile(values, 90):>7.2f} {faces[(name, mode)]:>5}  "
+                f"{median / library:>9.2f} {median / peer:>7.2f}"
+            )
+        print(f"{name:5} service timings_ms.queue, median of {len(queues[name])}: {np.median(queues[name]):.3f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-path", type=Path, help="exported model (default: export the shared weights)")
@@ -153,25 +256,31 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0: the runtime's choice)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-batch-size", type=int, default=8)
-    parser.add_argument("--max-delay-ms", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per mode and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency", action="store_true", help="concurrency 1: library, YuNet and service, in ms")
+    parser.add_argument("--requests", type=int, default=20, help="--latency: requests per mode, size and round")
+    parser.add_argument(
+        "--before", type=Path, help="--latency: also a server run from this checkout (e.g. an earlier commit's)"
+    )
     args = parser.parse_args()
 
     model = ensure_model(args.model_path)
+    if args.latency:
+        latency(args, model)
+        return
     settings = Settings(
         model_path=model,
         backend=args.backend,
         precision=args.precision,
         intra_op_threads=args.threads,
         max_batch_size=args.max_batch_size,
-        max_delay_ms=args.max_delay_ms,
         mesh_model_path=None,
     )
     jpeg = make_jpeg(PHOTO, 640, 480)
     extra = ["--backend", args.backend, "--precision", args.precision, "--intra-op-threads", str(args.threads)]
     extra += ["--mesh-model-path", "none"]
-    server = start_server(model, args.max_batch_size, args.max_delay_ms, extra=extra)
+    server = start_server(model, args.max_batch_size, extra=extra)
     try:
         results = asyncio.run(bench(args, settings, server, jpeg))
     finally:
@@ -179,7 +288,7 @@ def main() -> None:
 
     print(
         f"\nVGA JPEG 640x480; backend {args.backend} (precision {args.precision}), threads {args.threads or 'default'}"
-        f", max_batch_size {args.max_batch_size}, max_delay_ms {args.max_delay_ms}, concurrency {args.concurrency};"
+        f", max_batch_size {args.max_batch_size}, concurrency {args.concurrency};"
         f" {args.rounds} rounds of {args.seconds:.0f} s; {results.errors} service errors"
     )
     print(f"{'mode':16} {'median img/s':>12} {'CPU ms/img':>10} {'client CPU':>10}   rounds img/s")

@@ -142,22 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-triton-") as workdir:
         triton, model = start_local_triton(Path(workdir), args.onnx)
         try:
+
+            def on_triton(**overrides) -> Settings:
+                # A Python-backend Triton on a busy 2-core machine can take seconds for a batch of 8.
+                return Settings(
+                    backend="triton",
+                    triton_url=triton.grpc_url,
+                    triton_model=model,
+                    triton_timeout_s=30.0,
+                    **common,
+                    **overrides,
+                )
+
             runs = {
                 "embedded onnxruntime": Settings(backend="onnxruntime", **common),
-                "triton gRPC": Settings(
-                    backend="triton",
-                    triton_url=triton.grpc_url,
-                    triton_model=model,
-                    triton_shared_memory="off",
-                    **common,
-                ),
-                "triton gRPC + shm": Settings(
-                    backend="triton",
-                    triton_url=triton.grpc_url,
-                    triton_model=model,
-                    triton_shared_memory="auto",
-                    **common,
-                ),
+                "triton gRPC": on_triton(triton_shared_memory="off"),
+                "triton gRPC + shm": on_triton(triton_shared_memory="auto"),
+                # The default above keeps 2 batches in flight (TritonBackend.BATCHES_IN_FLIGHT); one at a time
+                # leaves Triton idle while a batch travels.
+                "triton shm, 1 in flight": on_triton(triton_shared_memory="auto", max_batches_in_flight=1),
+                "triton shm, 3 in flight": on_triton(triton_shared_memory="auto", max_batches_in_flight=3),
             }
             results = {}
             for name, settings in runs.items():

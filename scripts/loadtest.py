@@ -52,19 +52,21 @@ def ensure_model(path: Path | None) -> Path:
 
 
 def start_server(
-    model: Path, max_batch_size: int, max_delay_ms: float, max_queue: int = 256, extra: Sequence[str] = ()
+    model: Path,
+    max_batch_size: int,
+    max_queue: int = 256,
+    extra: Sequence[str] = (),
+    root: Path | None = None,
 ) -> ServeProcess:
-    """``facelocal serve`` with these batching settings (and ``extra`` flags); its log on this terminal (warnings
-    only)."""
+    """``facelocal serve`` with these batching settings (and ``extra`` flags), from the checkout ``root`` (default:
+    this one); its log on this terminal (warnings only)."""
     flags = (
         "--max-batch-size",
         str(max_batch_size),
-        "--max-delay-ms",
-        str(max_delay_ms),
         "--max-queue",
         str(max_queue),
     )
-    return start_serve(model, *flags, *extra, "--log-level", "warning", stdout=None, stderr=None)
+    return start_serve(model, *flags, *extra, "--log-level", "warning", stdout=None, stderr=None, root=root or ROOT)
 
 
 def batching_metrics(url: str) -> dict[str, float]:
@@ -141,10 +143,10 @@ async def load(url: str, body: bytes, concurrency: int, seconds: float, expect: 
     return latencies
 
 
-def overload(model: Path, body: bytes, concurrency: int, seconds: float, max_delay_ms: float) -> None:
+def overload(model: Path, body: bytes, concurrency: int, seconds: float) -> None:
     """More clients than the default queue admits: how many answers of each status, and how fast; with the
     body sent at once, and sent only after ``100 Continue``."""
-    server = start_server(model, max_batch_size=8, max_delay_ms=max_delay_ms, max_queue=64)
+    server = start_server(model, max_batch_size=8, max_queue=64)
     try:
         asyncio.run(load(server.url, body, 2, 1.0))  # warm caches and connections
         runs = {expect: asyncio.run(load(server.url, body, concurrency, seconds, expect)) for expect in (False, True)}
@@ -171,7 +173,6 @@ def main() -> None:
     parser.add_argument("--model-path", type=Path, help="exported ONNX model (default: export the shared weights)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", help="client counts (default 1 8 32; overload: 200)")
-    parser.add_argument("--max-delay-ms", type=float, default=5.0)
     parser.add_argument("--overload", action="store_true", help="answers by status under more load than is admitted")
     args = parser.parse_args()
 
@@ -179,13 +180,13 @@ def main() -> None:
     body = make_jpeg(PHOTO, 640, 480)
     if args.overload:
         for concurrency in args.concurrency or [200]:
-            overload(model, body, concurrency, args.seconds, args.max_delay_ms)
+            overload(model, body, concurrency, args.seconds)
         return
     args.concurrency = args.concurrency or [1, 8, 32]
     rows = []
     for label, batch_size in (("batching (max_batch_size 8)", 8), ("no batching (max_batch_size 1)", 1)):
         # A queue deep enough that even the highest concurrency is served, not refused.
-        server = start_server(model, batch_size, args.max_delay_ms, max_queue=256)
+        server = start_server(model, batch_size, max_queue=256)
         try:
             asyncio.run(load(server.url, body, 2, 1.0))  # warm caches and connections
             for concurrency in args.concurrency:
@@ -214,10 +215,7 @@ def main() -> None:
         finally:
             server.stop()
 
-    print(
-        f"\nVGA JPEG (640x480, {len(body)} bytes), POST /v1/detect, {args.seconds:.0f} s per level, "
-        f"max_delay_ms {args.max_delay_ms}"
-    )
+    print(f"\nVGA JPEG (640x480, {len(body)} bytes), POST /v1/detect, {args.seconds:.0f} s per level")
     print(f"{'mode':32} {'conc':>4} {'reqs':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10}")
     for label, concurrency, count, errors, rps, p50, p99, mean_batch in rows:
         print(

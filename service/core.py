@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from functools import partial
 from typing import cast
 
 import numpy as np
@@ -16,10 +16,8 @@ import numpy as np
 from facelocal.config import PostprocessConfig
 from facelocal.contract import INPUT_DTYPE
 from facelocal.detections import FaceDetections
-from facelocal.postprocess import select_faces
-from facelocal.preprocess import ResizePolicy, to_canvas
-from facelocal.tta import View
-from facelocal.tta_ops import flip_image
+from facelocal.pipeline import Inference, Steps, advance, detect_steps, fit_views, mesh_steps
+from facelocal.preprocess import ResizePolicy
 from service.alignment import align_face, encode_png
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
@@ -28,58 +26,35 @@ from service.errors import ServiceError, internal_error, queue_full, unavailable
 from service.images import decode
 from service.mesh import MeshStage
 from service.metrics import ServiceMetrics
-from service.schemas import DetectOptions, Face, ImageResult, ModelInfo, Timings
+from service.results import DetectionResult
+from service.schemas import DetectOptions, ModelInfo, Timings
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class _View:
-    """One view of the image (:meth:`facelocal.tta.TTAPlan.views`) and its ``(3, H, W)`` canvas."""
-
-    view: View
-    tensor: np.ndarray
-
-
-@dataclass
-class _Prepared:
-    """An image's size and views: the image fitted to ``max_size`` first, then any test-time augmentations.
-
-    ``rgb`` (the decoded pixels) is kept only when crops or meshes are to be cut from it, or a two-pass
-    test-time augmentation may need more views of it.
-    """
-
-    width: int
-    height: int
-    rgb: np.ndarray | None
-    views: list[_View]
-    decode_ms: float
-
-    def image(self) -> np.ndarray:
-        """The decoded ``(H, W, 3)`` RGB pixels, where :meth:`DetectionCore._prepare` kept them."""
-        if self.rgb is None:
-            raise RuntimeError("the decoded image was released before a stage that needs it")
-        return self.rgb
+# Width:height of the photos most often sent (phones 4:3 and 16:9, cameras 3:2, squares), either way up.
+COMMON_ASPECTS = ((4, 3), (3, 4), (16, 9), (9, 16), (3, 2), (2, 3), (1, 1))
 
 
 class DetectionCore:
-    """Turns image bytes into :class:`ImageResult`; REST and gRPC are thin layers over it.
+    """Turns image bytes into :class:`~service.results.DetectionResult`; REST and gRPC are thin layers over it.
 
-    CPU work (decoding, resizing onto canvases, NMS, crops) runs in a thread pool and inference in the backend's
-    own thread, so the event loop only moves requests around.
+    An image takes the library's steps (:mod:`facelocal.pipeline`, as :class:`facelocal.detector.Detector` does):
+    their CPU work (decoding, resizing onto canvases, NMS, voting, crops) runs in a thread pool, and each
+    inference they ask for goes through a micro-batcher (the detector's, or the mesh stage's), so the event loop
+    only moves requests around.
     """
 
     def __init__(self, settings: Settings, backend: InferenceBackend, metrics: ServiceMetrics | None = None) -> None:
         self.settings = settings
         self.backend = backend
         self.metrics = metrics or ServiceMetrics()
-        self._batcher = MicroBatcher(
+        self.batcher = MicroBatcher(
             backend.infer,
             self.metrics.detector,
             max_batch_size=settings.max_batch_size,
-            max_delay_ms=settings.max_delay_ms,
             max_queue=settings.max_queue,
+            max_in_flight=settings.max_batches_in_flight or backend.batches_in_flight,
         )
         self._executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="facelocal-cpu")
         # FaceMesh on the detected faces (return_mesh), with a batcher of its own.
@@ -114,18 +89,31 @@ class DetectionCore:
 
     async def start(self) -> None:
         """Start the batcher and run one warm-up inference; ready only if it succeeds."""
-        self._batcher.start()
+        self.batcher.start()
         warm_up = np.zeros((1, 3, self.canvas_size, self.canvas_size), INPUT_DTYPE)
         boxes, scores, landmarks = await self.backend.infer(warm_up)
         if boxes.shape[:2] != scores.shape or landmarks.shape[:2] != scores.shape:
             raise RuntimeError(f"backend outputs disagree: {boxes.shape}, {scores.shape}, {landmarks.shape}")
+        if self.backend.name == "openvino" and self.backend.fixed_canvas is None:
+            await self._warm_common_canvases()
         await self.mesh.start()
         self._ready = True
+
+    async def _warm_common_canvases(self) -> None:
+        """Run the canvases of the commonest photo shapes at the default ``max_size`` twice each: OpenVINO's first
+        run of a shape costs 5-10 warm ones, and the second has it compile a model for the shape (in the
+        background, :class:`facelocal.runtime.OpenVinoForward`), so the first photos of those shapes run warm."""
+        fit = ResizePolicy("fit", self.canvas_size)
+        for width, height in COMMON_ASPECTS:
+            placement = fit.plan(width * 1000, height * 1000)
+            canvas = np.zeros((1, 3, placement.canvas_h, placement.canvas_w), INPUT_DTYPE)
+            for _ in range(2):
+                await self.backend.infer(canvas)
 
     async def stop(self) -> None:
         """Stop taking work and finish every queued image."""
         self._ready = False
-        await self._batcher.stop()
+        await self.batcher.stop()
         await self.mesh.stop()
         self._executor.shutdown(wait=True)
 
@@ -141,6 +129,7 @@ class DetectionCore:
             has_dense=self.backend.has_dense or self.mesh.ready,
             canvas_size=self.canvas_size,
             max_batch_size=self.settings.max_batch_size,
+            precision=self.backend.precision,
             ready=self._ready,
         )
 
@@ -160,7 +149,7 @@ class DetectionCore:
         if self._admitted >= self._admission_limit:
             raise queue_full()
 
-    async def detect(self, data: bytes, options: DetectOptions) -> ImageResult:
+    async def detect(self, data: bytes, options: DetectOptions) -> DetectionResult:
         """Faces in one encoded image; raises :class:`ServiceError` for anything the client got wrong, and
         ``internal_error`` (500, logged) for anything else."""
         self.validate_options(options)
@@ -168,21 +157,7 @@ class DetectionCore:
         self._admitted += 1
         pixels = self._pixels.hold()
         try:
-            loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(self._executor, self._prepare, data, options, pixels)
-            # Submitted together, the views of one image usually share one inference.
-            outputs = await asyncio.gather(*(self._batcher.submit(view.tensor) for view in prepared.views))
-            if options.tta_plan.zoom is not None:  # a two-pass plan: its follow-up views depend on the faces found
-                follow_up = await loop.run_in_executor(self._executor, self._follow_up, prepared, outputs[0], options)
-                prepared.views += follow_up
-                outputs += await asyncio.gather(*(self._batcher.submit(view.tensor) for view in follow_up))
-            # The mesh stage crops from each face's box and landmarks, so it needs the landmarks even when the
-            # client does not (it drops them again).
-            finish_options = options.model_copy(update={"return_landmarks": True}) if options.return_mesh else options
-            result = await loop.run_in_executor(self._executor, self._finish, prepared, outputs, finish_options)
-            if options.return_mesh:
-                result = await self.mesh.add_meshes(prepared.image(), result, options, self._executor)
-            return result
+            return await self._run(self._steps(data, options, pixels), options, pixels)
         except ServiceError:
             raise
         except Exception as exc:
@@ -194,7 +169,7 @@ class DetectionCore:
 
     async def detect_batch(
         self, items: Sequence[bytes | ServiceError], options: DetectOptions
-    ) -> list[ImageResult | ServiceError]:
+    ) -> list[DetectionResult | ServiceError]:
         """Every image on its own: a bad one gets its error, the others their results (in input order). An item
         that is already an error (unreadable upload, bad base64) stays that item's answer.
 
@@ -210,112 +185,103 @@ class DetectionCore:
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, ServiceError):
                 raise outcome  # cancellation: the caller went away
-        return cast(list[ImageResult | ServiceError], outcomes)
+        return cast(list[DetectionResult | ServiceError], outcomes)
 
-    async def _detect_item(self, item: bytes | ServiceError, options: DetectOptions) -> ImageResult:
+    async def _detect_item(self, item: bytes | ServiceError, options: DetectOptions) -> DetectionResult:
         if isinstance(item, ServiceError):
             raise item
         return await self.detect(item, options)
 
-    def _prepare(self, data: bytes, options: DetectOptions, pixels: Hold) -> _Prepared:
-        started = time.perf_counter()
+    def _steps(self, data: bytes, options: DetectOptions, pixels: Hold) -> Steps[DetectionResult]:
+        """One image's steps: decode, the library's detection (:func:`facelocal.pipeline.detect_steps`) on this
+        server's canvases, the request's face filters, then meshes and crops as asked."""
         max_size = options.max_size or self.canvas_size
         # Crops and meshes are cut from the full-size image; without them, no view is larger than max_size.
         keep_image = options.return_crops or options.return_mesh
-        cover = None if keep_image else max_size
-        decoded = decode(data, self.settings.max_pixels, cover, reserve=pixels.take)
-        rgb: np.ndarray | None = decoded.rgb
-        plan = options.tta_plan
-        fit = ResizePolicy("fit", max_size)
-        views = _canvases(decoded.rgb, self._fit(plan.views(decoded.width, decoded.height, fit), max_size))
-        # A two-pass plan's follow-up views are drawn from the decoded pixels too.
-        if not keep_image and plan.zoom is None:
-            rgb = None
-            pixels.release()
-        return _Prepared(decoded.width, decoded.height, rgb, views, (time.perf_counter() - started) * 1000.0)
-
-    def _follow_up(self, prepared: _Prepared, base: BatchOutput, options: DetectOptions) -> list[_View]:
-        """The views a two-pass plan adds after the first view found ``base`` (the same max_size rule)."""
-        width, height = prepared.width, prepared.height
-        faces = _view_faces(base, prepared.views[0].view, width, height, self._per_view(options))
-        views = options.tta_plan.follow_up_views(width, height, faces)
-        return _canvases(prepared.image(), self._fit(views, options.max_size or self.canvas_size))
-
-    def _per_view(self, options: DetectOptions) -> PostprocessConfig:
-        """How each view's output becomes faces, before the views are voted (:meth:`TTAPlan.view_threshold`)."""
-        return PostprocessConfig(
-            score_threshold=options.tta_plan.view_threshold(options.score_threshold),
+        decoded = decode(data, self.settings.max_pixels, None if keep_image else max_size, reserve=pixels.take)
+        width, height = decoded.width, decoded.height
+        postprocess = PostprocessConfig(
+            score_threshold=options.score_threshold,
             nms_threshold=options.nms_threshold,
             post_nms_top_k=self._post_nms_top_k,
         )
+        fit = partial(fit_views, max_size=max_size, fixed_canvas=self.backend.fixed_canvas)
+        detecting = detect_steps(
+            decoded.rgb, (width, height), ResizePolicy("fit", max_size), postprocess, options.tta_plan, fit
+        )
+        rgb = decoded.rgb if keep_image else None  # the detection steps hold the pixels as long as they need them
+        del decoded
+        faces = yield from detecting
+        faces, truncated = filter_faces(faces, options.min_face_size, self._face_limit(options))
+        result = DetectionResult(
+            width, height, self.backend.model_name, faces, truncated, landmarks=options.return_landmarks
+        )
+        if options.return_mesh:
+            assert rgb is not None
+            meshed = yield from mesh_steps(rgb, faces, options.mesh_min_face, self.settings.mesh_max_faces)
+            result.faces, result.mesh_skipped = meshed.faces, meshed.skipped
+        if options.return_crops:
+            assert rgb is not None
+            result.crops = [encode_png(align_face(rgb, points)) for points in faces.landmarks]
+        return result
 
-    def _fit(self, views: list[View], max_size: int) -> list[View]:
-        """``views`` (a plan's, the image's long side fitted to ``max_size``, never upscaled, first) each on its
-        canvas: the view's size rounded up to 32 px, or the model's fixed square. A view whose long side exceeds
-        ``max_size`` (a multi-scale or 2x view) is skipped rather than tiled."""
-        fixed = self.backend.fixed_canvas
-        return [
-            replace(
-                view,
-                placement=replace(view.placement, canvas_w=fixed, canvas_h=fixed) if fixed else view.placement.padded(),
-            )
-            for view in views
-            if max(view.placement.resized_w, view.placement.resized_h) <= max_size
-        ]
+    async def _run(self, steps: Steps[DetectionResult], options: DetectOptions, pixels: Hold) -> DetectionResult:
+        """Drive ``steps``: their CPU work in the pool, each inference through its micro-batcher."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        # A lone image (nothing else admitted) is decoded on the event loop, which would only wait for it: two
+        # thread hand-offs fewer on the path of an idle server's request. With company, decoding runs in the
+        # pool, in parallel with other images' inference and the event loop's HTTP work.
+        if self._admitted == 1:
+            inference, result = advance(steps, None)
+        else:
+            inference, result = await loop.run_in_executor(self._executor, advance, steps, None)
+        decode_ms = (time.perf_counter() - started) * 1000.0
+        if not (options.return_crops or options.return_mesh) and options.tta_plan.zoom is None:
+            pixels.release()  # the canvases are made and nothing will look at the pixels again
+        # One view's faces without crops or meshes take a fraction of a millisecond and hold the GIL anyway: done
+        # on the event loop, they save two thread hops (a millisecond or more on a busy machine). Voting many
+        # views, cutting crops and meshes run in the pool.
+        light = not (options.return_crops or options.return_mesh or options.tta_plan.enabled)
+        detector: list[BatchOutput] = []
+        postprocess_ms, mesh_started = 0.0, None
+        while inference is not None:
+            if inference.model == "mesh" and mesh_started is None:
+                mesh_started = time.perf_counter()
+            outputs = await self._infer(inference)
+            if inference.model == "detector":
+                detector += outputs
+            step_started = time.perf_counter()
+            rows = [output.rows for output in outputs]
+            if light:
+                inference, result = advance(steps, rows)
+            else:
+                inference, result = await loop.run_in_executor(self._executor, advance, steps, rows)
+            if mesh_started is None:
+                postprocess_ms += (time.perf_counter() - step_started) * 1000.0
+        assert result is not None
+        # The views ran concurrently, so the image waited as long as its slowest one.
+        slowest = max(detector, key=lambda output: output.queue_ms + output.inference_ms)
+        result.timings = Timings(
+            decode=round(decode_ms, 3),
+            queue=round(slowest.queue_ms, 3),
+            inference=round(slowest.inference_ms, 3),
+            postprocess=round(postprocess_ms, 3),
+            mesh=None if mesh_started is None else round((time.perf_counter() - mesh_started) * 1000.0, 3),
+        )
+        return result
+
+    async def _infer(self, inference: Inference) -> list[BatchOutput]:
+        """Each input of ``inference`` through its model's batcher; submitted together, they usually share one
+        batch."""
+        batcher = self.batcher if inference.model == "detector" else self.mesh.batcher
+        return await asyncio.gather(*(batcher.submit(tensor) for tensor in inference.inputs))
 
     def _face_limit(self, options: DetectOptions) -> int:
         """The most faces one image returns: the request's ``max_faces``, capped by ``max_faces`` (or by
         ``max_crops`` with crops, the costly part of a reply) from the settings."""
         cap = self.settings.max_crops if options.return_crops else self.settings.max_faces
         return min(options.max_faces or cap, cap)
-
-    def _finish(self, prepared: _Prepared, outputs: list[BatchOutput], options: DetectOptions) -> ImageResult:
-        started = time.perf_counter()
-        width, height = prepared.width, prepared.height
-        config = self._per_view(options)
-        views = [prepared_view.view for prepared_view in prepared.views]
-        detections = [
-            _view_faces(output, view, width, height, config) for view, output in zip(views, outputs, strict=True)
-        ]
-        faces = options.tta_plan.merge(views, detections, config.post_nms_top_k, options.score_threshold)
-        faces, truncated = filter_faces(faces, options.min_face_size, self._face_limit(options))
-        # The views ran concurrently, so the image waited as long as its slowest one.
-        slowest = max(outputs, key=lambda output: output.queue_ms + output.inference_ms)
-        result_faces = [
-            Face(
-                box=entry["box"],
-                score=entry["score"],
-                landmarks=entry["landmarks"] if options.return_landmarks else None,
-                crop=encode_png(align_face(prepared.image(), points)) if options.return_crops else None,
-            )
-            for entry, points in zip(faces.faces(), faces.landmarks, strict=True)
-        ]
-        return ImageResult(
-            width=width,
-            height=height,
-            model=self.backend.model_name,
-            faces=result_faces,
-            truncated=truncated,
-            timings_ms=Timings(
-                decode=round(prepared.decode_ms, 3),
-                queue=round(slowest.queue_ms, 3),
-                inference=round(slowest.inference_ms, 3),
-                postprocess=round((time.perf_counter() - started) * 1000.0, 3),
-            ),
-        )
-
-
-def _view_faces(output: BatchOutput, view: View, width: int, height: int, config: PostprocessConfig) -> FaceDetections:
-    """The faces one view's inference found, in the ``width x height`` image's pixels (mirrored for a mirrored
-    view, as :meth:`TTAPlan.merge` expects)."""
-    boxes, scores, landmarks = output.rows
-    return select_faces(boxes, scores, landmarks, view.placement, width, height, config)
-
-
-def _canvases(rgb: np.ndarray, views: Sequence[View]) -> list[_View]:
-    """Each view of the ``(H, W, 3)`` RGB image with its canvas (the mirror made once, if any view needs it)."""
-    mirrored = np.ascontiguousarray(flip_image(rgb)) if any(view.mirrored for view in views) else rgb
-    return [_View(view, to_canvas(mirrored if view.mirrored else rgb, view.placement)) for view in views]
 
 
 def filter_faces(faces: FaceDetections, min_face_size: float, limit: int) -> tuple[FaceDetections, bool]:

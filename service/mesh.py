@@ -1,7 +1,8 @@
 """The dense mesh stage of the service: FaceMesh v1 on every detected face, batched across requests.
 
 After detection, each face whose longer box side is at least ``mesh_min_face`` pixels (a request option,
-default 48) is cropped (:mod:`facelocal.facemesh`: 1.5x the box, eyes level, 192x192) and its crop goes into a
+default 48) is cropped from its exact box and landmarks (:func:`facelocal.pipeline.mesh_steps`, the library's
+step: 1.5x the box, eyes level, 192x192) and its crop goes into a
 micro-batcher of its own (:class:`~service.batcher.MicroBatcher`): crops from all faces of all requests in flight
 share one mesh inference, as canvases do for detection. The vertices come back in image pixels with the presence score.
 
@@ -16,72 +17,18 @@ Triton. Without a mesh model, ``return_mesh`` is refused with 422 ``mesh_unavail
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import time
-from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
-from facelocal.contract import MODEL_KEY
-from facelocal.facemesh import (
-    INPUT_SIZE,
-    NUM_VERTICES,
-    MeshCrop,
-    OnnxFaceMesh,
-    crop_faces,
-    mesh_eligible,
-    presence_score,
-    project_vertices,
-)
-from facelocal.runtime import model_metadata
-from service.batcher import BatchOutput, MicroBatcher
-from service.errors import ServiceError, unavailable, validation_error
+from facelocal.facemesh import INPUT_SIZE, NUM_VERTICES
+from service.batcher import MicroBatcher
+from service.errors import ServiceError, validation_error
 from service.metrics import ServiceMetrics
-from service.schemas import DetectOptions, ImageResult, ModelInfo
+from service.schemas import DetectOptions, ModelInfo
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-MESH_MODEL_NAME = "facemesh"
-SKIPPED_SMALL = "face_too_small"
-SKIPPED_LIMIT = "mesh_limit"
-
-
-# -- backends ------------------------------------------------------------------------------------------------
-
-
-class EmbeddedMeshBackend:
-    """The exported FaceMesh graph in process, on the detector's runtime (ONNX Runtime or OpenVINO), in a thread
-    of its own.
-
-    One mesh inference (one batch from the batcher) runs its crops one at a time, split over ``threads``
-    single-threaded workers: on CPU a single crop keeps its activations in cache, so in ONNX Runtime it is
-    faster per face than a batched run, on OpenVINO as fast (``facelocal bench --mesh``), and one input shape
-    means one compiled OpenVINO model; the workers use every core.
-    """
-
-    def __init__(self, path, runtime: str, threads: int = 0) -> None:
-        self.name = runtime
-        workers = threads or len(os.sched_getaffinity(0))
-        self._mesh = OnnxFaceMesh(path, threads=1, rows_at_once=1, workers=workers, runtime=runtime)
-        self.model_name = model_metadata(path).get(MODEL_KEY, MESH_MODEL_NAME)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"facemesh-{runtime}")
-
-    async def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._mesh, crops)
-        except RuntimeError as exc:
-            raise unavailable(f"{self.name} failed on the mesh model: {exc}") from exc
-
-    async def ready(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._mesh.close()
 
 
 def create_mesh_backend(settings: Settings):
@@ -104,32 +51,30 @@ def create_mesh_backend(settings: Settings):
         return None, (
             f"the mesh model {path} does not exist; export it with 'facelocal export onnx --mesh' (make model does)"
         )
-    return EmbeddedMeshBackend(path, settings.backend, settings.mesh_threads), None
+    from service.backends.inprocess import InProcessBackend
+
+    return InProcessBackend.mesh(settings, path), None
 
 
 # -- the stage -----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _MeshPlan:
-    """Which faces of one image get a mesh, and their crops."""
-
-    indices: list[int]
-    crops: np.ndarray
-    geometries: list[MeshCrop]
-    skipped: dict[int, str]
-    truncated: bool
-
-
 class MeshStage:
-    """FaceMesh after detection: owns the mesh backend and batcher; the core calls :meth:`add_meshes`."""
+    """FaceMesh after detection: owns the mesh backend and its batcher, through which the core runs the mesh
+    inferences of the library's mesh step (:func:`facelocal.pipeline.mesh_steps`)."""
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
         self.backend, self._reason = create_mesh_backend(settings)
-        self._batcher: MicroBatcher | None = None
+        self._mesh_batcher: MicroBatcher | None = None
         self._ready = False
+
+    @property
+    def batcher(self) -> MicroBatcher:
+        if self._mesh_batcher is None:
+            raise RuntimeError("check() admits return_mesh only once the stage has started")
+        return self._mesh_batcher
 
     @property
     def available(self) -> bool:
@@ -150,15 +95,15 @@ class MeshStage:
         if self.backend is None:
             log.info("dense mesh off: %s", self._reason)
             return
-        self._batcher = MicroBatcher(
+        self._mesh_batcher = MicroBatcher(
             self.backend.infer,
             self.metrics.mesh,
             name="mesh inference",
             max_batch_size=self.settings.mesh_max_batch_size,
-            max_delay_ms=self.settings.mesh_max_delay_ms,
             max_queue=self.settings.mesh_max_queue,
+            max_in_flight=self.backend.batches_in_flight,
         )
-        self._batcher.start()
+        self._mesh_batcher.start()
         try:
             vertices, logits = await self.backend.infer(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
             if np.shape(vertices) != (1, NUM_VERTICES, 3) or np.size(logits) != 1:
@@ -173,8 +118,8 @@ class MeshStage:
 
     async def stop(self) -> None:
         self._ready = False
-        if self._batcher is not None:
-            await self._batcher.stop()
+        if self._mesh_batcher is not None:
+            await self._mesh_batcher.stop()
         if self.backend is not None:
             await self.backend.close()
 
@@ -193,55 +138,6 @@ class MeshStage:
             has_dense=True,
             canvas_size=INPUT_SIZE,
             max_batch_size=self.settings.mesh_max_batch_size,
+            precision=self.backend.precision,
             ready=self._ready,
         )
-
-    def _plan(self, rgb: np.ndarray, result: ImageResult, options: DetectOptions) -> _MeshPlan:
-        boxes = np.array([face.box for face in result.faces], np.float64).reshape(-1, 4)
-        eligible = mesh_eligible(boxes, options.mesh_min_face)
-        indices: list[int] = []
-        skipped: dict[int, str] = {}
-        for index, big in enumerate(eligible):
-            if not big:
-                skipped[index] = SKIPPED_SMALL
-            elif len(indices) < self.settings.mesh_max_faces:
-                indices.append(index)
-            else:
-                skipped[index] = SKIPPED_LIMIT
-        landmarks = np.array([result.faces[i].landmarks for i in indices], np.float64).reshape(-1, 5, 2)
-        crops, geometries = crop_faces(rgb, boxes[indices], landmarks)
-        return _MeshPlan(indices, crops, geometries, skipped, SKIPPED_LIMIT in skipped.values())
-
-    async def add_meshes(
-        self, rgb: np.ndarray, result: ImageResult, options: DetectOptions, executor: Executor
-    ) -> ImageResult:
-        """``result`` (whose faces carry landmarks) with a mesh, score or skip reason on every face. Cropping and
-        shaping the answer run in ``executor`` (the core's CPU pool), the inference in the mesh batcher."""
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        plan = await loop.run_in_executor(executor, self._plan, rgb, result, options)
-        batcher = self._batcher
-        assert batcher is not None, "check() admits return_mesh only once the stage has started"
-        outputs = await asyncio.gather(*(batcher.submit(crop) for crop in plan.crops))
-        return await loop.run_in_executor(executor, self._attach, result, options, plan, outputs, started)
-
-    @staticmethod
-    def _attach(
-        result: ImageResult, options: DetectOptions, plan: _MeshPlan, outputs: list[BatchOutput], started: float
-    ) -> ImageResult:
-        faces = list(result.faces)
-        for index, geometry, output in zip(plan.indices, plan.geometries, outputs, strict=True):
-            vertices, logit = output.rows  # (468 * 3,) or (468, 3) crop pixels, and the presence logit
-            mesh = project_vertices(vertices.reshape(NUM_VERTICES, 3), geometry)
-            faces[index] = faces[index].model_copy(
-                update={
-                    "mesh": np.round(mesh.astype(np.float64), 2).tolist(),
-                    "mesh_score": round(float(presence_score(float(np.ravel(logit)[0]))), 5),
-                }
-            )
-        for index, reason in plan.skipped.items():
-            faces[index] = faces[index].model_copy(update={"mesh_skipped": reason})
-        if not options.return_landmarks:
-            faces = [face.model_copy(update={"landmarks": None}) for face in faces]
-        timings = result.timings_ms.model_copy(update={"mesh": round((time.perf_counter() - started) * 1000.0, 3)})
-        return result.model_copy(update={"faces": faces, "mesh_truncated": plan.truncated, "timings_ms": timings})

@@ -11,10 +11,11 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 @dataclass(frozen=True)
 class BatchMetrics:
-    """What one micro-batcher records: ``<prefix>_queue_depth``, ``<prefix>_inferences_total`` and
-    ``<prefix>_batch_size``."""
+    """What one micro-batcher records: ``<prefix>_queue_depth``, ``<prefix>_batches_in_flight``,
+    ``<prefix>_inferences_total`` and ``<prefix>_batch_size``."""
 
     queue_depth: Gauge
+    in_flight: Gauge
     inferences_total: Counter
     batch_size: Histogram
 
@@ -24,6 +25,7 @@ class BatchMetrics:
     ) -> BatchMetrics:
         return cls(
             queue_depth=Gauge(f"{prefix}_queue_depth", f"{items} waiting for {model}", registry=registry),
+            in_flight=Gauge(f"{prefix}_batches_in_flight", f"{batches} running now", registry=registry),
             inferences_total=Counter(f"{prefix}_inferences_total", f"{batches} run", registry=registry),
             batch_size=Histogram(
                 f"{prefix}_batch_size", f"{items} per inference", buckets=BATCH_SIZE_BUCKETS, registry=registry

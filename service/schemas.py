@@ -7,7 +7,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from facelocal.tta import TTAMode, TTAPlan
+from facelocal.config import SERVE_POSTPROCESS
+from facelocal.facemesh import MESH_MIN_FACE
+from facelocal.tta import VOTE_IOU, SmallFaceZoom, TTAMode, TTAPlan
+from facelocal.tta_ops import MultiScalePlan
+
+# The library's plans, whose numbers the tta option's description states.
+_SCALES, _ZOOM = MultiScalePlan(), SmallFaceZoom()
 
 
 def _base64_text(data: bytes) -> str:
@@ -27,14 +33,21 @@ class DetectOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="keep faces scoring above this probability")
-    nms_threshold: float = Field(0.4, ge=0.0, le=1.0, description="IoU above which overlapping boxes are merged (NMS)")
+    score_threshold: float = Field(
+        SERVE_POSTPROCESS.score_threshold, ge=0.0, le=1.0, description="keep faces scoring above this probability"
+    )
+    nms_threshold: float = Field(
+        SERVE_POSTPROCESS.nms_threshold,
+        ge=0.0,
+        le=1.0,
+        description="IoU above which overlapping boxes are merged (NMS)",
+    )
     max_faces: int | None = Field(
         None,
         ge=1,
         description="return at most this many faces, highest scores first; capped by the server's max_faces "
-        "(default 500, also the default here) or, with return_crops, its max_crops (default 32); the result's "
-        "truncated flag says whether faces were left out",
+        "(also the default here) or, with return_crops, its max_crops; the result's truncated flag says whether "
+        "faces were left out",
     )
     min_face_size: float = Field(
         0.0, ge=0.0, description="drop faces whose shorter box side is below this many original-image pixels"
@@ -45,11 +58,11 @@ class DetectOptions(BaseModel):
         False,
         description="include FaceMesh's 468 3D vertices and presence score for each face at least mesh_min_face "
         "px; valid only when GET /v1/models lists the mesh model (422 mesh_unavailable otherwise, and this server's "
-        "schema then allows only false); at most the server's mesh_max_faces faces "
-        "per image (default 64, best scores first) get one, the image then says mesh_truncated",
+        "schema then allows only false); at most the server's mesh_max_faces faces per image (best scores "
+        "first) get one, the image then says mesh_truncated",
     )
     mesh_min_face: float = Field(
-        48.0,
+        MESH_MIN_FACE,
         ge=0.0,
         description="with return_mesh: faces whose longer box side is below this many pixels get no mesh "
         "(mesh_skipped: face_too_small)",
@@ -59,20 +72,21 @@ class DetectOptions(BaseModel):
         ge=32,
         description="long side in pixels the image is resized to (never upscaled) before detection, on a canvas "
         "of its own rounded up to 32 px: larger keeps more small faces and costs about (max_size/640)^2 the "
-        "inference time; default: the server's canvas_size (model canvas_size, 640); at most the server's "
-        "max_size_limit (default 1920; above it 422 max_size_too_large); a fixed-canvas model (Triton) "
-        "letterboxes onto its square canvas, which is then also the limit",
+        "inference time; default: the server's canvas_size (GET /v1/models: canvas_size); at most the server's "
+        "max_size_limit (above it 422 max_size_too_large); a fixed-canvas model (Triton) letterboxes onto its "
+        "square canvas, which is then also the limit",
     )
     tta: TTAMode = Field(
         "none",
-        description="test-time augmentation, voted together at IoU 0.4: 'flip' adds the mirrored image "
-        "(about 2x the inference work); 'multiscale' adds the image resized so that its short side is 500, 800, "
-        "1100, 1400 or 1700 px (long side at most 2000, at most 2x up), keeping only the sizes whose long side "
-        "is at most max_size - larger ones are skipped, not tiled, so at the default 640 most photos get no extra "
-        "scale (raise max_size for them); each runs on a canvas of its size; 'flip,multiscale' mirrors every "
-        "view; 'auto' runs the image and its mirror, then both again at 2x only if the image shows a face under "
-        "24 px scoring 0.3 or more and the 2x image's long side is at most max_size (so images up to half of "
-        "max_size; else auto is flip). With a mirror, a voted face scores the mean of the view's and its "
+        description=f"test-time augmentation, voted together at IoU {VOTE_IOU}: 'flip' adds the mirrored image "
+        "(about 2x the inference work); 'multiscale' adds the image resized so that its short side is "
+        f"{', '.join(map(str, _SCALES.short_sides))} px (long side at most {_SCALES.max_long_side}, at most "
+        f"{_SCALES.max_upscale:g}x up), keeping only the sizes whose long side is at most max_size - larger ones "
+        "are skipped, not tiled, so at the default canvas most photos get no extra scale (raise max_size for "
+        "them); each runs on a canvas of its size; 'flip,multiscale' mirrors every view; 'auto' runs the image "
+        f"and its mirror, then both again at {_ZOOM.factor:g}x only if the image shows a face under "
+        f"{_ZOOM.small_side:g} px scoring {_ZOOM.min_score:g} or more and the enlarged image's long side is at "
+        "most max_size (else auto is flip). With a mirror, a voted face scores the mean of the view's and its "
         "mirror's scores (a face one of them missed scores half), so score_threshold keeps about the precision "
         "it has without tta. Timings report the slowest view",
     )
@@ -167,7 +181,7 @@ class BatchJSONRequest(DetectOptions):
     """``POST /v1/detect/batch`` with a JSON body: base64 images plus options applied to all of them."""
 
     images: list[str] = Field(
-        ..., min_length=1, description="image files, each base64-encoded; at most the server's max_batch_images (32)"
+        ..., min_length=1, description="image files, each base64-encoded; at most the server's max_batch_images"
     )
 
 
@@ -184,6 +198,11 @@ class ModelInfo(BaseModel):
         "canvas; mesh: the crop side)",
     )
     max_batch_size: int = Field(..., description="most images (mesh: face crops) per backend inference")
+    precision: str | None = Field(
+        None,
+        description="arithmetic the model runs at in process: fp32, bf16 or int8 (with precision=auto the fastest "
+        "that holds the accuracy gate, timed at start-up); absent on Triton, whose model configuration decides",
+    )
     ready: bool = Field(..., description="whether the warm-up inference has passed")
 
 

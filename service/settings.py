@@ -26,8 +26,9 @@ class Settings(BaseSettings):
     )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
-        description="arithmetic of the in-process backends (auto: an int8 file as int8, an fp32 file as bf16 on "
-        "openvino where the CPU computes bf16 natively, else fp32); int8 needs a 'facelocal export int8' file",
+        description="arithmetic of the in-process backends (auto: an int8 file as int8; an fp32 file on openvino as "
+        "fp32 or bf16, whichever a forward timed at start-up finds faster; GET /v1/models shows the choice); int8 "
+        "needs a 'facelocal export int8' file",
     )
     model_path: Path = Field(
         Path("artifacts/model.onnx"), description="ONNX model for the onnxruntime and openvino backends"
@@ -53,7 +54,12 @@ class Settings(BaseSettings):
         "inference time and canvas memory grow with its square",
     )
     max_batch_size: int = Field(8, ge=1, description="most images per backend inference")
-    max_delay_ms: float = Field(5.0, ge=0, description="longest wait for a batch to fill, in milliseconds")
+    max_batches_in_flight: int = Field(
+        0,
+        ge=0,
+        description="detector batches running at once (0: the backend's own: 1 in process, where the runtime uses "
+        "every core on one batch; 2 on Triton, which computes one batch while the next travels)",
+    )
     max_queue: int = Field(
         64,
         ge=1,
@@ -112,7 +118,6 @@ class Settings(BaseSettings):
         64, ge=1, description="most faces per image that get a mesh (best scores first); the rest are flagged"
     )
     mesh_max_batch_size: int = Field(32, ge=1, description="most face crops per mesh inference")
-    mesh_max_delay_ms: float = Field(1.0, ge=0, description="longest wait for a mesh batch to fill, in milliseconds")
     mesh_max_queue: int = Field(512, ge=1, description="face crops waiting for mesh inference before 503 queue_full")
     mesh_threads: int = Field(
         0, ge=0, description="threads the in-process mesh backend spreads a batch's crops over (0: every core)"

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="PX",
-        help="faces whose longer box side is under PX get no mesh (null); default 48",
+        help="faces whose longer box side is under PX get no mesh (no mesh field); default 48",
     )
     parser.set_defaults(func=run)
 

@@ -12,13 +12,9 @@ def create_backend(settings: Settings) -> InferenceBackend:
         from service.backends.triton import TritonBackend
 
         return TritonBackend(settings)
-    if settings.backend == "openvino":
-        from service.backends.openvino import OpenVinoBackend
+    from service.backends.inprocess import InProcessBackend
 
-        return OpenVinoBackend(settings)
-    from service.backends.onnxruntime import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(settings)
+    return InProcessBackend.detector(settings)
 
 
 __all__ = ["InferenceBackend", "create_backend"]

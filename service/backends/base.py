@@ -1,4 +1,4 @@
-"""The protocol every inference backend implements (ONNX Runtime or OpenVINO in process, Triton)."""
+"""The protocol every inference backend implements (OpenVINO or ONNX Runtime in process, Triton)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,22 @@ class InferenceBackend(Protocol):
         model_name: the model's name, e.g. ``mobilenet0.25``.
         has_dense: whether the model has the dense mesh branch.
         fixed_canvas: the square canvas side the model requires, or ``None`` if any size works.
+        precision: the arithmetic the model runs at (fp32, bf16 or int8), or None where the server decides
+            (Triton).
+        batches_in_flight: how many batches the micro-batcher may run at once (``Settings.max_batches_in_flight``
+            overrides it): 1 for a runtime in this process, which spreads one batch over every core.
     """
 
     name: str
     model_name: str
     has_dense: bool
     fixed_canvas: int | None
+    precision: str | None
+    batches_in_flight: int
 
-    async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(B, 3, H, W)`` uint8 BGR canvases (:mod:`facelocal.contract`) to ``boxes (B, K, 4)``, ``scores (B, K)`` and
-        ``landmarks (B, K, 10)`` in canvas pixels.
+    async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``(B, 3, H, W)`` uint8 BGR canvases (:mod:`facelocal.contract`) to the three outputs ``boxes (B, K, 4)``,
+        ``scores (B, K)`` and ``landmarks (B, K, 10)`` in canvas pixels.
 
         Must not block the event loop. Raises ``ServiceError`` 503 ``backend_unavailable`` when the
         backend cannot answer.

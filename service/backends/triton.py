@@ -22,10 +22,15 @@ class TritonBackend:
     """
 
     name = "triton"
+    # While Triton computes one batch, the next is on its way in and the last one's outputs on their way back.
+    BATCHES_IN_FLIGHT = 2
+    # Triton's model configuration decides it, not this process.
+    precision: str | None = None
 
     def __init__(self, settings: Settings) -> None:
         self._client = TritonClient(settings, settings.triton_model, setup=self._setup)
-        self._shared = SharedMemory(self._client, settings.triton_shared_memory)
+        self.batches_in_flight = settings.max_batches_in_flight or self.BATCHES_IN_FLIGHT
+        self._shared = SharedMemory(self._client, settings.triton_shared_memory, slots=self.batches_in_flight)
         self._explicit_name = settings.model_name
         self._max_batch_size = settings.max_batch_size
         self.model_name = settings.model_name or settings.triton_model

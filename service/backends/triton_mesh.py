@@ -16,9 +16,12 @@ class TritonMeshBackend:
     shared memory), with the detector backend's timeouts, single retry on a fresh connection and 503s."""
 
     name = "triton"
+    precision: str | None = None
 
     def __init__(self, settings: Settings) -> None:
         self._client = TritonClient(settings, settings.triton_mesh_model, setup=self._setup)
+        # As the detector's: one batch computed while the next travels.
+        self.batches_in_flight = 2
         self.model_name = settings.triton_mesh_model
         self._model_batch = settings.max_batch_size
 

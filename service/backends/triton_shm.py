@@ -86,21 +86,24 @@ class SharedMemory:
     """The region a backend's requests go through, registered with the Triton of ``client``.
 
     ``mode``: ``on`` (a failure to set it up is a 503), ``auto`` (on for a loopback URL, the wire when it
-    fails) or ``off``. :meth:`setup` (re)creates the region at the size of the largest request and registers
-    it; one request at a time owns it.
+    fails) or ``off``. :meth:`setup` (re)creates the region, ``slots`` times the size of the largest request,
+    and registers it; each request in flight owns one slot, so ``slots`` requests can run at once.
     """
 
-    def __init__(self, client: TritonClient, mode: Literal["auto", "on", "off"]) -> None:
+    def __init__(self, client: TritonClient, mode: Literal["auto", "on", "off"], slots: int = 1) -> None:
         self._client = client
         self._mode = mode
         self.region: SharedRegion | None = None
-        self._lock = asyncio.Lock()
+        self._slots = slots
+        self._slot_size = 0
+        self._free = asyncio.Semaphore(slots)
+        self._free_offsets: list[int] = []
         self._instance = uuid.uuid4().hex[:12]
         self._generation = 0
         self._stale: list[str] = []
 
     async def setup(self, size: int) -> None:
-        """Register a region of ``size`` bytes with Triton (again, after a restart); a new one if the size
+        """Register a region of ``size`` bytes a slot with Triton (again, after a restart); a new one if the size
         changed. Falls back to no region, with a warning, unless ``mode`` is ``on``."""
         if self._mode == "off" or (self._mode == "auto" and not resolves_to_loopback(self._client.url)):
             return
@@ -108,10 +111,12 @@ class SharedMemory:
             for name in self._stale:
                 await self._unregister(name)
             self._stale.clear()
-            if self.region is None or self.region.size != size:
+            if self.region is None or self._slot_size != size:
                 self._destroy()
                 self._generation += 1
-                self.region = SharedRegion.create(f"facelocal-{self._instance}-{self._generation}", size)
+                self.region = SharedRegion.create(f"facelocal-{self._instance}-{self._generation}", size * self._slots)
+                self._slot_size = size
+                self._free_offsets = [slot * size for slot in range(self._slots)]
             await self._register(self.region)
         except (OSError, ServiceError, TransientError) as exc:
             self._destroy()
@@ -126,26 +131,36 @@ class SharedMemory:
     ) -> tuple[np.ndarray, ...] | None:
         """``batch`` (uint8) and the float32 ``outputs`` (name, shape) through the region, or ``None`` when there
         is no region large enough (off, failed, retired meanwhile): then the caller sends them on the wire."""
-        if self.region is None or batch.nbytes + sum(_float_bytes(shape) for _, shape in outputs) > self.region.size:
+        if self.region is None or batch.nbytes + sum(_float_bytes(shape) for _, shape in outputs) > self._slot_size:
             return None
-        async with self._lock:
+        async with self._free:
             region = self.region
             if region is None:
                 return None
+            offset = self._free_offsets.pop()
             try:
-                return await self._infer(region, input_name, batch, outputs)
+                return await self._infer(region, offset, input_name, batch, outputs)
             except BaseException:  # timeouts and cancellations too: Triton may still write into it
                 self._retire()
                 raise
+            finally:
+                if self.region is region:  # a retired region's slots are not the fresh one's
+                    self._free_offsets.append(offset)
 
     async def _infer(
-        self, region: SharedRegion, input_name: str, batch: np.ndarray, outputs: Sequence[tuple[str, tuple[int, ...]]]
+        self,
+        region: SharedRegion,
+        slot: int,
+        input_name: str,
+        batch: np.ndarray,
+        outputs: Sequence[tuple[str, tuple[int, ...]]],
     ) -> tuple[np.ndarray, ...]:
+        """One request through the slot at byte ``slot`` of ``region``: the input, then each output."""
         types = self._client.types
-        region.array(0, batch.shape, np.uint8)[...] = batch
+        region.array(slot, batch.shape, np.uint8)[...] = batch
         tensor = types.InferInput(input_name, list(batch.shape), "UINT8")
-        tensor.set_shared_memory(region.name, batch.nbytes)
-        requested, views, offset = [], [], batch.nbytes
+        tensor.set_shared_memory(region.name, batch.nbytes, offset=slot)
+        requested, views, offset = [], [], slot + batch.nbytes
         for name, shape in outputs:
             output = types.InferRequestedOutput(name)
             output.set_shared_memory(region.name, _float_bytes(shape), offset=offset)

@@ -1,12 +1,16 @@
-"""Conversions between the protobuf messages of facelocal.v1 and the core's pydantic models."""
+"""gRPC's edge: the protobuf messages of facelocal.v1 from and to the core's options and results (once, straight
+from the result's arrays)."""
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import ValidationError
 
+from facelocal.detections import COORDINATE_DECIMALS, SCORE_DECIMALS, rounded
 from service import errors, schemas
 from service.errors import ServiceError
 from service.grpc.gen import facelocal_pb2 as pb
+from service.results import DetectionResult
 
 # Proto fields that map one to one onto schemas.DetectOptions; all are proto3 `optional`, so an unset field
 # keeps the pydantic default and gRPC defaults stay identical to REST's.
@@ -22,29 +26,42 @@ def options_from_proto(message: pb.DetectOptions) -> schemas.DetectOptions:
         raise errors.validation_error(f"invalid options: {errors.format_validation_errors(exc.errors())}") from exc
 
 
-def face_to_proto(face: schemas.Face) -> pb.Face:
-    x1, y1, x2, y2 = face.box
-    message = pb.Face(
-        box=pb.Box(x1=x1, y1=y1, x2=x2, y2=y2),
-        score=face.score,
-        landmarks=[pb.Point(x=x, y=y) for x, y in face.landmarks or ()],
-        crop_png=face.crop or b"",
-        mesh_skipped=face.mesh_skipped or "",
-    )
-    if face.mesh is not None and face.mesh_score is not None:
-        # One packed float field, not 468 messages: 5.6 kB per face on the wire.
-        message.mesh.extend(value for vertex in face.mesh for value in vertex)
-        message.mesh_score = face.mesh_score
-    return message
+def faces_to_proto(result: DetectionResult) -> list[pb.Face]:
+    """Each face of ``result`` as a message, straight from the arrays, rounded as REST's JSON is."""
+    faces = result.faces
+    boxes = rounded(faces.boxes, COORDINATE_DECIMALS)
+    scores = rounded(faces.scores, SCORE_DECIMALS)
+    landmarks = rounded(faces.landmarks, COORDINATE_DECIMALS) if result.landmarks else [[]] * len(faces)
+    messages = [
+        pb.Face(
+            box=pb.Box(x1=x1, y1=y1, x2=x2, y2=y2),
+            score=score,
+            landmarks=[pb.Point(x=x, y=y) for x, y in points],
+        )
+        for (x1, y1, x2, y2), score, points in zip(boxes, scores, landmarks, strict=True)
+    ]
+    for message, crop in zip(messages, result.crops or (), strict=False):
+        message.crop_png = crop
+    for message, reason in zip(messages, result.mesh_skipped or (), strict=False):
+        message.mesh_skipped = reason or ""
+    if faces.meshes is not None and faces.mesh_scores is not None:
+        has_mesh = np.isfinite(faces.mesh_scores)
+        meshes = np.round(faces.meshes.astype(np.float64), COORDINATE_DECIMALS).reshape(len(faces), -1)
+        mesh_scores = np.round(faces.mesh_scores.astype(np.float64), SCORE_DECIMALS)
+        for index in np.nonzero(has_mesh)[0]:
+            # One packed float field, not 468 messages: 5.6 kB per face on the wire.
+            messages[index].mesh.extend(meshes[index].tolist())
+            messages[index].mesh_score = float(mesh_scores[index])
+    return messages
 
 
-def result_to_proto(result: schemas.ImageResult, request_id: str = "") -> pb.DetectResponse:
-    timings = result.timings_ms
+def result_to_proto(result: DetectionResult, request_id: str = "") -> pb.DetectResponse:
+    timings = result.timings
     return pb.DetectResponse(
         width=result.width,
         height=result.height,
         model=result.model,
-        faces=[face_to_proto(face) for face in result.faces],
+        faces=faces_to_proto(result),
         truncated=result.truncated,
         timings=pb.Timings(
             decode_ms=timings.decode,
@@ -62,7 +79,7 @@ def error_to_proto(error: ServiceError) -> pb.Error:
     return pb.Error(code=error.code, message=error.message)
 
 
-def batch_item_to_proto(outcome: schemas.ImageResult | ServiceError) -> pb.BatchItem:
+def batch_item_to_proto(outcome: DetectionResult | ServiceError) -> pb.BatchItem:
     if isinstance(outcome, ServiceError):
         return pb.BatchItem(error=error_to_proto(outcome))
     return pb.BatchItem(result=result_to_proto(outcome))
@@ -77,4 +94,5 @@ def model_info_to_proto(info: schemas.ModelInfo) -> pb.ModelInfo:
         max_batch_size=info.max_batch_size,
         ready=info.ready,
         role=info.role,
+        precision=info.precision or "",
     )

@@ -44,22 +44,35 @@ def install_docs(app: FastAPI, core: DetectionCore) -> None:
 def server_limits(core: DetectionCore) -> dict[str, dict]:
     """JSON-schema keywords that narrow request fields to what this server accepts, by field name: a batch
     holds at most ``max_batch_images`` images, ``max_size`` is at most the server's limit, and ``return_mesh``
-    may be true only when the mesh is served."""
+    may be true only when the mesh is served. A ``description`` here is added to the field's own: the live
+    values of the server settings the field's description names."""
+    settings = core.settings
     limits: dict[str, dict] = {
-        "images": {"maxItems": core.settings.max_batch_images},
-        "max_size": {"maximum": core.max_size_limit},
+        "images": {"maxItems": settings.max_batch_images, "description": f"(this server: {settings.max_batch_images})"},
+        "max_size": {
+            "maximum": core.max_size_limit,
+            "description": f"(this server: canvas_size {core.canvas_size}, max_size_limit {core.max_size_limit})",
+        },
+        "max_faces": {"description": f"(this server: max_faces {settings.max_faces}, max_crops {settings.max_crops})"},
+        "return_mesh": {"description": f"(this server: mesh_max_faces {settings.mesh_max_faces})"},
     }
     if not core.mesh.available:
-        limits["return_mesh"] = {"enum": [False]}
+        limits["return_mesh"]["enum"] = [False]
     return limits
 
 
 def restrict_fields(document: dict, limits: dict[str, dict]) -> None:
-    """Add ``limits`` to every query parameter and request-body property of ``document`` with that name."""
+    """Add ``limits`` to every query parameter and request-body property of ``document`` with that name (a
+    ``description`` after the field's own)."""
     for operations in document["paths"].values():
         for operation in operations.values():
-            fields = [(p["name"], p["schema"]) for p in operation.get("parameters", ())]
+            fields = [(p["name"], p) for p in operation.get("parameters", ())]
             for content in operation.get("requestBody", {}).get("content", {}).values():
                 fields += content["schema"].get("properties", {}).items()
-            for name, schema in fields:
-                schema.update(limits.get(name, {}))
+            for name, field in fields:
+                keywords = dict(limits.get(name, {}))
+                # A query parameter carries its description beside its schema, a body property inside it.
+                schema = field.get("schema", field)
+                if "description" in keywords:
+                    field["description"] = f"{field.get('description', '')} {keywords.pop('description')}".strip()
+                schema.update(keywords)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.errors import ServiceError, unavailable
+from service.errors import unavailable
 from service.images import MEDIA_TYPES
 from service.rest.dependencies import CheckedOptions, CoreDep, refuse_before_the_body
 from service.rest.inputs import read_image, read_images
 from service.rest.responses import error_responses
+from service.rest.shaping import batch_response, result_response
 from service.schemas import (
     BatchJSONRequest,
     BatchResponse,
     DetectJSONRequest,
-    ErrorBody,
-    ErrorResponse,
     HealthStatus,
     ImageResult,
     ModelList,
@@ -49,6 +49,7 @@ detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depend
 @detect_router.post(
     "/detect",
     response_model=ImageResult,
+    response_model_exclude_none=True,
     summary="Detect faces in one image",
     responses=error_responses(400, 401, 408, 413, 415, 422, 503),
     openapi_extra=_request_body(
@@ -60,14 +61,15 @@ detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depend
         raw_types=tuple(MEDIA_TYPES),
     ),
 )
-async def detect(request: Request, core: CoreDep, options: CheckedOptions) -> ImageResult:
+async def detect(request: Request, core: CoreDep, options: CheckedOptions) -> JSONResponse:
     data, options = await read_image(request, options)
-    return await core.detect(data, options)
+    return result_response(await core.detect(data, options))
 
 
 @detect_router.post(
     "/detect/batch",
     response_model=BatchResponse,
+    response_model_exclude_none=True,
     summary="Detect faces in several images",
     responses=error_responses(400, 401, 408, 413, 415, 422, 503),
     openapi_extra=_request_body(
@@ -78,15 +80,9 @@ async def detect(request: Request, core: CoreDep, options: CheckedOptions) -> Im
         "A bad image gets its own error entry; the others still get results.",
     ),
 )
-async def detect_batch(request: Request, core: CoreDep, options: CheckedOptions) -> BatchResponse:
+async def detect_batch(request: Request, core: CoreDep, options: CheckedOptions) -> JSONResponse:
     items, options = await read_images(request, options)
-    results = await core.detect_batch(items, options)
-    return BatchResponse(
-        results=[
-            ErrorResponse(error=ErrorBody(code=r.code, message=r.message)) if isinstance(r, ServiceError) else r
-            for r in results
-        ]
-    )
+    return batch_response(await core.detect_batch(items, options))
 
 
 models_router = APIRouter(prefix="/v1", tags=["models"])

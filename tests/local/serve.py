@@ -62,19 +62,21 @@ def start_serve(
     env: dict[str, str] | None = None,
     stdout: int | None = subprocess.DEVNULL,
     stderr: int | None = subprocess.PIPE,
+    root: Path = ROOT,
 ) -> ServeProcess:
     """``facelocal serve --model-path model_path *flags`` on 127.0.0.1, once it is ready (``model_path`` None:
     no ``--model-path``, for flags that name the model another way).
 
     ``env`` is added to this process's environment. ``stderr`` is a text pipe by default, so that a failed start
-    says why; a server that logs a lot must get another (a full pipe blocks it).
+    says why; a server that logs a lot must get another (a full pipe blocks it). ``root``: the checkout whose code
+    runs (another one than this, e.g. an earlier commit's, for a before/after benchmark).
     """
     http_port = free_port()
     command = [
         sys.executable, "-m", "facelocal.cli", "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
         "--grpc-port", str(free_port()), *(("--model-path", str(model_path)) if model_path else ()), *flags,
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=os.environ | (env or {}), stdout=stdout, stderr=stderr, text=True)
+    process = subprocess.Popen(command, cwd=root, env=os.environ | (env or {}), stdout=stdout, stderr=stderr, text=True)
     running = ServeProcess(process, f"http://127.0.0.1:{http_port}")
     running.wait_ready()
     return running

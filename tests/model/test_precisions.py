@@ -22,6 +22,7 @@ from facelocal.runtime import (
     exported_forward,
     model_metadata,
     openvino_native_bf16,
+    precision_candidates,
     resolve_precision,
 )
 from tests.paths import shared_file
@@ -96,7 +97,12 @@ def test_precision_rules() -> None:
     assert resolve_precision("onnxruntime", "auto", "int8") == "int8"
     assert resolve_precision("openvino", "auto", "int8") == "int8"
     native = "bf16" if openvino_native_bf16() else "fp32"
-    assert resolve_precision("openvino", "auto", "fp32") == native
+    assert resolve_precision("openvino", "auto", "fp32") == native, "without a timer: by the CPU's features"
+    # With a timer, the faster candidate whatever the CPU says; a single candidate is not timed.
+    assert resolve_precision("openvino", "auto", "fp32", lambda names: {"fp32": 5.0, "bf16": 9.0}) == "fp32"
+    assert resolve_precision("openvino", "auto", "fp32", lambda names: {"fp32": 9.0, "bf16": 5.0}) == "bf16"
+    assert resolve_precision("onnxruntime", "auto", "fp32", lambda names: pytest.fail("timed")) == "fp32"
+    assert precision_candidates("openvino", "int8") == ("int8",)
     for runtime, requested, stored, message in [
         ("openvino", "int8", "fp32", "facelocal export int8"),
         ("openvino", "fp32", "int8", "fp32 export"),

@@ -22,8 +22,8 @@ def _post_concurrently(url: str, bodies: list[bytes], params: dict | None = None
 
 
 def test_concurrent_requests_share_inferences(start_service) -> None:
-    # A generous delay makes the grouping independent of machine speed; the point is that it happens.
-    service = start_service(max_batch_size=8, max_delay_ms=200)
+    # No delay: while one batch runs, the requests arriving meanwhile gather into the next.
+    service = start_service(max_batch_size=8)
     with client(service.http_url) as http:
         before = http.get("/metrics").text
         responses = _post_concurrently(service.http_url, [vga_jpeg()] * 16)
@@ -43,7 +43,7 @@ def test_concurrent_requests_share_inferences(start_service) -> None:
 
 
 def test_full_queue_answers_503_with_retry_after(start_service) -> None:
-    service = start_service(max_batch_size=1, max_queue=1, max_delay_ms=0)
+    service = start_service(max_batch_size=1, max_queue=1)
     responses = _post_concurrently(service.http_url, [photo_bytes()] * 24)
     statuses = [r.status_code for r in responses]
     assert set(statuses) == {200, 503}, statuses
@@ -87,7 +87,7 @@ class CountingBackend:
     """Returns one detection per image whose score is the image's mean (or 0 with ``no_faces``), and
     records batch sizes."""
 
-    name, model_name, has_dense, fixed_canvas = "fake", "fake", False, None
+    name, model_name, has_dense, fixed_canvas, precision, batches_in_flight = "fake", "fake", False, None, None, 1
 
     def __init__(self, no_faces: bool = False) -> None:
         self.batches: list[int] = []
@@ -108,9 +108,7 @@ class CountingBackend:
 def test_batcher_scatters_each_image_its_own_row_and_drains_on_stop() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
-        batcher = MicroBatcher(
-            backend.infer, ServiceMetrics().detector, max_batch_size=4, max_delay_ms=50, max_queue=16
-        )
+        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=4, max_queue=16)
         batcher.start()
         tasks = [asyncio.create_task(batcher.submit(np.full((3, 8, 8), i, np.float32))) for i in range(10)]
         await asyncio.sleep(0.01)
@@ -139,7 +137,7 @@ def test_batcher_never_mixes_shapes_and_keeps_each_shapes_order() -> None:
             shapes.append(batch.shape)
             return batch.mean(axis=(1, 2, 3)), batch[:, 0, 0, :2]
 
-        batcher = MicroBatcher(infer, ServiceMetrics().detector, max_batch_size=3, max_delay_ms=20, max_queue=16)
+        batcher = MicroBatcher(infer, ServiceMetrics().detector, max_batch_size=3, max_queue=16)
         batcher.start()
         sizes = [(8, 8), (8, 16)] * 4
         tensors = [np.full((3, *size), i, np.float32) for i, size in enumerate(sizes)]
@@ -153,13 +151,11 @@ def test_batcher_never_mixes_shapes_and_keeps_each_shapes_order() -> None:
     asyncio.run(scenario())
 
 
-def test_stop_runs_a_part_batch_without_waiting_for_the_delay() -> None:
+def test_stop_runs_what_is_queued_and_returns() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
         backend.gate.set()
-        batcher = MicroBatcher(
-            backend.infer, ServiceMetrics().detector, max_batch_size=8, max_delay_ms=60_000, max_queue=8
-        )
+        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=8, max_queue=8)
         batcher.start()
         waiting = asyncio.create_task(batcher.submit(np.ones((3, 8, 8), np.float32)))
         await asyncio.sleep(0.01)
@@ -172,7 +168,7 @@ def test_stop_runs_a_part_batch_without_waiting_for_the_delay() -> None:
 def test_batcher_queue_is_bounded() -> None:
     async def scenario() -> None:
         backend = CountingBackend()
-        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=1, max_delay_ms=0, max_queue=2)
+        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=1, max_queue=2)
         batcher.start()
         first = asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32)))
         await asyncio.sleep(0.01)  # the worker takes it and blocks in the backend
@@ -197,7 +193,7 @@ def test_core_refuses_work_beyond_queue_plus_batch_before_decoding() -> None:
     async def scenario() -> None:
         backend = CountingBackend(no_faces=True)
         backend.gate.set()
-        core = DetectionCore(Settings(max_queue=1, max_batch_size=1, max_delay_ms=0), backend)
+        core = DetectionCore(Settings(max_queue=1, max_batch_size=1), backend)
         await core.start()
         backend.gate.clear()
         # One image held in inference, then one in the queue: the core is full whatever the thread timing.
@@ -217,5 +213,98 @@ def test_core_refuses_work_beyond_queue_plus_batch_before_decoding() -> None:
             await core.detect(b"garbage", DetectOptions())
         assert bad.value.http_status == 400
         await core.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_lone_request_is_dispatched_without_waiting(start_service) -> None:
+    """A request on an idle backend goes at once: its queue time is the event loop's hop, far under the 5 ms the
+    old fixed batching delay cost every request at low load."""
+    service = start_service()
+    with client(service.http_url) as http:
+        queue_ms = [
+            http.post("/v1/detect", content=vga_jpeg(), headers=JPEG).json()["timings_ms"]["queue"] for _ in range(5)
+        ]
+    assert min(queue_ms) < 1.0 and float(np.median(queue_ms)) < 5.0, queue_ms
+
+
+def test_batches_go_as_soon_as_the_backend_has_room_and_arrivals_meanwhile_form_the_next() -> None:
+    async def scenario() -> None:
+        backend = CountingBackend()
+        batcher = MicroBatcher(backend.infer, ServiceMetrics().detector, max_batch_size=8, max_queue=16)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32)))
+        while not backend.waiting:  # dispatched alone, at once
+            await asyncio.sleep(0.001)
+        later = [asyncio.create_task(batcher.submit(np.full((3, 8, 8), i, np.float32))) for i in range(1, 6)]
+        await asyncio.sleep(0.01)
+        assert backend.waiting == 1, "a second batch ran while the backend was busy"
+        backend.gate.set()
+        outputs = await asyncio.gather(first, *later)
+        await batcher.stop()
+        assert backend.batches == [1, 5]
+        assert [float(out.rows[1][0]) for out in outputs] == [0, 1, 2, 3, 4, 5]
+
+    asyncio.run(scenario())
+
+
+def test_two_shapes_interleaved_never_starve_each_other() -> None:
+    """A steady stream of one shape cannot hold back another: batches follow the oldest waiting input."""
+
+    async def scenario() -> None:
+        order: list[int] = []
+        release = asyncio.Event()
+
+        async def infer(batch: np.ndarray):
+            order.append(batch.shape[-1])
+            await release.wait()
+            release.clear()
+            return (batch.mean(axis=(1, 2, 3)),)
+
+        batcher = MicroBatcher(infer, ServiceMetrics().detector, max_batch_size=4, max_queue=64)
+        batcher.start()
+        tasks = [asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32)))]
+        await asyncio.sleep(0.01)
+        # While the first 8-wide batch runs: one 16-wide input, then a flood of 8-wide ones.
+        tasks.append(asyncio.create_task(batcher.submit(np.zeros((3, 8, 16), np.float32))))
+        await asyncio.sleep(0)
+        tasks += [asyncio.create_task(batcher.submit(np.zeros((3, 8, 8), np.float32))) for _ in range(12)]
+        await asyncio.sleep(0)
+        for _ in range(8):
+            release.set()
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*tasks)
+        await batcher.stop()
+        assert order[:2] == [8, 16], f"the 16-wide input waited behind later 8-wide ones: {order}"
+        assert order == [8, 16, 8, 8, 8]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_batches_in_flight_follow_the_setting(in_flight: int) -> None:
+    async def scenario() -> None:
+        running, peak = 0, 0
+        gate = asyncio.Event()
+
+        async def infer(batch: np.ndarray):
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await gate.wait()
+            running -= 1
+            return (batch.mean(axis=(1, 2, 3)),)
+
+        metrics = ServiceMetrics().detector
+        batcher = MicroBatcher(infer, metrics, max_batch_size=2, max_queue=64, max_in_flight=in_flight)
+        batcher.start()
+        tasks = [asyncio.create_task(batcher.submit(np.full((3, 8, 8), i, np.float32))) for i in range(10)]
+        await asyncio.sleep(0.02)
+        assert running == in_flight and metrics.in_flight._value.get() == in_flight
+        gate.set()
+        outputs = await asyncio.gather(*tasks)
+        await batcher.stop()
+        assert peak == batcher.peak_in_flight == in_flight
+        assert [float(out.rows[0]) for out in outputs] == list(range(10))
 
     asyncio.run(scenario())

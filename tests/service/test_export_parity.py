@@ -60,7 +60,7 @@ def test_onnx_metadata_names_the_model(onnx_model_path) -> None:
 
 def test_serving_package_never_imports_torch() -> None:
     code = (
-        "import sys, service.main, service.core, service.mesh, service.backends.onnxruntime, "
+        "import sys, service.main, service.core, service.mesh, service.backends.inprocess, "
         "service.backends.triton_mesh, service.rest, service.cli, facelocal.facemesh; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )

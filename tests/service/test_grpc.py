@@ -69,8 +69,7 @@ def images() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def grpc_service(start_service) -> Iterator[Connected]:
-    # A generous delay so frames of one stream reliably share inferences.
-    running = start_service(max_batch_size=8, max_delay_ms=50)
+    running = start_service(max_batch_size=8)
     with grpc.insecure_channel(running.grpc_target) as channel:
         yield Connected(running, channel)
     running.stop()
@@ -468,7 +467,7 @@ def _rest_answers(url: str) -> bool:
 
 
 def test_full_queue_is_resource_exhausted(start_service, connect, images: dict[str, bytes]) -> None:
-    running = start_service(max_batch_size=1, max_delay_ms=0, max_queue=1, wrap_backend=GatedBackend)
+    running = start_service(max_batch_size=1, max_queue=1, wrap_backend=GatedBackend)
     connected, backend = connect(running), running.backend
     try:
         backend.gated = True

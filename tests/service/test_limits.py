@@ -81,16 +81,16 @@ def test_flip_at_a_very_low_threshold_on_a_small_face_photo(http) -> None:
 
 
 def test_an_unexpected_failure_of_one_image_is_its_own_batch_entry(http, service, monkeypatch) -> None:
-    from service import core
+    from facelocal import pipeline
 
-    real = core.select_faces
+    real = pipeline.select_faces
 
     def fails_on_tiny_images(boxes, scores, landmarks, placement, width, height, config):
         if width == 8:
             raise RuntimeError("injected failure")
         return real(boxes, scores, landmarks, placement, width, height, config)
 
-    monkeypatch.setattr(core, "select_faces", fails_on_tiny_images)
+    monkeypatch.setattr(pipeline, "select_faces", fails_on_tiny_images)
     files = [("images", ("tiny.png", tiny_png(), "image/png")), ("images", ("group.jpg", photo_bytes(), "image/jpeg"))]
     response = http.post("/v1/detect/batch", files=files)
     assert response.status_code == 200, response.text
@@ -193,9 +193,7 @@ def test_pixel_budget_holds_decoded_pixels_only_while_they_are_needed() -> None:
     async def scenario() -> None:
         backend = WatchedBackend(no_faces=True)
         backend.gate.set()
-        settings = Settings(
-            max_queue=8, max_batch_size=1, max_delay_ms=0, max_pixels=pixels, max_pixels_in_flight=pixels + 1
-        )
+        settings = Settings(max_queue=8, max_batch_size=1, max_pixels=pixels, max_pixels_in_flight=pixels + 1)
         core = DetectionCore(settings, backend)
         await core.start()
         backend.gate.clear()
@@ -244,7 +242,7 @@ def test_reduced_decoding_finds_the_faces_a_full_decode_finds(http) -> None:
 
 
 def test_a_full_service_answers_503_before_reading_the_body(start_service) -> None:
-    running = start_service(max_batch_size=1, max_queue=1, max_delay_ms=0, wrap_backend=GatedBackend)
+    running = start_service(max_batch_size=1, max_queue=1, wrap_backend=GatedBackend)
     backend = running.backend
     backend.gated = True
     answers: list[int] = []

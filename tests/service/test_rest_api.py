@@ -35,9 +35,11 @@ def test_raw_body_finds_the_faces_in_image_pixels(selfie_result) -> None:
         # Landmarks of a real face sit inside (or within a few px of) its box.
         assert (points[:, 0] > x1 - 5).all() and (points[:, 0] < x2 + 5).all()
         assert (points[:, 1] > y1 - 5).all() and (points[:, 1] < y2 + 5).all()
-    assert set(selfie_result["timings_ms"]) == {"decode", "queue", "inference", "postprocess", "mesh"}
-    assert selfie_result["timings_ms"]["mesh"] is None, "no mesh was asked for"
-    assert all(value >= 0 for value in selfie_result["timings_ms"].values() if value is not None)
+    # Fields a request did not ask for are left out, not sent as null.
+    assert set(selfie_result["timings_ms"]) == {"decode", "queue", "inference", "postprocess"}, "no mesh asked for"
+    assert all(value >= 0 for value in selfie_result["timings_ms"].values())
+    assert "mesh_truncated" not in selfie_result
+    assert all(set(face) == {"box", "score", "landmarks"} for face in selfie_result["faces"])
 
 
 def test_multipart_and_json_give_the_same_faces_as_raw(http, selfie_result) -> None:
@@ -87,7 +89,7 @@ def test_options_filter_the_faces(http, selfie_result) -> None:
     assert all(min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) >= limit - 0.01 for f in large["faces"])
 
     bare = http.post("/v1/detect", content=data, headers=headers, params={"return_landmarks": "false"}).json()
-    assert len(bare["faces"]) == SELFIE_FACES and all(face["landmarks"] is None for face in bare["faces"])
+    assert len(bare["faces"]) == SELFIE_FACES and all(set(face) == {"box", "score"} for face in bare["faces"])
 
 
 def test_json_options_override_query_options(http) -> None:
@@ -154,6 +156,7 @@ def test_health_models_and_unknown_routes(http) -> None:
             "has_dense": False,
             "canvas_size": 640,
             "max_batch_size": 8,
+            "precision": "fp32",
             "ready": True,
         }
     ]

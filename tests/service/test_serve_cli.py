@@ -27,11 +27,12 @@ def test_flags_override_environment(monkeypatch) -> None:
 
     monkeypatch.setenv("FACELOCAL_MAX_BATCH_SIZE", "3")
     monkeypatch.setenv("FACELOCAL_HTTP_PORT", "9001")
-    settings = build_settings(build_parser().parse_args(["serve", "--http-port", "9100", "--max-delay-ms", "2.5"]))
-    assert (settings.max_batch_size, settings.http_port, settings.max_delay_ms, settings.grpc_port) == (
+    arguments = ["serve", "--http-port", "9100", "--max-batches-in-flight", "2"]
+    settings = build_settings(build_parser().parse_args(arguments))
+    assert (settings.max_batch_size, settings.http_port, settings.max_batches_in_flight, settings.grpc_port) == (
         3,
         9100,
-        2.5,
+        2,
         50051,
     )
 

@@ -109,7 +109,7 @@ def test_multiscale_skips_scales_beyond_max_size(http, results) -> None:
 
 
 def test_views_of_one_canvas_shape_share_one_inference(start_service) -> None:
-    running = start_service(max_batch_size=8, max_delay_ms=50)
+    running = start_service(max_batch_size=8)
     # 400x400 plans long sides 500 and 800; 500 is within max_size 640, so flip,multiscale runs 2 x 2 views: the
     # two 400x400 ones (416x416 canvas) share one inference, the two 500x500 ones (512x512 canvas) another.
     square = encode(photo().crop((200, 0, 824, 624)).resize((400, 400)), "JPEG", quality=90)

@@ -186,3 +186,36 @@ def test_abandoned_shared_memory_requests_leave_the_backend_correct(
     assert still_shared, "a fresh region replaces the abandoned one"
     assert_identical(waited, onnx_outputs(compact_onnx_path, batch))
     assert_identical(after, onnx_outputs(compact_onnx_path, flipped))
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_the_core_keeps_as_many_batches_in_flight_on_triton_as_allowed(triton: TritonServer, in_flight: int):
+    """Each batch in flight has its own shared-memory slot, so the faces stay exact at any setting."""
+    from service.core import DetectionCore
+    from service.schemas import DetectOptions
+
+    async def run():
+        settings = Settings(
+            backend="triton",
+            triton_url=triton.grpc_url,
+            max_batch_size=2,
+            max_batches_in_flight=in_flight,
+            triton_timeout_s=60.0,
+        )
+        backend = TritonBackend(settings)
+        core = DetectionCore(settings, backend)
+        await core.start()
+        try:
+            results = await asyncio.gather(*(core.detect(photo_bytes(), DetectOptions()) for _ in range(12)))
+            return results, core.batcher.peak_in_flight, backend.uses_shared_memory
+        finally:
+            await core.stop()
+            await backend.close()
+
+    results, peak, shared = asyncio.run(run())
+    assert shared
+    assert peak == in_flight
+    assert len(results[0].faces) >= 5
+    for result in results[1:]:
+        np.testing.assert_array_equal(result.faces.boxes, results[0].faces.boxes)
+        np.testing.assert_array_equal(result.faces.landmarks, results[0].faces.landmarks)

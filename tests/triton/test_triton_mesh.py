@@ -7,6 +7,7 @@ answer with the meshes the embedded ONNX Runtime service gives.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -48,8 +49,8 @@ def test_triton_meshes_equal_the_embedded_meshes(embedded, remote):
             got = got.json()
             assert len(got["faces"]) == len(want["faces"]) > 0
             for a, b in zip(got["faces"], want["faces"], strict=True):
-                assert (a["mesh"] is None, a["mesh_skipped"]) == (b["mesh"] is None, b["mesh_skipped"])
-                if a["mesh"] is not None:
+                assert ("mesh" in a, a.get("mesh_skipped")) == ("mesh" in b, b.get("mesh_skipped"))
+                if "mesh" in a:
                     np.testing.assert_allclose(a["mesh"], b["mesh"], atol=0.05)
                     assert a["mesh_score"] == pytest.approx(b["mesh_score"], abs=1e-3)
                     meshes += 1
@@ -86,7 +87,12 @@ def test_triton_mesh_backend_returns_the_onnx_outputs_and_batches(triton: Triton
 
     before = counts()
     (vertices, logits), singles = asyncio.run(run())
-    inferences, executions = (after - start for after, start in zip(counts(), before, strict=True))
+    # Triton's statistics may trail the answers on a busy machine: read them once they stop moving.
+    after, deadline = counts(), time.monotonic() + 5.0
+    while after[0] - before[0] < 2 * len(crops) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = counts()
+    inferences, executions = (now - start for now, start in zip(after, before, strict=True))
     stats.close()
     np.testing.assert_allclose(vertices, want_vertices, atol=1e-3)
     np.testing.assert_allclose(logits, want_logits, atol=1e-4)

@@ -161,7 +161,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "backend", "has_dense", "canvas_size", "max_batch_size", "ready", "role")
+    __slots__ = ("name", "backend", "has_dense", "canvas_size", "max_batch_size", "ready", "role", "precision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     HAS_DENSE_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,7 @@ class ModelInfo(_message.Message):
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: str
     has_dense: bool
@@ -176,7 +177,8 @@ class ModelInfo(_message.Message):
     max_batch_size: int
     ready: bool
     role: str
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., has_dense: _Optional[bool] = ..., canvas_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., ready: _Optional[bool] = ..., role: _Optional[str] = ...) -> None: ...
+    precision: str
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., has_dense: _Optional[bool] = ..., canvas_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., ready: _Optional[bool] = ..., role: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)
