@@ -32,7 +32,7 @@ OVAL_GROWTH = 1.4
 ELLIPSE_GROWTH = 1.5
 ELLIPSE_POINTS = 36
 # Detection threshold of the high-recall preset (the service's default is 0.5).
-ANONYMIZE_SCORE_THRESHOLD = 0.3
+ANONYMIZE_SCORE_THRESHOLD = 0.1
 # Blur: a Gaussian whose sigma is this share of the region's longer side. Pixelate: this many blocks across it.
 BLUR_SIGMA_SHARE = 0.12
 PIXELATE_BLOCKS = 8

@@ -6,7 +6,7 @@ at scale 1), in grey levels ``[0, 1]``; only its pixels inside the image count.
 
 - ``sharpness`` (>= 0, unitless): variance of the crop's 3x3 Laplacian over the variance of the crop itself, so that
   darkening or a lower contrast leaves it alone and only a loss of fine detail lowers it. Sharp faces on the
-  shared photos give about 0.2-1.0; a Gaussian blur of sigma 2 crop pixels brings them under 0.05.
+  shared photos give 0.16-0.31; a Gaussian blur of sigma 1 crop pixel brings them under 0.035.
 - ``brightness`` ``[0, 1]``: the crop's mean grey level.
 - ``underexposed`` / ``overexposed`` ``[0, 1]``: shares of the crop's pixels at or below 0.05 / at or above 0.95.
 - ``inter_ocular`` (pixels): distance between the two eye landmarks in the image.
@@ -37,14 +37,18 @@ class QualityThresholds:
     """When a face is ``usable`` (README, "Face quality", for the measurements behind each number).
 
     ``min_inter_ocular``: ArcFace's 112 px crop puts the eyes 35 px apart; below 20 px the crop is more than
-    1.75x upsampled. ``min_sharpness``: a Gaussian blur of sigma ~1.5 crop pixels on the shared photos' faces.
-    ``brightness`` and the clipped shares: a face darkened to a quarter of its light or washed out to white fails.
+    1.75x upsampled. ``min_sharpness``: sharp faces with the eyes >= 60 px apart give
+    0.16-0.31; a Gaussian blur of sigma 1 crop pixel brings them to 0.024-0.032, and upsampled small faces (the
+    selfie's, eyes 22-28 px apart) give 0.015-0.045.
+    ``min_brightness``: the sharp faces of the shared photos have 0.28-0.61 and keep it at half their light; at a
+    quarter (0.07-0.15) they fail. ``max_brightness`` and ``max_clipped``: washed out, or a third of the crop
+    crushed to black or white.
     ``min_frontalness``: |yaw| or |pitch| above 50 degrees, where one eye hides (and pose errors pass 10 degrees).
     """
 
     min_inter_ocular: float = 20.0
-    min_sharpness: float = 0.06
-    min_brightness: float = 0.15
+    min_sharpness: float = 0.05
+    min_brightness: float = 0.20
     max_brightness: float = 0.90
     max_clipped: float = 0.30
     min_frontalness: float = 0.45
