@@ -81,3 +81,25 @@ def test_landmarks_from_the_mesh_where_there_is_one(mesh_detector, photos):
     assert same is faces and set(detector_sources) == {"detector"}
     with pytest.raises(ValueError, match="unknown landmark source"):
         with_landmarks_from(faces, "nose")
+
+
+def test_detect_cli_takes_landmarks_from_the_mesh(capsys, weights_path, mesh_weights_path):
+    import json
+
+    from facelocal.cli import main
+    from tests.paths import shared_file
+
+    photo = str(shared_file("images", "two_people_hd.jpg"))
+    common = [photo, "--weights", str(weights_path), "--json"]
+    assert main(["detect", *common, "--landmarks", "mesh"]) == 2  # needs --mesh
+    capsys.readouterr()
+    records = {}
+    for source in ("detector", "mesh"):
+        assert main(["detect", *common, "--mesh", "--mesh-weights", str(mesh_weights_path), "--landmarks", source]) == 0
+        records[source] = json.loads(capsys.readouterr().out)["faces"]
+    assert [face.get("landmarks_source") for face in records["mesh"]] == ["mesh"] * len(records["mesh"])
+    assert "landmarks_source" not in records["detector"][0]
+    for mesh_face, detector_face in zip(records["mesh"], records["detector"], strict=True):
+        expected = five_points(np.array(mesh_face["mesh"]))
+        np.testing.assert_allclose(mesh_face["landmarks"], expected, atol=0.01)
+        assert mesh_face["landmarks"] != detector_face["landmarks"]
