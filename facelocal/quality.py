@@ -93,7 +93,7 @@ def aligned_grey_crop(grey: np.ndarray, box: np.ndarray, landmarks: np.ndarray) 
     """The ``(112, 112)`` float32 crop in ``[0, 1]`` of an ``(H, W)`` float32 grey image that the quality
     figures are computed on, and the ``(112, 112)`` mask of its pixels that lie inside the image (the crop's
     edge against the black outside must not count as detail)."""
-    geometry = crop_geometry(box, landmarks, crop_scale=1.0)
+    geometry = crop_geometry(box.tolist(), landmarks, crop_scale=1.0)
     matrix = geometry.matrix.copy()
     matrix[:, :2] *= INPUT_SIZE / QUALITY_CROP  # the same square, sampled at 112 instead of 192 pixels
     inside = warp_affine(np.ones_like(grey), matrix, QUALITY_CROP) > 0.999
