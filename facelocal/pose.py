@@ -80,15 +80,19 @@ def resolve_face_geometry(mesh_weights: str | os.PathLike | None = None) -> Path
     return resolve_mesh_weights(mesh_weights).parent
 
 
-def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares ``target ~ scale * rotation @ source + translation`` over ``(N, 3)`` point pairs (Umeyama
-    1991, no reflection). Returns ``scale``, ``rotation`` ``(3, 3)`` and ``translation`` ``(3,)``."""
-    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+def similarity_fit(
+    source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted least-squares ``target ~ scale * rotation @ source + translation`` over ``(N, 3)`` point pairs
+    (Umeyama 1991, no reflection; ``weights`` ``(N,)``, equal when None). Returns ``scale``, ``rotation``
+    ``(3, 3)`` and ``translation`` ``(3,)``."""
+    weights = np.full(len(source), 1.0 / len(source)) if weights is None else weights / weights.sum()
+    source_mean, target_mean = weights @ source, weights @ target
     a, b = source - source_mean, target - target_mean
-    u, singular, vt = np.linalg.svd(b.T @ a)
+    u, singular, vt = np.linalg.svd((b * weights[:, None]).T @ a)
     sign = np.diag([1.0, 1.0, float(np.sign(np.linalg.det(u @ vt)) or 1.0)])
     rotation = u @ sign @ vt
-    scale = float((singular * np.diag(sign)).sum() / (a**2).sum())
+    scale = float((singular * np.diag(sign)).sum() / (weights @ (a**2).sum(axis=1)))
     return scale, rotation, target_mean - scale * rotation @ source_mean
 
 
@@ -101,9 +105,11 @@ def euler_angles(rotation: np.ndarray) -> np.ndarray:
     return np.degrees([pitch, yaw, roll])
 
 
-def head_pose(mesh: np.ndarray, canonical: CanonicalFace) -> np.ndarray:
-    """``(pitch, yaw, roll)`` degrees of one ``(468, 3)`` image-pixel mesh."""
-    _, rotation, _ = similarity_fit(canonical.vertices, np.asarray(mesh, np.float64) * _IMAGE_TO_MODEL)
+def head_pose(mesh: np.ndarray, canonical: CanonicalFace, procrustes_weights: bool = False) -> np.ndarray:
+    """``(pitch, yaw, roll)`` degrees of one ``(468, 3)`` image-pixel mesh; every vertex weighs the same unless
+    ``procrustes_weights`` (MediaPipe's 33 weighted vertices, measured slightly worse: see the module)."""
+    weights = canonical.procrustes_weights if procrustes_weights else None
+    _, rotation, _ = similarity_fit(canonical.vertices, np.asarray(mesh, np.float64) * _IMAGE_TO_MODEL, weights)
     return euler_angles(rotation)
 
 

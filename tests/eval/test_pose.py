@@ -98,3 +98,18 @@ def test_photos_turned_in_plane_shift_roll_by_the_angle(mesh_detector, canonical
         before = _pose_of(mesh_detector, canonical, rgb, label.box)
         after = _pose_of(mesh_detector, canonical, turned, box)
         assert after[2] - before[2] == pytest.approx(degrees, abs=2.0), label.path.name
+
+
+def test_the_fit_recovers_a_known_pose_of_the_canonical_face(canonical):
+    """The canonical face turned by known angles, scaled and moved into image pixels comes back with those
+    angles, with equal weights and with MediaPipe's Procrustes weights."""
+    from scipy.spatial.transform import Rotation
+
+    from facelocal.pose import head_pose
+
+    angles = np.array([12.0, -40.0, 25.0])
+    rotation = Rotation.from_euler("XYZ", -angles, degrees=True).as_matrix()
+    mesh = (12.0 * canonical.vertices @ rotation.T + [200.0, -150.0, 0.0]) * [1.0, -1.0, -1.0]  # to image axes
+    np.testing.assert_allclose(head_pose(mesh, canonical), angles, atol=1e-6)
+    np.testing.assert_allclose(head_pose(mesh, canonical, procrustes_weights=True), angles, atol=1e-6)
+    assert (canonical.procrustes_weights > 0).sum() == 33
