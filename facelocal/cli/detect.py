@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PX",
         help="faces whose longer box side is under PX get no mesh (no mesh field); default 48",
     )
+    parser.add_argument(
+        "--landmarks",
+        choices=("detector", "mesh"),
+        default="detector",
+        help="where the five points come from: RetinaFace (default) or, for faces with a mesh, FaceMesh's "
+        "vertices (needs --mesh; --json: landmarks_source per face)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -58,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     from facelocal.cli.common import load_mesh_model
     from facelocal.facemesh import MESH_MIN_FACE
 
-    if not args.mesh and (args.mesh_weights or args.mesh_min_face is not None):
-        raise CommandError("--mesh-weights and --mesh-min-face need --mesh")
+    if not args.mesh and (args.mesh_weights or args.mesh_min_face is not None or args.landmarks == "mesh"):
+        raise CommandError("--mesh-weights, --mesh-min-face and --landmarks mesh need --mesh")
+    from facelocal.landmark_source import with_landmarks_from
+
     postprocess = replace(SERVE_POSTPROCESS, score_threshold=args.score_threshold, nms_threshold=args.nms_threshold)
     mesh = None
     if args.mesh:
@@ -75,9 +84,12 @@ def run(args: argparse.Namespace) -> int:
             rgb = load_image(path)
         except (OSError, ImageDecodeError) as exc:
             raise CommandError(f"{path}: {exc}") from None
-        result = detector.detect([rgb])[0]
+        result, sources = with_landmarks_from(detector.detect([rgb])[0], args.landmarks)
         if args.json:
-            record = {"image": str(path), "width": result.width, "height": result.height, "faces": result.faces()}
+            faces = result.faces()
+            if args.landmarks == "mesh":
+                faces = [face | {"landmarks_source": source} for face, source in zip(faces, sources, strict=True)]
+            record = {"image": str(path), "width": result.width, "height": result.height, "faces": faces}
             print(json.dumps(record))
         else:
             print(f"{path}: {len(result)} faces ({result.width}x{result.height})")

@@ -1,4 +1,4 @@
-"""``facelocal eval``: WIDER FACE AP (official protocol) and five-point landmark NME."""
+"""``facelocal eval``: WIDER FACE AP (official protocol), five-point landmark NME and head pose MAE."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD
 from facelocal.cli.common import (
     add_calibration_argument,
     add_mesh_weights_argument,
@@ -18,7 +19,7 @@ from facelocal.cli.common import (
     add_resize_argument,
     data_path,
 )
-from facelocal.config import EVAL_POSTPROCESS, PostprocessConfig
+from facelocal.config import EVAL_POSTPROCESS, SERVE_POSTPROCESS, PostprocessConfig
 from facelocal.runtime import PRECISIONS
 from facelocal.tta import TTA_MODES
 
@@ -30,21 +31,15 @@ Key = TypeVar("Key")  # what the detections are filed under: a WIDER image key o
 # In the shared data ($FACELOCAL_DATA) unless --images / --gt say otherwise.
 DEFAULT_VAL_IMAGES = "widerface/val_sample/images"
 DEFAULT_GROUND_TRUTH = "widerface/ground_truth"
+DEFAULT_POSE_DATA = "pose/aflw2000_3d"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="accuracy: WIDER FACE AP, landmark NME", description=__doc__)
+    parser = subparsers.add_parser("eval", help="accuracy: WIDER FACE AP, landmark NME, head pose", description=__doc__)
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
 
     wider = tasks.add_parser("widerface", help="Easy/Medium/Hard AP with the official protocol")
-    wider.add_argument(
-        "--images", type=Path, help=f"WIDER layout: EVENT/NAME.jpg (default: {DEFAULT_VAL_IMAGES} in $FACELOCAL_DATA)"
-    )
-    wider.add_argument(
-        "--gt",
-        type=Path,
-        help=f"folder of the official .mat files (default: {DEFAULT_GROUND_TRUTH} in $FACELOCAL_DATA)",
-    )
+    _add_wider_arguments(wider)
     wider.add_argument(
         "--predictions", type=Path, help="evaluate this folder of official txt files instead of detecting"
     )
@@ -75,6 +70,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_mesh_weights_argument(marks)
     _add_detection_arguments(marks)
     marks.set_defaults(func=run_landmarks)
+
+    pose = tasks.add_parser("pose", help="head pose MAE on AFLW2000-3D (labels within +-99 degrees)")
+    pose.add_argument(
+        "--data", type=Path, help=f"folder with pose.json and images/ (default: {DEFAULT_POSE_DATA} in $FACELOCAL_DATA)"
+    )
+    _add_pose_arguments(pose)
+    _add_detection_arguments(pose)
+    # Every face above the threshold is meshed: the service's threshold, not the AP sweep's 0.02.
+    pose.set_defaults(func=run_pose, score_threshold=SERVE_POSTPROCESS.score_threshold)
+
+    quality = tasks.add_parser("quality", help="share of WIDER val faces whose detection is usable, per setting")
+    _add_wider_arguments(quality)
+    _add_pose_arguments(quality)
+    _add_detection_arguments(quality)
+    quality.set_defaults(func=run_quality, score_threshold=SERVE_POSTPROCESS.score_threshold)
+
+    anonymize = tasks.add_parser(
+        "anonymize", help="share of WIDER val faces >= 24 px high whose box the face regions cover >= 90 %%"
+    )
+    _add_wider_arguments(anonymize)
+    anonymize.add_argument(
+        "--no-mesh", action="store_true", help="cover every face on the ellipse from its box (no FaceMesh)"
+    )
+    add_mesh_weights_argument(anonymize)
+    _add_detection_arguments(anonymize)
+    anonymize.set_defaults(func=run_anonymize, score_threshold=ANONYMIZE_SCORE_THRESHOLD, tta="auto")
+
+
+def _add_wider_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--images", type=Path, help=f"WIDER layout: EVENT/NAME.jpg (default: {DEFAULT_VAL_IMAGES} in $FACELOCAL_DATA)"
+    )
+    parser.add_argument(
+        "--gt",
+        type=Path,
+        help=f"folder of the official .mat files (default: {DEFAULT_GROUND_TRUTH} in $FACELOCAL_DATA)",
+    )
+
+
+def _add_pose_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mesh-refine",
+        type=int,
+        default=1,
+        help="crop each face again from its mesh this many times (default: %(default)s; on AFLW2000-3D 0 gives "
+        "6.6 degrees over every face, 1 gives 6.2)",
+    )
+    parser.add_argument(
+        "--min-presence",
+        type=float,
+        default=None,
+        help="pose only faces whose mesh presence reaches this (default: facelocal.pose.POSE_MIN_PRESENCE)",
+    )
+    add_mesh_weights_argument(parser)
 
 
 def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -392,4 +441,147 @@ def run_landmarks(args: argparse.Namespace) -> int:
             **summary,
         }
         args.json.write_text(json.dumps(record, indent=2))
+    return 0
+
+
+def run_pose(args: argparse.Namespace) -> int:
+    from facelocal.cli import CommandError
+    from facelocal.cli.common import load_mesh_model
+    from facelocal.evaluation.pose import POSE_LABELS, evaluate_pose, load_pose_labels
+    from facelocal.models.facemesh import torch_mesh_infer
+    from facelocal.pose import POSE_MIN_PRESENCE, CanonicalFace, head_poses
+    from facelocal.weights import file_sha256
+
+    args.data = data_path(args.data, DEFAULT_POSE_DATA, "--data")
+    if not (args.data / POSE_LABELS).is_file():
+        raise CommandError(f"no {POSE_LABELS} in {args.data}: pass --data DIR (AFLW2000-3D, see its SOURCES.md)")
+    mesh_model, mesh_weights = load_mesh_model(args)
+    try:
+        canonical = CanonicalFace.load(mesh_weights.parent)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    labels = load_pose_labels(args.data)
+    chosen = set(_subset([label.path for label in labels], args))
+    labels = [label for label in labels if label.path in chosen]
+    min_presence = POSE_MIN_PRESENCE if args.min_presence is None else args.min_presence
+    mesh = {"mesh": torch_mesh_infer(mesh_model), "mesh_min_face": 0.0, "mesh_refine": args.mesh_refine}
+    detections, seconds_per_image, about = _detect_all(args, {label.path: label.path for label in labels}, **mesh)
+    boxes = {path: faces.boxes for path, faces in detections.items()}
+    poses = {path: head_poses(faces, canonical, min_presence) for path, faces in detections.items()}
+    summary = evaluate_pose(labels, boxes, poses).summary()
+    print(
+        f"head pose on {summary['faces']} AFLW2000-3D faces: {summary['faces_with_pose']} got a pose "
+        f"({100 * (summary['pose_share'] or 0):.1f} %)"
+    )
+    if summary["mae_overall"] is not None:
+        per_axis = "  ".join(f"{axis} {value:.2f}" for axis, value in summary["mae"].items())
+        print(f"  MAE {summary['mae_overall']:.2f} degrees ({per_axis})")
+    if args.json:
+        record = {
+            "data": str(args.data),
+            **about,
+            "mesh_weights": str(mesh_weights),
+            "mesh_sha256": file_sha256(mesh_weights),
+            "mesh_refine": args.mesh_refine,
+            "min_presence": min_presence,
+            "tta": args.tta,
+            "ms_per_image": 1000 * seconds_per_image,
+            **summary,
+        }
+        args.json.write_text(json.dumps(record, indent=2))
+    return 0
+
+
+def _wider_paths(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
+    """The WIDER ground truth and the ``event/name`` -> path of the images ``--images`` and ``--limit`` select."""
+    from facelocal.cli import CommandError
+    from facelocal.evaluation.widerface import load_ground_truth
+
+    args.images = data_path(args.images, DEFAULT_VAL_IMAGES, "--images")
+    args.gt = data_path(args.gt, DEFAULT_GROUND_TRUTH, "--gt")
+    try:
+        ground_truth = load_ground_truth(args.gt)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+    if not args.images.is_dir():
+        raise CommandError(f"no validation images at {args.images}: pass --images DIR (EVENT/NAME.jpg)")
+    paths = {f"{p.parent.name}/{p.stem}": p for p in args.images.glob("*/*.jpg")}
+    unknown = sorted(set(paths) - set(ground_truth))
+    if unknown:
+        raise CommandError(f"{len(unknown)} images have no ground truth, e.g. {unknown[0]}")
+    paths = {key: paths[key] for key in _subset(paths, args)}
+    if not paths:
+        raise CommandError(f"no images found in {args.images}")
+    return ground_truth, paths
+
+
+def _mesh_options(args: argparse.Namespace) -> tuple[dict, Path]:
+    """Detector options for the torch FaceMesh stage ``--mesh-weights`` names, and that file."""
+    from facelocal.cli.common import load_mesh_model
+    from facelocal.models.facemesh import torch_mesh_infer
+
+    mesh_model, mesh_weights = load_mesh_model(args)
+    return {"mesh": torch_mesh_infer(mesh_model), "mesh_refine": getattr(args, "mesh_refine", 0)}, mesh_weights
+
+
+def _write_record(args: argparse.Namespace, about: dict, seconds_per_image: float, summary: dict) -> None:
+    if args.json:
+        record = {**about, "tta": args.tta, "ms_per_image": 1000 * seconds_per_image, **summary}
+        args.json.write_text(json.dumps(record, indent=2))
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    from facelocal.cli import CommandError
+    from facelocal.evaluation.coverage import UsableTally
+    from facelocal.imageio import load_image
+    from facelocal.pose import POSE_MIN_PRESENCE, CanonicalFace, head_poses
+    from facelocal.quality import DEFAULT_THRESHOLDS, face_quality
+
+    ground_truth, paths = _wider_paths(args)
+    mesh, mesh_weights = _mesh_options(args)
+    try:
+        canonical = CanonicalFace.load(mesh_weights.parent)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    min_presence = POSE_MIN_PRESENCE if args.min_presence is None else args.min_presence
+    detections, seconds_per_image, about = _detect_all(args, paths, **mesh)
+    tally = UsableTally()
+    for key, faces in detections.items():
+        quality = face_quality(load_image(paths[key]), faces, head_poses(faces, canonical, min_presence))
+        tally.add(ground_truth[key], faces.boxes, quality.usable)
+    summary = tally.summary() | {"images": len(paths), "thresholds": asdict(DEFAULT_THRESHOLDS)}
+    print(f"usable faces on {len(paths)} WIDER val images ({args.images})")
+    for setting, share in summary["usable_share"].items():
+        detected, of_detected = summary["detected_share"][setting], summary["usable_of_detected"][setting]
+        print(
+            f"  {setting:<6} {summary['faces'][setting]:5d} faces  detected {100 * detected:5.1f} %"
+            f"  usable {100 * share:5.1f} %  ({100 * of_detected:.1f} % of detected)"
+        )
+    _write_record(
+        args, about | {"images_dir": str(args.images), "mesh_weights": str(mesh_weights)}, seconds_per_image, summary
+    )
+    return 0
+
+
+def run_anonymize(args: argparse.Namespace) -> int:
+    from facelocal.anonymize import face_regions, region_mask
+    from facelocal.evaluation.coverage import CoverageTally
+
+    ground_truth, paths = _wider_paths(args)
+    mesh, mesh_weights = ({}, None) if args.no_mesh else _mesh_options(args)
+    detections, seconds_per_image, about = _detect_all(args, paths, **mesh)
+    tally = CoverageTally()
+    kinds: dict[str, int] = {"mesh": 0, "ellipse": 0}
+    for key, faces in detections.items():
+        regions, region_kinds = face_regions(faces)
+        for kind in region_kinds:
+            kinds[kind] += 1
+        tally.add(ground_truth[key], region_mask(regions, faces.width, faces.height))
+    summary = tally.summary() | {"images": len(paths), "regions": kinds}
+    print(f"anonymisation on {len(paths)} WIDER val images (tta {args.tta}, threshold {args.score_threshold})")
+    for setting, share in summary["covered_share"].items():
+        print(f"  {setting:<6} {summary['faces'][setting]:5d} faces >= 24 px  covered {100 * share:5.1f} %")
+    print(f"  non-face pixels changed {100 * summary['non_face_pixels_changed']:.1f} %  regions {kinds}")
+    about |= {"images_dir": str(args.images), "mesh_weights": None if mesh_weights is None else str(mesh_weights)}
+    _write_record(args, about, seconds_per_image, summary)
     return 0

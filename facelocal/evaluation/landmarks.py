@@ -11,14 +11,14 @@ evaluation scores the mesh.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from facelocal.data.annotations import LabelledImage
 from facelocal.detections import LANDMARK_NAMES, FaceDetections
-from facelocal.facemesh import five_points
+from facelocal.landmark_source import with_landmarks_from
 from facelocal.postprocess import box_iou
 
 FAILURE_NME = 0.10
@@ -98,12 +98,11 @@ def evaluate_landmarks(labels: list[LabelledImage], detections: Mapping[Path, Fa
 
 
 def mesh_landmarks(faces: FaceDetections) -> FaceDetections:
-    """``faces`` with each face's five landmarks replaced by its mesh's (:func:`facelocal.facemesh.five_points`:
-    eye-contour centres, vertex 4, mouth corners 61 and 291); every face must have a mesh."""
+    """``faces`` with each face's five landmarks replaced by its mesh's, as the library's ``landmarks=mesh`` does
+    (:func:`facelocal.landmark_source.with_landmarks_from`); every face must have a mesh."""
     if faces.meshes is None or np.isnan(faces.meshes).any():
         raise ValueError("every face needs a mesh: detect with a mesh stage and mesh_min_face 0")
-    points = np.stack([five_points(mesh) for mesh in faces.meshes]) if len(faces) else faces.landmarks
-    return replace(faces, landmarks=points.astype(np.float32))
+    return with_landmarks_from(faces, "mesh")[0]
 
 
 def cumulative_error_distribution(
