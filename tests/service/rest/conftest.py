@@ -7,10 +7,12 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
+from facelocal.detections import FaceDetections
 from service.errors import ServiceError, queue_full, validation_error
 from service.metrics import ServiceMetrics
 from service.rest import create_app
-from service.schemas import DetectOptions, ImageResult, ModelInfo, Timings
+from service.results import DetectionResult
+from service.schemas import DetectOptions, ModelInfo
 from service.settings import Settings
 
 
@@ -23,6 +25,7 @@ class StubCore:
         self.metrics = ServiceMetrics()
         self.mesh = SimpleNamespace(available=False)
         self.max_size_limit = settings.max_size_limit
+        self.canvas_size = settings.canvas_size
         self.full = False
         self.seen: list[tuple[bytes, DetectOptions]] = []
 
@@ -44,16 +47,12 @@ class StubCore:
             )
         ]
 
-    async def detect(self, data: bytes, options: DetectOptions) -> ImageResult:
+    async def detect(self, data: bytes, options: DetectOptions) -> DetectionResult:
         if data == b"bad":
             raise ServiceError(400, "invalid_image", "not an image")
         self.seen.append((data, options))
-        return ImageResult(
-            width=len(data),
-            height=1,
-            model="stub",
-            faces=[],
-            timings_ms=Timings(decode=0, queue=0, inference=0, postprocess=0),
+        return DetectionResult(
+            width=len(data), height=1, model="stub", faces=FaceDetections.empty(len(data), 1), truncated=False
         )
 
     async def detect_batch(self, items, options: DetectOptions):
