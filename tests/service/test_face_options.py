@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import partial
 
 import grpc
 import numpy as np
@@ -14,7 +15,7 @@ from PIL import Image
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from tests.paths import shared_file
-from tests.service.helpers import JPEG, PNG, client, encode, photo, photo_bytes
+from tests.service.helpers import JPEG, PNG, client, encode, photo, photo_bytes, service_detector
 
 EVERYTHING = {"landmarks": "mesh", "return_pose": "true", "return_quality": "true"}
 PHOTOS = ("selfie_group.jpg", "two_people_hd.jpg", "single_face_closeup.jpg")
@@ -107,27 +108,8 @@ def test_a_batch_equals_single_calls(http):
 
 @pytest.fixture(scope="module")
 def library(onnx_model_path, mesh_onnx_path):
-    """The library's Detector on the service's model, runtime, canvas and thresholds, with the pose's mesh
-    refinement: ``library(refine)``."""
-    from facelocal.config import PostprocessConfig
-    from facelocal.detector import Detector
-    from facelocal.preprocess import ResizePolicy
-    from service.settings import Settings
-
-    settings = Settings()
-    postprocess = PostprocessConfig(post_nms_top_k=max(PostprocessConfig.post_nms_top_k, settings.max_faces + 1))
-
-    def make(refine: int) -> Detector:
-        return Detector.from_onnx(
-            onnx_model_path,
-            runtime="onnxruntime",
-            mesh_model_path=mesh_onnx_path,
-            resize=ResizePolicy("fit", settings.canvas_size),
-            postprocess=postprocess,
-            mesh_refine=refine,
-        )
-
-    return make
+    """``library(refine)``: the library's Detector on the service's model, runtime, canvas and thresholds."""
+    return partial(service_detector, onnx_model_path, mesh_onnx_path)
 
 
 @pytest.mark.parametrize("name", PHOTOS)

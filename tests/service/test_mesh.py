@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from service.grpc.gen import facelocal_pb2 as pb
-from tests.service.helpers import JPEG, client, encode, metric, photo, photo_bytes
+from tests.service.helpers import JPEG, client, encode, metric, photo, photo_bytes, service_detector
 
 MESH = {"return_mesh": "true"}
 
@@ -73,20 +73,7 @@ def test_every_face_gets_a_mesh_or_a_reason(selfie):
 @pytest.fixture(scope="module")
 def library(onnx_model_path, mesh_onnx_path):
     """The library's Detector on the service's model, runtime, canvas and thresholds."""
-    from facelocal.config import PostprocessConfig
-    from facelocal.detector import Detector
-    from facelocal.preprocess import ResizePolicy
-    from service.settings import Settings
-
-    settings = Settings()
-    postprocess = PostprocessConfig(post_nms_top_k=max(PostprocessConfig.post_nms_top_k, settings.max_faces + 1))
-    return Detector.from_onnx(
-        onnx_model_path,
-        runtime="onnxruntime",
-        mesh_model_path=mesh_onnx_path,
-        resize=ResizePolicy("fit", settings.canvas_size),
-        postprocess=postprocess,
-    )
+    return service_detector(onnx_model_path, mesh_onnx_path)
 
 
 @pytest.mark.parametrize("tta", ["none", "auto"])
