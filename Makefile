@@ -89,7 +89,7 @@ compose-up: images
 
 compose-down:
 	scripts/compose/ensure-docker.sh >/dev/null
-	$(COMPOSE) --profile embedded --profile cpu --profile gpu down --remove-orphans
+	$(COMPOSE) --profile '*' down --remove-orphans
 
 # Brings each CPU profile up in turn, drives it from the host through its published ports, and takes it down.
 compose-test: images
