@@ -8,34 +8,18 @@ tests; the tests drive it from the host through the published ports, as a user w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV_FILE = ROOT / "artifacts" / "compose.env"
+from scripts.local import compose as deploy
+from scripts.local.compose import GRPC_TARGET, HTTP_URL, ComposeError
+
 PROFILES = ("embedded", "cpu")
 API_KEY = "compose-test-key"
-HTTP_URL = "http://127.0.0.1:8000"
-GRPC_TARGET = "127.0.0.1:50051"
-UP_TIMEOUT_S = 300
-
-
-def compose(*args: str, timeout: float = UP_TIMEOUT_S + 60) -> str:
-    """``docker compose *args`` on this checkout's compose file, with the test's API key; its stdout."""
-    if not ENV_FILE.is_file():
-        pytest.fail(f"{ENV_FILE} is missing: run `make images` (make compose-test does)", pytrace=False)
-    command = ["docker", "compose", "--env-file", str(ENV_FILE), *args]
-    result = subprocess.run(
-        command, cwd=ROOT, env=os.environ | {"FACELOCAL_API_KEY": API_KEY}, capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+ENV = {"FACELOCAL_API_KEY": API_KEY}
 
 
 @dataclass(frozen=True)
@@ -47,7 +31,7 @@ class Deployment:
     grpc_target: str = GRPC_TARGET
 
     def compose(self, *args: str) -> str:
-        return compose("--profile", self.profile, *args)
+        return deploy.compose("--profile", self.profile, *args, env=ENV)
 
     def inspect(self, service: str) -> dict:
         """``docker inspect`` of the service's container (stopped ones included)."""
@@ -57,17 +41,14 @@ class Deployment:
     def services(self) -> list[str]:
         return self.compose("config", "--services").split()
 
-    def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--tail", "40")
-
 
 @pytest.fixture(scope="module", params=PROFILES)
 def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    compose("--profile", "*", "down", "--remove-orphans")  # the published ports are one profile's at a time
     running = Deployment(request.param)
     try:
-        running.compose("up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S))
-    except AssertionError:
-        pytest.fail(f"{request.param} did not come up:\n{running.logs()}", pytrace=False)
+        deploy.up(running.profile, env=ENV)
+    except ComposeError as error:
+        logs = deploy.compose("--profile", running.profile, "logs", "--no-color", "--tail", "40", env=ENV)
+        pytest.fail(f"{error}\n{logs}", pytrace=False)
     yield running
-    running.compose("down", "--remove-orphans")
+    deploy.down(running.profile, env=ENV)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from facelocal.postprocess import box_iou
+from scripts.local.compose import ROOT
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from service.rest.page import ASSETS_PATH
 from service.settings import Settings
-from tests.compose.conftest import API_KEY, ROOT, Deployment
+from tests.compose.conftest import API_KEY, Deployment
 from tests.paths import SHARED_DATA
 from tests.service.helpers import JPEG, FixedCanvasBackend, boxes, client
 from tests.service.test_grpc import boxes_scores
