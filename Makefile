@@ -15,7 +15,7 @@ MESH_MODEL ?= artifacts/facemesh.onnx
 MESH_TARGET := $(if $(wildcard $(MESH_WEIGHTS)),$(MESH_MODEL))
 PYTEST_ARGS ?=
 
-.PHONY: setup serve test test-slow lint screenshot model model-int8 clean FORCE
+.PHONY: setup serve test test-slow lint screenshot model model-int8 model-repository images compose-up compose-down compose-test clean FORCE
 
 setup: $(VENV)/.installed
 
@@ -77,3 +77,31 @@ test-slow: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
+
+# Docker (README, "Docker"). The API image copies the models exported here (torch stays on the host): the
+# detector and FaceMesh for the embedded profile, and Triton's compact graphs (model_repository/'s configs),
+# which compose's model-init installs for the cpu and gpu profiles.
+TRITON_ONNX := artifacts/model_repository/retinaface/1/model.onnx artifacts/model_repository/facemesh/1/model.onnx
+PROFILE ?= embedded
+COMPOSE := docker compose --env-file artifacts/compose.env
+
+model-repository: $(TRITON_ONNX)
+artifacts/model_repository/retinaface/1/model.onnx: $(WEIGHTS) $(GRAPH_SOURCES) model_repository/retinaface/config.pbtxt $(VENV)/.installed
+	$(BIN)/python scripts/prepare_model_repository.py --weights $(WEIGHTS) --out $@
+artifacts/model_repository/facemesh/1/model.onnx: $(MESH_WEIGHTS) $(GRAPH_SOURCES) model_repository/facemesh/config.pbtxt $(VENV)/.installed
+	$(BIN)/python scripts/prepare_model_repository.py --model facemesh --mesh-weights $(MESH_WEIGHTS) --out $@
+
+# Installs Docker and the compose plugin when missing, starts dockerd, builds stand-ins for unreachable bases.
+images: $(MODEL) $(MESH_MODEL) $(TRITON_ONNX)
+	scripts/compose/images.sh
+
+compose-up: images
+	$(COMPOSE) --profile $(PROFILE) up -d --wait
+
+compose-down:
+	scripts/compose/ensure-docker.sh >/dev/null
+	$(COMPOSE) --profile '*' down --remove-orphans
+
+# Brings each CPU profile up in turn, drives it from the host through its published ports, and takes it down.
+compose-test: images
+	$(BIN)/python -m pytest -m compose tests/compose $(PYTEST_ARGS)

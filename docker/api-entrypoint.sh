@@ -2,7 +2,8 @@
 # API container entry point.
 #   serve                      run the service (settings from FACELOCAL_* variables)
 #   install-model-repository DIR   copy the compact ONNX and FaceMesh ONNX into a mounted Triton model repository
-#                                  (compose's model-init step; skipped when it is already there)
+#                                  (compose's model-init step; a file already there is replaced only when
+#                                  it differs, so that a rebuilt image brings its models)
 set -eu
 case "${1:-serve}" in
   serve)
@@ -12,12 +13,13 @@ case "${1:-serve}" in
   install-model-repository)
     repository="${2:?usage: install-model-repository DIR}"
     for model in retinaface facemesh; do
+      source="/opt/facelocal/model_repository/$model/1/model.onnx"
       target="$repository/$model/1/model.onnx"
-      if [ -f "$target" ]; then
-        echo "model-init: $target exists"
+      if cmp -s "$source" "$target"; then
+        echo "model-init: $target is up to date"
       else
         mkdir -p "$(dirname "$target")"
-        cp "/opt/facelocal/model_repository/$model/1/model.onnx" "$target"
+        cp "$source" "$target"
         echo "model-init: wrote $target"
       fi
     done

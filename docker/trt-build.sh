@@ -4,7 +4,11 @@
 # (plans are per GPU model). Arguments go to build_trt_engine.py: `--dry-run` checks the inputs and prints the builds.
 set -eu
 repository="${MODEL_REPOSITORY:-/models}"
-gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)"
+case " $* " in
+  # The dry run checks the ONNX inputs against their configs and needs no GPU (nor TensorRT).
+  *" --dry-run "*) dry_run=1; gpu="(dry run)" ;;
+  *) dry_run=0; gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)" ;;
+esac
 for model in retinaface facemesh; do
   plan="$repository/${model}_trt/1/model.plan"
   if [ -f "$plan" ] && [ "$(cat "$plan.gpu" 2>/dev/null || true)" = "$gpu" ]; then
@@ -15,6 +19,5 @@ for model in retinaface facemesh; do
     --onnx "$repository/$model/1/model.onnx" \
     --config "$repository/${model}_trt/config.pbtxt" \
     --out "$plan" "$@"
-  case " $* " in *" --dry-run "*) continue ;; esac
-  echo "$gpu" > "$plan.gpu"
+  [ "$dry_run" = 1 ] || echo "$gpu" > "$plan.gpu"
 done

@@ -112,9 +112,19 @@ class TritonClient:
             raise unavailable(f"Triton refused the request: {exc.message()}") from exc
         except (OSError, ConnectionError) as exc:
             raise TransientError(str(exc)) from exc
+        except asyncio.CancelledError:
+            # A concurrent reconnect() (a failed readiness check) closed the channel under this call, and grpc.aio
+            # cancels a closed channel's calls. Unless this task itself is being cancelled, that is connection
+            # trouble: raised on, the cancellation would end the batcher's worker and hang every later request.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise TransientError("the Triton channel was closed during the call") from None
         except Exception as exc:  # aiohttp's client errors, without importing aiohttp for gRPC users
             if type(exc).__module__.startswith("aiohttp"):
                 raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+            if type(exc).__name__ == "UsageError":  # grpc.aio: a call on a channel reconnect() has closed
+                raise TransientError(str(exc)) from exc
             raise
 
     async def model_config(self) -> ModelConfig:

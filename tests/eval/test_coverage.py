@@ -34,8 +34,12 @@ def test_box_coverage_and_tally_count_pixels():
 
 @pytest.fixture(scope="module")
 def wider_args(weights_path, mesh_weights_path):
-    images = shared_file("widerface", "ground_truth", "wider_face_val.mat").parents[1] / "val_sample" / "images"
-    return ["--images", str(images), "--weights", str(weights_path), "--mesh-weights", str(mesh_weights_path)]
+    ground_truth = shared_file("widerface", "ground_truth", "wider_face_val.mat").parent
+    images = ground_truth.parent / "val_sample" / "images"
+    return [
+        *("--images", str(images), "--gt", str(ground_truth)),
+        *("--weights", str(weights_path), "--mesh-weights", str(mesh_weights_path)),
+    ]
 
 
 def test_eval_anonymize_covers_the_faces_it_finds(tmp_path, wider_args):

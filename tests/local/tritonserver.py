@@ -1,5 +1,6 @@
-"""A real ``tritonserver`` on loopback, from the ``nvidia-pytriton`` wheel, serving our ONNX models (the Triton
-tests and scripts/bench_triton.py).
+"""A real ``tritonserver`` from the ``nvidia-pytriton`` wheel, serving our ONNX models: on loopback for the Triton
+tests and scripts/bench_triton.py, and as the ``tritonserver`` command of the Triton stand-in image
+(``python -m tests.local.tritonserver --model-repository=/models ...``, docker/Dockerfile.stand-in-tritonserver).
 
 The wheel's server has the Python backend but no ONNX Runtime backend. So the launcher writes, in a
 temporary repository, a Python-backend model with the name, inputs, outputs, batch size and dynamic
@@ -15,6 +16,7 @@ stub's path); the model then gets the site-packages path as a parameter for ever
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import shutil
@@ -22,11 +24,14 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from google.protobuf import text_format
 
 from service.backends.triton_config import read_model_config
@@ -142,6 +147,25 @@ class TritonInstall:
                 (python / name).symlink_to(site_packages / name, target_is_directory=True)
         return parent / "backends"
 
+    def environment(self) -> dict[str, str]:
+        """This process's environment with the wheel's libraries on ``LD_LIBRARY_PATH``."""
+        return {**os.environ, "LD_LIBRARY_PATH": f"{self.libraries}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
+
+
+def server_command(install: TritonInstall, repository: Path, workdir: Path, *options: str) -> list[str]:
+    """The ``tritonserver`` command line serving the Python-backend ``repository``, with the backends set up in
+    ``workdir`` (once) and ``options`` after them."""
+    backends = workdir / "backends"
+    if not backends.exists():
+        install.backend_directory(workdir)
+    return [
+        str(install.binary),
+        f"--model-repository={repository}",
+        f"--backend-directory={backends}",
+        "--allow-gpu-metrics=false",
+        *options,
+    ]
+
 
 def write_python_model(repository: Path, onnx_path: Path, source_config: Path = CPU_MODEL_CONFIG) -> str:
     """Write a Python-backend twin of ``source_config`` into ``repository``; returns its model name.
@@ -165,6 +189,15 @@ def write_python_model(repository: Path, onnx_path: Path, source_config: Path = 
     return config.name
 
 
+def write_python_repository(source: Path, target: Path, models: Iterable[str]) -> list[str]:
+    """The Python-backend twins of ``models`` (folders of ``source`` holding ``config.pbtxt`` and ``1/model.onnx``,
+    as in ``model_repository/``) written into ``target``; returns their model names."""
+    return [
+        write_python_model(target, source / model / "1" / "model.onnx", source / model / "config.pbtxt")
+        for model in models
+    ]
+
+
 @dataclass
 class TritonServer:
     """One ``tritonserver`` process on 127.0.0.1; ``restart()`` brings it back on the same ports."""
@@ -174,15 +207,16 @@ class TritonServer:
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
+    address: str = "127.0.0.1"
     process: subprocess.Popen | None = None
 
     @property
     def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self.address}:{self.grpc_port}"
 
     @property
     def http_url(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
+        return f"{self.address}:{self.http_port}"
 
     @property
     def log_path(self) -> Path:
@@ -190,30 +224,25 @@ class TritonServer:
 
     def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         install = TritonInstall.locate()
-        backends = self.workdir / "backends"
-        if not backends.exists():
-            install.backend_directory(self.workdir)
-        env = {**os.environ, "LD_LIBRARY_PATH": f"{install.libraries}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
-        command = [
-            str(install.binary),
-            f"--model-repository={self.repository}",
-            f"--backend-directory={backends}",
-            "--http-address=127.0.0.1",
+        command = server_command(
+            install,
+            self.repository,
+            self.workdir,
+            f"--http-address={self.address}",
             f"--http-port={self.http_port}",
-            "--grpc-address=127.0.0.1",
+            f"--grpc-address={self.address}",
             f"--grpc-port={self.grpc_port}",
-            "--metrics-address=127.0.0.1",
+            f"--metrics-address={self.address}",
             f"--metrics-port={self.metrics_port}",
-            "--allow-gpu-metrics=false",
             "--exit-on-error=true",
             "--exit-timeout-secs=5",
             # Named so that kill() can remove the stubs' regions a SIGKILL leaves behind in /dev/shm.
             f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
-        ]
+        )
         with self.log_path.open("ab") as log:
             # A session of its own, so that killing the server also takes its backend stubs down.
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command, stdout=log, stderr=subprocess.STDOUT, env=install.environment(), start_new_session=True
             )
         self._wait_ready(timeout_s)
 
@@ -226,9 +255,9 @@ class TritonServer:
                     f"tritonserver exited with {self.process.returncode} while starting; log:\n{self.log_tail()}"
                 )
             try:
-                if httpx.get(f"http://{self.http_url}/v2/health/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:  # connection refused while it starts
+                with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=1.0):
+                    return  # 200: urlopen raises HTTPError on anything else
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # refused or not ready while it starts
                 pass
             time.sleep(0.2)
         self.kill()
@@ -279,3 +308,24 @@ def start_local_triton(workdir: Path, onnx_path: Path, mesh_onnx_path: Path | No
     server = TritonServer(repository=repository, workdir=workdir)
     server.start()
     return server, model_name
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``tritonserver`` with the real server's options, serving an ONNX ``--model-repository`` (``model_repository/``'s
+    layout) through Python-backend twins written to a temporary folder; every other option goes to the binary."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--model-repository", type=Path, required=True)
+    parser.add_argument("--load-model", action="append", default=[], help="as tritonserver's; default: every model")
+    known, options = parser.parse_known_args(argv)
+    source: Path = known.model_repository
+    models = known.load_model or sorted(path.parent.name for path in source.glob("*/1/model.onnx"))
+    workdir = Path(tempfile.mkdtemp(prefix="tritonserver-"))
+    repository = workdir / "repository"
+    names = write_python_repository(source, repository, models)
+    install = TritonInstall.locate()
+    command = server_command(install, repository, workdir, *(f"--load-model={name}" for name in names), *options)
+    os.execve(command[0], command, install.environment())
+
+
+if __name__ == "__main__":
+    main()
