@@ -47,8 +47,9 @@ $(MODEL).args: FORCE
 $(MESH_MODEL): $(MESH_WEIGHTS) $(GRAPH_SOURCES) $(VENV)/.installed
 	$(BIN)/facelocal export onnx --mesh --mesh-weights $(MESH_WEIGHTS) --out $(MESH_MODEL)
 
+# With the mesh, return_pose finds MediaPipe's canonical face beside the FaceMesh weights.
 serve: $(MODEL) $(MESH_TARGET)
-	$(BIN)/facelocal serve --model-path $(MODEL) $(if $(MESH_TARGET),--mesh-model-path $(MESH_MODEL))
+	$(BIN)/facelocal serve --model-path $(MODEL) $(if $(MESH_TARGET),--mesh-model-path $(MESH_MODEL) --face-geometry-path $(dir $(MESH_WEIGHTS)))
 
 # Style and correctness checks the tests do not make: ruff's lint rules and its formatting (pyproject.toml).
 lint: $(VENV)/.installed

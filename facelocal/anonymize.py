@@ -15,13 +15,16 @@ The high-recall preset for finding the faces is :data:`ANONYMIZE_SCORE_THRESHOLD
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
 
 from facelocal.detections import FaceDetections
+from facelocal.tta import TTAMode
 
-ANONYMIZE_MODES = ("blur", "pixelate")
+AnonymizeMode = Literal["blur", "pixelate"]
+ANONYMIZE_MODES: tuple[str, ...] = get_args(AnonymizeMode)
 # MediaPipe's FACEMESH_FACE_OVAL as one closed loop, forehead top (10) clockwise in the image.
 FACE_OVAL = (
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
@@ -33,6 +36,7 @@ ELLIPSE_GROWTH = 1.5
 ELLIPSE_POINTS = 36
 # Detection threshold of the high-recall preset (the service's default is 0.5).
 ANONYMIZE_SCORE_THRESHOLD = 0.1
+ANONYMIZE_TTA: TTAMode = "auto"
 # Blur: a Gaussian whose sigma is this share of the region's longer side. Pixelate: this many blocks across it.
 BLUR_SIGMA_SHARE = 0.12
 PIXELATE_BLOCKS = 8

@@ -6,31 +6,43 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
-from typing import cast
+from typing import Protocol, TypeVar, cast
 
 import numpy as np
 
+from facelocal.anonymize import anonymize
 from facelocal.config import PostprocessConfig
 from facelocal.contract import INPUT_DTYPE
 from facelocal.detections import FaceDetections
+from facelocal.face_analysis import analyze_faces
 from facelocal.pipeline import Inference, Steps, advance, detect_steps, fit_views, mesh_steps
+from facelocal.pose import POSE_MESH_REFINE
 from facelocal.preprocess import ResizePolicy
 from service.alignment import align_face, encode_png
 from service.backends.base import InferenceBackend
 from service.batcher import BatchOutput, MicroBatcher
 from service.budget import Budget, Hold
 from service.errors import ServiceError, internal_error, queue_full, unavailable, validation_error
-from service.images import decode
+from service.images import decode, encode_like
 from service.mesh import MeshStage
 from service.metrics import ServiceMetrics
-from service.results import DetectionResult
-from service.schemas import DetectOptions, ModelInfo, Timings
+from service.results import AnonymizedResult, DetectionResult
+from service.schemas import AnonymizeOptions, DetectOptions, ModelInfo, Timings
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+class _Timed(Protocol):
+    timings: Timings
+
+
+# What one image's steps return: a DetectionResult, or an AnonymizedResult.
+ResultT = TypeVar("ResultT", bound=_Timed)
 
 # Width:height of the photos most often sent (phones 4:3 and 16:9, cameras 3:2, squares), either way up.
 COMMON_ASPECTS = ((4, 3), (3, 4), (16, 9), (9, 16), (3, 2), (2, 3), (1, 1))
@@ -152,12 +164,22 @@ class DetectionCore:
     async def detect(self, data: bytes, options: DetectOptions) -> DetectionResult:
         """Faces in one encoded image; raises :class:`ServiceError` for anything the client got wrong, and
         ``internal_error`` (500, logged) for anything else."""
+        return await self._admit(partial(self._steps, data, options), options, self._keeps_image(options))
+
+    async def anonymize(self, data: bytes, options: AnonymizeOptions) -> AnonymizedResult:
+        """One encoded image with every face covered, in its own format; errors as :meth:`detect`'s."""
+        return await self._admit(partial(self._anonymize_steps, data, options), options.detect_options(), True)
+
+    async def _admit(
+        self, make_steps: Callable[[Hold], Steps[ResultT]], options: DetectOptions, keeps_image: bool
+    ) -> ResultT:
+        """Run one image's steps once it is admitted (options valid, room in the queue and the pixel budget)."""
         self.validate_options(options)
         self.check_capacity()
         self._admitted += 1
         pixels = self._pixels.hold()
         try:
-            return await self._run(self._steps(data, options, pixels), options, pixels)
+            return await self._run(make_steps(pixels), options, pixels, keeps_image)
         except ServiceError:
             raise
         except Exception as exc:
@@ -192,14 +214,15 @@ class DetectionCore:
             raise item
         return await self.detect(item, options)
 
-    def _steps(self, data: bytes, options: DetectOptions, pixels: Hold) -> Steps[DetectionResult]:
-        """One image's steps: decode, the library's detection (:func:`facelocal.pipeline.detect_steps`) on this
-        server's canvases, the request's face filters, then meshes and crops as asked."""
+    def _detected(
+        self, data: bytes, options: DetectOptions, pixels: Hold, keep_image: bool
+    ) -> Steps[tuple[np.ndarray | None, FaceDetections, bool]]:
+        """Decode, the library's detection (:func:`facelocal.pipeline.detect_steps`) on this server's canvases,
+        then the request's face filters: the full-size pixels when ``keep_image``, the faces (which know the
+        image's size), and whether the face limit cut them."""
         max_size = options.max_size or self.canvas_size
-        # Crops and meshes are cut from the full-size image; without them, no view is larger than max_size.
-        keep_image = options.return_crops or options.return_mesh
+        # Crops, meshes and quality are cut from the full-size image; without them, no view exceeds max_size.
         decoded = decode(data, self.settings.max_pixels, None if keep_image else max_size, reserve=pixels.take)
-        width, height = decoded.width, decoded.height
         postprocess = PostprocessConfig(
             score_threshold=options.score_threshold,
             nms_threshold=options.nms_threshold,
@@ -207,25 +230,64 @@ class DetectionCore:
         )
         fit = partial(fit_views, max_size=max_size, fixed_canvas=self.backend.fixed_canvas)
         detecting = detect_steps(
-            decoded.rgb, (width, height), ResizePolicy("fit", max_size), postprocess, options.tta_plan, fit
+            decoded.rgb,
+            (decoded.width, decoded.height),
+            ResizePolicy("fit", max_size),
+            postprocess,
+            options.tta_plan,
+            fit,
         )
         rgb = decoded.rgb if keep_image else None  # the detection steps hold the pixels as long as they need them
         del decoded
         faces = yield from detecting
         faces, truncated = filter_faces(faces, options.min_face_size, self._face_limit(options))
+        return rgb, faces, truncated
+
+    def _keeps_image(self, options: DetectOptions) -> bool:
+        return options.return_crops or options.return_quality or self.mesh.runs_for(options)
+
+    def _steps(self, data: bytes, options: DetectOptions, pixels: Hold) -> Steps[DetectionResult]:
+        """One image's steps: the detection, then meshes, pose, quality and crops as asked."""
+        rgb, faces, truncated = yield from self._detected(data, options, pixels, self._keeps_image(options))
         result = DetectionResult(
-            width, height, self.backend.model_name, faces, truncated, landmarks=options.return_landmarks
+            faces.width, faces.height, self.backend.model_name, faces, truncated, landmarks=options.return_landmarks
         )
-        if options.return_mesh:
+        meshing = self.mesh.runs_for(options)
+        posed = meshing and (options.return_pose or options.return_quality)
+        if meshing:
             assert rgb is not None
-            meshed = yield from mesh_steps(rgb, faces, options.mesh_min_face, self.settings.mesh_max_faces)
-            result.faces, result.mesh_skipped = meshed.faces, meshed.skipped
+            refine = POSE_MESH_REFINE if posed else 0
+            meshed = yield from mesh_steps(rgb, faces, options.mesh_min_face, self.settings.mesh_max_faces, refine)
+            faces = meshed.faces
+            if options.return_mesh:
+                result.mesh_skipped = meshed.skipped
+        canonical = self.mesh.canonical if posed else None
+        analysis = analyze_faces(rgb, faces, options.landmarks, canonical, options.return_quality)
+        # The vertices travel only when asked for; the other options have used them by now.
+        result.faces = analysis.faces if options.return_mesh else replace(analysis.faces, meshes=None, mesh_scores=None)
+        result.landmark_sources = analysis.landmark_sources if options.return_landmarks else None
+        result.poses = analysis.poses if options.return_pose else None
+        result.quality = analysis.quality
         if options.return_crops:
             assert rgb is not None
-            result.crops = [encode_png(align_face(rgb, points)) for points in faces.landmarks]
+            result.crops = [encode_png(align_face(rgb, points)) for points in result.faces.landmarks]
         return result
 
-    async def _run(self, steps: Steps[DetectionResult], options: DetectOptions, pixels: Hold) -> DetectionResult:
+    def _anonymize_steps(self, data: bytes, options: AnonymizeOptions, pixels: Hold) -> Steps[AnonymizedResult]:
+        """One image's anonymisation: the detection at the options' (high-recall) preset, meshes when this
+        server has the mesh model (faces with a confident one are covered on its oval), the library's
+        :func:`facelocal.anonymize.anonymize`, and the pixels written back in the input's format."""
+        detect = options.detect_options()
+        rgb, faces, truncated = yield from self._detected(data, detect, pixels, keep_image=True)
+        assert rgb is not None
+        if self.mesh.ready:
+            meshed = yield from mesh_steps(rgb, faces, detect.mesh_min_face, self.settings.mesh_max_faces)
+            faces = meshed.faces
+        covered = anonymize(rgb, faces, options.mode)
+        image, media_type = encode_like(covered.image, data)
+        return AnonymizedResult(image, media_type, faces, covered.regions, covered.region_kinds, truncated)
+
+    async def _run(self, steps: Steps[ResultT], options: DetectOptions, pixels: Hold, keeps_image: bool) -> ResultT:
         """Drive ``steps``: their CPU work in the pool, each inference through its micro-batcher."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
@@ -237,12 +299,12 @@ class DetectionCore:
         else:
             inference, result = await loop.run_in_executor(self._executor, advance, steps, None)
         decode_ms = (time.perf_counter() - started) * 1000.0
-        if not (options.return_crops or options.return_mesh) and options.tta_plan.zoom is None:
+        if not keeps_image and options.tta_plan.zoom is None:
             pixels.release()  # the canvases are made and nothing will look at the pixels again
         # One view's faces without crops or meshes take a fraction of a millisecond and hold the GIL anyway: done
         # on the event loop, they save two thread hops (a millisecond or more on a busy machine). Voting many
         # views, cutting crops and meshes run in the pool.
-        light = not (options.return_crops or options.return_mesh or options.tta_plan.enabled)
+        light = not (keeps_image or options.tta_plan.enabled)
         detector: list[BatchOutput] = []
         postprocess_ms, mesh_started = 0.0, None
         while inference is not None:

@@ -1,8 +1,13 @@
-"""Recognising image bytes before decoding them (content-type checks), and decode errors as ServiceErrors."""
+"""Recognising image bytes before decoding them (content-type checks), decode errors as ServiceErrors, and
+writing pixels back in the format they came in (``/v1/anonymize``)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
 
 from facelocal.imageio import DecodedImage, ImageDecodeError, decode_reduced
 from service.errors import from_decode_error
@@ -31,3 +36,17 @@ def decode(data: bytes, max_pixels: int, cover: int | None, reserve: Callable[[i
         return decode_reduced(data, max_pixels, cover, reserve)
     except ImageDecodeError as exc:
         raise from_decode_error(exc) from None
+
+
+# What an anonymised image is written with, by format: JPEG and WebP near their sources' quality.
+_SAVE_OPTIONS: dict[str, dict] = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {}, "BMP": {}}
+_MEDIA_TYPE_OF = {fmt: media for media, fmt in MEDIA_TYPES.items()}
+
+
+def encode_like(rgb: np.ndarray, data: bytes) -> tuple[bytes, str]:
+    """The ``(H, W, 3)`` uint8 RGB pixels encoded in the format of the image ``data`` (JPEG, PNG, WebP, BMP;
+    any other format as PNG), without metadata; and its media type."""
+    fmt = sniff_format(data) or "PNG"
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format=fmt, **_SAVE_OPTIONS[fmt])
+    return buffer.getvalue(), _MEDIA_TYPE_OF[fmt]

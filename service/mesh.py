@@ -12,7 +12,9 @@ At most ``mesh_max_faces`` faces per image get a mesh (the best-scoring ones); t
 
 Backends: in process (``mesh_model_path``, exported by ``facelocal export onnx --mesh``) on the detector's runtime,
 OpenVINO or ONNX Runtime; Triton's ``triton_mesh_model`` (``model_repository/facemesh``) when it runs on
-Triton. Without a mesh model, ``return_mesh`` is refused with 422 ``mesh_unavailable`` and the reason.
+Triton. Without a mesh model, ``return_mesh``, ``landmarks=mesh`` and ``return_pose`` are refused with 422
+``mesh_unavailable`` and the reason. Head pose also needs MediaPipe's canonical face (``face_geometry_path``, else
+beside the FaceMesh weights the library finds): without it ``return_pose`` is 422 ``pose_unavailable``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import numpy as np
 
 from facelocal.facemesh import INPUT_SIZE, NUM_VERTICES
+from facelocal.pose import CanonicalFace, resolve_face_geometry
 from service.batcher import MicroBatcher
 from service.errors import ServiceError, validation_error
 from service.metrics import ServiceMetrics
@@ -56,6 +59,24 @@ def create_mesh_backend(settings: Settings):
     return InProcessBackend.mesh(settings, path), None
 
 
+def load_canonical_face(settings: Settings) -> tuple[CanonicalFace | None, str]:
+    """MediaPipe's canonical face from ``face_geometry_path``, or beside the FaceMesh weights the library finds
+    (``$FACELOCAL_MESH_WEIGHTS``, the weights table); None and the reason when there is none. A folder set
+    explicitly must hold it."""
+    folder = settings.face_geometry_path
+    if folder is None:
+        try:
+            folder = resolve_face_geometry()
+        except (FileNotFoundError, ValueError) as exc:
+            return None, f"no face geometry folder is configured (FACELOCAL_FACE_GEOMETRY_PATH): {exc}"
+    try:
+        return CanonicalFace.load(folder), ""
+    except (FileNotFoundError, ValueError) as exc:
+        if settings.face_geometry_path is not None:
+            raise
+        return None, str(exc)
+
+
 # -- the stage -----------------------------------------------------------------------------------------------
 
 
@@ -69,6 +90,11 @@ class MeshStage:
         self.backend, self._reason = create_mesh_backend(settings)
         self._mesh_batcher: MicroBatcher | None = None
         self._ready = False
+        # MediaPipe's canonical face for head pose, or why there is none.
+        self.canonical: CanonicalFace | None = None
+        self._pose_reason = "no mesh model"
+        if self.backend is not None:
+            self.canonical, self._pose_reason = load_canonical_face(settings)
 
     @property
     def batcher(self) -> MicroBatcher:
@@ -124,9 +150,34 @@ class MeshStage:
             await self.backend.close()
 
     def check(self, options: DetectOptions) -> None:
-        """422 ``mesh_unavailable`` for ``return_mesh`` when this server has no working mesh model."""
-        if options.return_mesh and not self.ready:
-            raise validation_error(f"return_mesh is not available: {self.unavailable_reason}", code="mesh_unavailable")
+        """422 ``mesh_unavailable`` for the options that need the mesh (``return_mesh``, ``landmarks=mesh``,
+        ``return_pose``) when this server has no working mesh model, ``pose_unavailable`` for ``return_pose``
+        without the canonical face."""
+        needs = [
+            name
+            for name, asked in (
+                ("return_mesh", options.return_mesh),
+                ("landmarks=mesh", options.landmarks == "mesh"),
+                ("return_pose", options.return_pose),
+            )
+            if asked
+        ]
+        if needs and not self.ready:
+            raise validation_error(
+                f"{', '.join(needs)} is not available: {self.unavailable_reason}", code="mesh_unavailable"
+            )
+        if options.return_pose and self.canonical is None:
+            raise validation_error(f"return_pose is not available: {self._pose_reason}", code="pose_unavailable")
+
+    def runs_for(self, options: DetectOptions) -> bool:
+        """Whether the request's faces go through the mesh: asked for directly, or for quality's frontalness
+        and has_mesh when this server has the mesh."""
+        return (
+            options.return_mesh
+            or options.landmarks == "mesh"
+            or options.return_pose
+            or (options.return_quality and self.ready)
+        )
 
     def model_info(self) -> ModelInfo | None:
         if self.backend is None:

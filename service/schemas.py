@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA, ELLIPSE_GROWTH, OVAL_GROWTH, AnonymizeMode
 from facelocal.config import SERVE_POSTPROCESS
 from facelocal.facemesh import MESH_MIN_FACE
+from facelocal.pose import POSE_MESH_REFINE, POSE_MIN_PRESENCE
+from facelocal.quality import DEFAULT_THRESHOLDS
 from facelocal.tta import VOTE_IOU, SmallFaceZoom, TTAMode, TTAPlan
 from facelocal.tta_ops import MultiScalePlan
 
@@ -28,6 +31,21 @@ Base64PNG = Annotated[
 ]
 
 
+NmsThreshold = Annotated[float, Field(ge=0.0, le=1.0, description="IoU above which overlapping boxes are merged (NMS)")]
+MaxSize = Annotated[
+    int | None,
+    Field(
+        ge=32,
+        description="long side in pixels the image is resized to (never upscaled) before detection, on a canvas "
+        "of its own rounded up to 32 px: larger keeps more small faces and costs about (max_size/640)^2 the "
+        "inference time; default: the server's canvas_size (GET /v1/models: canvas_size); at most the server's "
+        "max_size_limit (above it 422 max_size_too_large); a fixed-canvas model (Triton) letterboxes onto its "
+        "square canvas, which is then also the limit",
+    ),
+]
+ImageBase64 = Annotated[str, Field(min_length=1, description="the image file (JPEG, PNG, WebP or BMP), base64-encoded")]
+
+
 class DetectOptions(BaseModel):
     """Per-request detection options (REST query or JSON fields, gRPC request fields)."""
 
@@ -36,12 +54,7 @@ class DetectOptions(BaseModel):
     score_threshold: float = Field(
         SERVE_POSTPROCESS.score_threshold, ge=0.0, le=1.0, description="keep faces scoring above this probability"
     )
-    nms_threshold: float = Field(
-        SERVE_POSTPROCESS.nms_threshold,
-        ge=0.0,
-        le=1.0,
-        description="IoU above which overlapping boxes are merged (NMS)",
-    )
+    nms_threshold: NmsThreshold = SERVE_POSTPROCESS.nms_threshold
     max_faces: int | None = Field(
         None,
         ge=1,
@@ -61,21 +74,34 @@ class DetectOptions(BaseModel):
         "schema then allows only false); at most the server's mesh_max_faces faces per image (best scores "
         "first) get one, the image then says mesh_truncated",
     )
+    landmarks: Literal["detector", "mesh"] = Field(
+        "detector",
+        description="where the five landmarks (and the return_crops alignment) come from: 'detector' (RetinaFace's "
+        "own) or 'mesh' (FaceMesh's: eye-contour centres, vertex 4, mouth corners 61 and 291; NME 1.94 % against "
+        "2.82 % on 300-W Helen); with 'mesh' a face too small for a mesh (mesh_min_face) keeps RetinaFace's points "
+        "and each face says landmarks_source; 'mesh' needs the mesh model (422 mesh_unavailable otherwise)",
+    )
+    return_pose: bool = Field(
+        False,
+        description="include each meshed face's head pose (pose: pitch, yaw, roll in degrees, AFLW2000-3D's "
+        f"Pose_Para convention) for faces whose mesh presence is at least {POSE_MIN_PRESENCE}; the mesh is then "
+        f"cropped again from itself ({POSE_MESH_REFINE} more mesh inference a face, as 'facelocal eval pose' "
+        "measures it, 4.2 degrees MAE on AFLW2000-3D); needs the mesh model (422 mesh_unavailable otherwise)",
+    )
+    return_quality: bool = Field(
+        False,
+        description="include each face's quality figures (quality: sharpness, brightness, exposure, eye distance, "
+        "frontalness, has_mesh, usable); works without the mesh model (then frontalness is absent, has_mesh false "
+        "and usable judged on the other figures); with it, every face at least mesh_min_face px is meshed and "
+        "posed (as with return_pose) for frontalness",
+    )
     mesh_min_face: float = Field(
         MESH_MIN_FACE,
         ge=0.0,
-        description="with return_mesh: faces whose longer box side is below this many pixels get no mesh "
-        "(mesh_skipped: face_too_small)",
+        description="with return_mesh, landmarks=mesh, return_pose or return_quality: faces whose longer box side "
+        "is below this many pixels get no mesh (mesh_skipped: face_too_small)",
     )
-    max_size: int | None = Field(
-        None,
-        ge=32,
-        description="long side in pixels the image is resized to (never upscaled) before detection, on a canvas "
-        "of its own rounded up to 32 px: larger keeps more small faces and costs about (max_size/640)^2 the "
-        "inference time; default: the server's canvas_size (GET /v1/models: canvas_size); at most the server's "
-        "max_size_limit (above it 422 max_size_too_large); a fixed-canvas model (Triton) letterboxes onto its "
-        "square canvas, which is then also the limit",
-    )
+    max_size: MaxSize = None
     tta: TTAMode = Field(
         "none",
         description=f"test-time augmentation, voted together at IoU {VOTE_IOU}: 'flip' adds the mirrored image "
@@ -94,6 +120,50 @@ class DetectOptions(BaseModel):
     @property
     def tta_plan(self) -> TTAPlan:
         return TTAPlan.parse(self.tta)
+
+
+class Pose(BaseModel):
+    """A head pose in degrees, in AFLW2000-3D's Pose_Para convention (rotation Rx(-pitch) Ry(-yaw) Rz(-roll)),
+    as the photo is seen; all 0 for an upright face looking at the camera."""
+
+    pitch: float = Field(..., description="degrees, positive when the chin goes up; -90 to 90")
+    yaw: float = Field(
+        ...,
+        description="degrees, positive when the face turns towards the image's left (the subject's right); -90 to 90",
+    )
+    roll: float = Field(
+        ...,
+        description="degrees, positive when the face turns clockwise in the image (its right-hand eye lower); "
+        "-180 to 180",
+    )
+
+
+_T = DEFAULT_THRESHOLDS
+
+
+class Quality(BaseModel):
+    """How fit a face is for recognition, on a 112x112 crop of its box turned so the eyes are level, in grey
+    levels 0-1 (README, "Face quality")."""
+
+    sharpness: float = Field(
+        ...,
+        description="variance of the crop's 3x3 Laplacian over its variance (detail, independent of light): >= 0; "
+        "sharp faces 0.16-0.31, a 1 px blur brings them under 0.035",
+    )
+    brightness: float = Field(..., description="mean grey level of the crop, 0-1")
+    underexposed: float = Field(..., description="share of the crop's pixels at or below 0.05, 0-1")
+    overexposed: float = Field(..., description="share of the crop's pixels at or above 0.95, 0-1")
+    inter_ocular: float = Field(..., description="distance between the two eye landmarks, image pixels (>= 0)")
+    frontalness: float | None = Field(
+        None, description="1 - max(|yaw|, |pitch|) / 90, 0-1 (1: facing the camera); absent for a face without a pose"
+    )
+    has_mesh: bool = Field(..., description="whether the face got a FaceMesh mesh")
+    usable: bool = Field(
+        ...,
+        description=f"inter_ocular >= {_T.min_inter_ocular:g}, sharpness >= {_T.min_sharpness:g}, "
+        f"{_T.min_brightness:g} <= brightness <= {_T.max_brightness:g}, under/overexposed <= {_T.max_clipped:g}, "
+        f"and frontalness >= {_T.min_frontalness:g} where known",
+    )
 
 
 class Face(BaseModel):
@@ -122,6 +192,11 @@ class Face(BaseModel):
         description="with return_mesh, why this face has no mesh: face_too_small (under mesh_min_face) or "
         "mesh_limit (beyond the server's mesh_max_faces per image)",
     )
+    landmarks_source: Literal["detector", "mesh"] | None = Field(
+        None, description="where this face's landmarks came from (with the landmarks): detector or mesh"
+    )
+    pose: Pose | None = Field(None, description="with return_pose: the head pose (absent for a face without one)")
+    quality: Quality | None = Field(None, description="with return_quality: the quality figures")
 
 
 class Timings(BaseModel):
@@ -132,7 +207,9 @@ class Timings(BaseModel):
     inference: float = Field(..., description="the batched backend inference this image was part of")
     postprocess: float = Field(..., description="thresholds, NMS, mapping to image pixels, crops")
     mesh: float | None = Field(
-        None, description="the mesh stage: crops, waiting for and running the batched mesh inference (return_mesh)"
+        None,
+        description="the mesh stage: crops, waiting for and running the batched mesh inference, pose and quality "
+        "(when one of return_mesh, landmarks=mesh, return_pose, return_quality ran it)",
     )
 
 
@@ -174,7 +251,7 @@ class BatchResponse(BaseModel):
 class DetectJSONRequest(DetectOptions):
     """``POST /v1/detect`` with a JSON body: a base64 image plus options."""
 
-    image: str = Field(..., min_length=1, description="the image file (JPEG, PNG, WebP or BMP), base64-encoded")
+    image: ImageBase64
 
 
 class BatchJSONRequest(DetectOptions):
@@ -182,6 +259,66 @@ class BatchJSONRequest(DetectOptions):
 
     images: list[str] = Field(
         ..., min_length=1, description="image files, each base64-encoded; at most the server's max_batch_images"
+    )
+
+
+class AnonymizeOptions(BaseModel):
+    """Options of ``POST /v1/anonymize`` (REST query or JSON fields, gRPC AnonymizeOptions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: AnonymizeMode = Field("blur", description="blur (Gaussian, sigma 12 % of the region) or pixelate (8 blocks)")
+    score_threshold: float = Field(
+        ANONYMIZE_SCORE_THRESHOLD,
+        ge=0.0,
+        le=1.0,
+        description="cover faces scoring above this probability (a high-recall default, below /v1/detect's)",
+    )
+    nms_threshold: NmsThreshold = SERVE_POSTPROCESS.nms_threshold
+    tta: TTAMode = Field(ANONYMIZE_TTA, description="test-time augmentation, as /v1/detect's tta (default: auto)")
+    max_size: MaxSize = None
+    return_regions: bool = Field(
+        False,
+        description="answer JSON (AnonymizeResult: the image as base64 and each face's region) instead of the bare "
+        "image",
+    )
+
+    def detect_options(self) -> DetectOptions:
+        """The detection this anonymisation runs."""
+        return DetectOptions(
+            score_threshold=self.score_threshold, nms_threshold=self.nms_threshold, tta=self.tta, max_size=self.max_size
+        )
+
+
+class AnonymizeJSONRequest(AnonymizeOptions):
+    """``POST /v1/anonymize`` with a JSON body: a base64 image plus options."""
+
+    image: ImageBase64
+
+
+class FaceRegion(BaseModel):
+    """The region one face was covered on."""
+
+    kind: Literal["mesh", "ellipse"] = Field(
+        ...,
+        description=f"mesh: FaceMesh's face oval grown {OVAL_GROWTH:g}x (a face with a confident mesh); ellipse: "
+        f"through the box's corners grown {ELLIPSE_GROWTH:g}x",
+    )
+    box: list[float] = Field(..., min_length=4, max_length=4, description="the face's [x1, y1, x2, y2]")
+    score: float = Field(..., ge=0.0, le=1.0, description="face probability")
+    polygon: list[list[float]] = Field(..., description="[x, y] vertices of the covered region, image pixels")
+
+
+class AnonymizeResult(BaseModel):
+    """``POST /v1/anonymize`` with ``return_regions=true``."""
+
+    width: int = Field(..., description="image width in pixels, after EXIF orientation")
+    height: int = Field(..., description="image height in pixels, after EXIF orientation")
+    media_type: str = Field(..., description="the image's media type: the input's (image/jpeg, image/png, ...)")
+    image: str = Field(..., description="the anonymised image, base64", json_schema_extra={"contentEncoding": "base64"})
+    regions: list[FaceRegion] = Field(..., description="one per covered face, by descending score")
+    truncated: bool = Field(
+        False, description="true when more faces were found than the server's max_faces: those were not covered"
     )
 
 

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     triton_mesh_model: str = Field(
         "facemesh", description="FaceMesh model in the Triton repository for the triton backend (empty: no mesh)"
     )
+    face_geometry_path: Path | None = Field(
+        None,
+        description="folder of MediaPipe's canonical face (canonical_face_model.obj and its .pbtxt) for return_pose "
+        "and return_quality's frontalness, on any backend; unset: the folder of the FaceMesh weights the library "
+        "finds ($FACELOCAL_MESH_WEIGHTS or the weights table; make serve passes the shared one); without it "
+        "return_pose is answered 422 pose_unavailable",
+    )
     mesh_max_faces: int = Field(
         64, ge=1, description="most faces per image that get a mesh (best scores first); the rest are flagged"
     )

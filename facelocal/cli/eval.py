@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD
+from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA
 from facelocal.cli.common import (
     add_calibration_argument,
     add_mesh_weights_argument,
@@ -20,6 +20,7 @@ from facelocal.cli.common import (
     data_path,
 )
 from facelocal.config import EVAL_POSTPROCESS, SERVE_POSTPROCESS, PostprocessConfig
+from facelocal.pose import POSE_MESH_REFINE
 from facelocal.runtime import PRECISIONS
 from facelocal.tta import TTA_MODES
 
@@ -95,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_mesh_weights_argument(anonymize)
     _add_detection_arguments(anonymize)
-    anonymize.set_defaults(func=run_anonymize, score_threshold=ANONYMIZE_SCORE_THRESHOLD, tta="auto")
+    anonymize.set_defaults(func=run_anonymize, score_threshold=ANONYMIZE_SCORE_THRESHOLD, tta=ANONYMIZE_TTA)
 
 
 def _add_wider_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +114,7 @@ def _add_pose_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mesh-refine",
         type=int,
-        default=1,
+        default=POSE_MESH_REFINE,
         help="crop each face again from its mesh this many times (default: %(default)s; on AFLW2000-3D 0 gives "
         "6.6 degrees over every face, 1 gives 6.2)",
     )

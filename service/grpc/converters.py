@@ -3,6 +3,8 @@ from the result's arrays)."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from pydantic import ValidationError
 
@@ -10,18 +12,18 @@ from facelocal.detections import COORDINATE_DECIMALS, SCORE_DECIMALS, rounded
 from service import errors, schemas
 from service.errors import ServiceError
 from service.grpc.gen import facelocal_pb2 as pb
-from service.results import DetectionResult
+from service.results import AnonymizedResult, DetectionResult
 
-# Proto fields that map one to one onto schemas.DetectOptions; all are proto3 `optional`, so an unset field
-# keeps the pydantic default and gRPC defaults stay identical to REST's.
-_OPTION_FIELDS = tuple(schemas.DetectOptions.model_fields)
+OptionsT = TypeVar("OptionsT", schemas.DetectOptions, schemas.AnonymizeOptions)
 
 
-def options_from_proto(message: pb.DetectOptions) -> schemas.DetectOptions:
-    """The request's options; out-of-range values raise ServiceError 422 (INVALID_ARGUMENT) like REST."""
-    given = {name: getattr(message, name) for name in _OPTION_FIELDS if message.HasField(name)}
+def options_from_proto(message: pb.DetectOptions | pb.AnonymizeOptions, model: type[OptionsT]) -> OptionsT:
+    """The request's options as ``model``; out-of-range values raise ServiceError 422 (INVALID_ARGUMENT) like
+    REST. The proto fields map one to one onto the model's and are all proto3 ``optional``, so an unset field
+    keeps the pydantic default and gRPC defaults stay identical to REST's."""
+    given = {field.name: value for field, value in message.ListFields()}
     try:
-        return schemas.DetectOptions(**given)
+        return model(**given)
     except ValidationError as exc:
         raise errors.validation_error(f"invalid options: {errors.format_validation_errors(exc.errors())}") from exc
 
@@ -44,6 +46,15 @@ def faces_to_proto(result: DetectionResult) -> list[pb.Face]:
         message.crop_png = crop
     for message, reason in zip(messages, result.mesh_skipped or (), strict=False):
         message.mesh_skipped = reason or ""
+    for message, source in zip(
+        messages, () if result.landmark_sources is None else result.landmark_sources, strict=False
+    ):
+        message.landmarks_source = source
+    for message, pose in zip(messages, result.pose_dicts(), strict=False):
+        if pose is not None:
+            message.pose.CopyFrom(pb.Pose(**pose))
+    for message, quality in zip(messages, result.quality_dicts(), strict=False):
+        message.quality.CopyFrom(pb.Quality(**quality))
     if faces.meshes is not None and faces.mesh_scores is not None:
         has_mesh = np.isfinite(faces.mesh_scores)
         meshes = np.round(faces.meshes.astype(np.float64), COORDINATE_DECIMALS).reshape(len(faces), -1)
@@ -95,4 +106,24 @@ def model_info_to_proto(info: schemas.ModelInfo) -> pb.ModelInfo:
         ready=info.ready,
         role=info.role,
         precision=info.precision or "",
+    )
+
+
+def anonymized_to_proto(result: AnonymizedResult, request_id: str = "") -> pb.AnonymizeResponse:
+    return pb.AnonymizeResponse(
+        image=result.image,
+        media_type=result.media_type,
+        width=result.faces.width,
+        height=result.faces.height,
+        regions=[
+            pb.FaceRegion(
+                kind=region["kind"],
+                box=pb.Box(**dict(zip(("x1", "y1", "x2", "y2"), region["box"], strict=True))),
+                score=region["score"],
+                polygon=[pb.Point(x=x, y=y) for x, y in region["polygon"]],
+            )
+            for region in result.region_dicts()
+        ],
+        truncated=result.truncated,
+        request_id=request_id,
     )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 from pydantic import SecretStr
 
-from service import errors
+from service import errors, schemas
 from service.auth import require_bearer
 from service.core import DetectionCore
 from service.errors import ServiceError
@@ -40,7 +40,7 @@ def error_metadata(error: ServiceError) -> tuple[tuple[str, str], ...]:
 
 
 class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
-    """Detect, DetectBatch, DetectStream and ListModels over ``core`` (a started DetectionCore)."""
+    """Detect, DetectBatch, DetectStream, ListModels and Anonymize over ``core`` (a started DetectionCore)."""
 
     def __init__(
         self,
@@ -63,7 +63,7 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
     async def Detect(self, request: pb.DetectRequest, context: grpc.aio.ServicerContext) -> pb.DetectResponse:
         async with self._handling(context, "Detect"):
             self._check_request(request)
-            options = converters.options_from_proto(request.options)
+            options = converters.options_from_proto(request.options, schemas.DetectOptions)
             result = await self._core.detect(request.image, options)
             return converters.result_to_proto(result, request.request_id)
 
@@ -74,7 +74,7 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
             self._check_request(request)
             if not request.images:
                 raise errors.validation_error("images must contain at least one image")
-            options = converters.options_from_proto(request.options)
+            options = converters.options_from_proto(request.options, schemas.DetectOptions)
             outcomes = await self._core.detect_batch(list(request.images), options)
             return pb.DetectBatchResponse(
                 items=[converters.batch_item_to_proto(outcome) for outcome in outcomes],
@@ -121,13 +121,20 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
                 models=[converters.model_info_to_proto(info) for info in self._core.model_infos()]
             )
 
+    async def Anonymize(self, request: pb.AnonymizeRequest, context: grpc.aio.ServicerContext) -> pb.AnonymizeResponse:
+        async with self._handling(context, "Anonymize"):
+            self._check_request(request)
+            options = converters.options_from_proto(request.options, schemas.AnonymizeOptions)
+            result = await self._core.anonymize(request.image, options)
+            return converters.anonymized_to_proto(result, request.request_id)
+
     async def _detect_frame(self, request: pb.DetectRequest) -> pb.DetectStreamResponse:
         started = time.perf_counter()
         try:
             if self._stopping.is_set():
                 raise errors.unavailable("the server is shutting down; send the frame again", code="shutting_down")
             self._check_request(request)
-            options = converters.options_from_proto(request.options)
+            options = converters.options_from_proto(request.options, schemas.DetectOptions)
             result = await self._core.detect(request.image, options)
         except ServiceError as error:
             self._record("DetectStream", grpc_status(error), started)
@@ -164,7 +171,7 @@ class FaceDetectorServicer(pb_grpc.FaceDetectorServicer):
             if record:
                 self._record(endpoint, grpc.StatusCode.OK, started)
 
-    def _check_request(self, request: pb.DetectRequest | pb.DetectBatchRequest) -> None:
+    def _check_request(self, request: pb.DetectRequest | pb.DetectBatchRequest | pb.AnonymizeRequest) -> None:
         """Refuse a request larger than REST's body limit, and a request_id too long to echo back."""
         size = request.ByteSize()
         if size > self._max_request_bytes:

@@ -17,7 +17,7 @@ from service.rest.dependencies import require_api_key
 from service.rest.docs import OPENAPI_PATH, install_docs
 from service.rest.middleware import BodyLimitMiddleware, BodyReads, MetricsMiddleware
 from service.rest.page import install_page
-from service.rest.routes import detect_router, health_router, metrics_router, models_router
+from service.rest.routes import anonymize_router, detect_router, health_router, metrics_router, models_router
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def create_app(settings: Settings, core: DetectionCore) -> FastAPI:
     app.state.body_reads = BodyReads()
     # Only with a key are /v1/* guarded, so the OpenAPI document declares bearer security only then.
     guard = [Depends(require_api_key)] if settings.api_key is not None else []
-    for router in (detect_router, models_router):
+    for router in (detect_router, anonymize_router, models_router):
         app.include_router(router, dependencies=guard)
     for router in (health_router, metrics_router):
         app.include_router(router)

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import require_bearer
 from service.core import DetectionCore
-from service.schemas import DetectOptions
+from service.schemas import AnonymizeOptions, DetectOptions
 from service.settings import Settings
 
 # The detection options as query parameters, parsed once per request by :func:`refuse_before_the_body`.
@@ -50,3 +50,15 @@ async def refuse_before_the_body(options: QueryOptions, core: CoreDep) -> Detect
 
 
 CheckedOptions = Annotated[DetectOptions, Depends(refuse_before_the_body)]
+
+
+async def refuse_anonymize_before_the_body(
+    options: Annotated[AnonymizeOptions, Query()], core: CoreDep
+) -> AnonymizeOptions:
+    """:func:`refuse_before_the_body` for ``POST /v1/anonymize``'s options."""
+    core.validate_options(options.detect_options())
+    core.check_capacity()
+    return options
+
+
+CheckedAnonymizeOptions = Annotated[AnonymizeOptions, Depends(refuse_anonymize_before_the_body)]

@@ -43,9 +43,9 @@ def install_docs(app: FastAPI, core: DetectionCore) -> None:
 
 def server_limits(core: DetectionCore) -> dict[str, dict]:
     """JSON-schema keywords that narrow request fields to what this server accepts, by field name: a batch
-    holds at most ``max_batch_images`` images, ``max_size`` is at most the server's limit, and ``return_mesh``
-    may be true only when the mesh is served. A ``description`` here is added to the field's own: the live
-    values of the server settings the field's description names."""
+    holds at most ``max_batch_images`` images, ``max_size`` is at most the server's limit, and ``return_mesh``,
+    ``return_pose`` and ``landmarks=mesh`` are allowed only when the mesh is served. A ``description`` here is
+    added to the field's own: the live values of the server settings the field's description names."""
     settings = core.settings
     limits: dict[str, dict] = {
         "images": {"maxItems": settings.max_batch_images, "description": f"(this server: {settings.max_batch_images})"},
@@ -58,6 +58,8 @@ def server_limits(core: DetectionCore) -> dict[str, dict]:
     }
     if not core.mesh.available:
         limits["return_mesh"]["enum"] = [False]
+        limits["return_pose"] = {"enum": [False]}
+        limits["landmarks"] = {"enum": ["detector"]}
     return limits
 
 

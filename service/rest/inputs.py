@@ -20,7 +20,13 @@ from service.errors import (
     validation_error,
 )
 from service.images import MEDIA_TYPES, sniff_format
-from service.schemas import BatchJSONRequest, DetectJSONRequest, DetectOptions
+from service.schemas import (
+    AnonymizeJSONRequest,
+    AnonymizeOptions,
+    BatchJSONRequest,
+    DetectJSONRequest,
+    DetectOptions,
+)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -38,8 +44,14 @@ def check_declared_type(declared: str, data: bytes) -> None:
         raise unsupported_media_type(f"declared {declared} but the data is {sniffed}", code="content_type_mismatch")
 
 
-async def read_image(request: Request, query: DetectOptions) -> tuple[bytes, DetectOptions]:
-    """The one image of ``POST /v1/detect`` and the options (JSON fields override query parameters)."""
+OptionsT = TypeVar("OptionsT", DetectOptions, AnonymizeOptions)
+
+
+async def read_image(
+    request: Request, query: OptionsT, json_model: type[DetectJSONRequest] | type[AnonymizeJSONRequest]
+) -> tuple[bytes, OptionsT]:
+    """The one image of ``POST /v1/detect`` or ``/v1/anonymize`` and the options (JSON fields, read with
+    ``json_model``, override query parameters)."""
     kind = media_type(request)
     if kind == "multipart/form-data":
         form = await _read_form(request)
@@ -48,7 +60,7 @@ async def read_image(request: Request, query: DetectOptions) -> tuple[bytes, Det
             raise bad_request("missing_image", "multipart field 'image' (a file) is required")
         return await _read_upload(upload), query
     if kind == "application/json":
-        body = await _parse_json(request, DetectJSONRequest)
+        body = await _parse_json(request, json_model)
         return decode_base64(body.image), merge_options(query, body)
     if kind in MEDIA_TYPES:
         data = await request.body()
@@ -80,11 +92,11 @@ async def read_images(request: Request, query: DetectOptions) -> tuple[list[byte
     )
 
 
-def merge_options(query: DetectOptions, body: DetectOptions) -> DetectOptions:
+def merge_options(query: OptionsT, body: BaseModel) -> OptionsT:
     """Options given in the JSON body win over the same options given as query parameters."""
-    fields = set(DetectOptions.model_fields)
+    fields = set(type(query).model_fields)
     merged = {**query.model_dump(exclude_unset=True), **body.model_dump(include=fields, exclude_unset=True)}
-    return DetectOptions(**merged)
+    return type(query)(**merged)
 
 
 def decode_base64(text: str) -> bytes:

@@ -5,7 +5,9 @@ The routes return the JSON themselves (``JSONResponse``), so FastAPI does not va
 pydantic models again (a mesh is 1,404 numbers a face); the models still document every field in the OpenAPI
 schema. Fields a request did not ask for are left out, not sent as ``null``: ``landmarks`` without
 ``return_landmarks``, ``crop`` without ``return_crops``, ``mesh``/``mesh_score`` on a face without a mesh,
-``mesh_skipped`` on a face with one, ``mesh_truncated`` and ``timings_ms.mesh`` without ``return_mesh``.
+``mesh_skipped`` on a face with one, ``mesh_truncated`` and ``timings_ms.mesh`` without ``return_mesh``, ``pose``
+without ``return_pose`` or on a face without one, ``quality`` without ``return_quality`` (and its
+``frontalness`` on a face without a pose).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import base64
 from collections.abc import Sequence
 
 import orjson
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from service.errors import ServiceError
-from service.results import DetectionResult
+from service.results import AnonymizedResult, DetectionResult
 from service.schemas import ErrorBody, ErrorResponse
 
 
@@ -31,6 +33,14 @@ def result_json(result: DetectionResult) -> dict:
         for face, reason in zip(faces, result.mesh_skipped, strict=True):
             if reason is not None:
                 face["mesh_skipped"] = reason
+    if result.landmark_sources is not None:
+        for face, source in zip(faces, result.landmark_sources, strict=True):
+            face["landmarks_source"] = source
+    for face, pose in zip(faces, result.pose_dicts(), strict=False):
+        if pose is not None:
+            face["pose"] = pose
+    for face, quality in zip(faces, result.quality_dicts(), strict=False):
+        face["quality"] = quality
     body = {
         "width": result.width,
         "height": result.height,
@@ -68,5 +78,22 @@ def batch_response(outcomes: Sequence[DetectionResult | ServiceError]) -> JSONRe
                 error_json(outcome) if isinstance(outcome, ServiceError) else result_json(outcome)
                 for outcome in outcomes
             ]
+        }
+    )
+
+
+def anonymized_response(result: AnonymizedResult, return_regions: bool) -> Response:
+    """The covered image itself, in the input's format, or with ``return_regions`` the ``AnonymizeResult``
+    JSON (the image as base64, and each face's region)."""
+    if not return_regions:
+        return Response(result.image, media_type=result.media_type)
+    return FastJSONResponse(
+        {
+            "width": result.faces.width,
+            "height": result.faces.height,
+            "media_type": result.media_type,
+            "image": base64.b64encode(result.image).decode("ascii"),
+            "regions": result.region_dicts(),
+            "truncated": result.truncated,
         }
     )

@@ -28,6 +28,24 @@ export async function detect(image, options, apiKey) {
 }
 
 /**
+ * POST /v1/anonymize with the image as multipart field "image": resolves to the covered image (a Blob in the
+ * photo's own format); rejects with ApiError.
+ */
+export async function anonymize(image, mode, apiKey) {
+  const body = new FormData();
+  body.append("image", image, image.name || "image");
+  const response = await send(`/v1/anonymize?${queryString({ mode })}`, {
+    method: "POST",
+    body,
+    headers: authorization(apiKey),
+  });
+  if (!response.ok) {
+    await readJson(response);
+  }
+  return response.blob();
+}
+
+/**
  * Whether this server can return a mesh, in its own words: ask for one on a tiny image.
  * Resolves to {available: true} or {available: false, reason}; rejects with ApiError when the
  * question could not be answered (no key, warming up, unreachable).

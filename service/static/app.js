@@ -1,14 +1,16 @@
 // The page: photos (chosen, dropped or pasted) and webcam frames go to POST /v1/detect with the options
-// form as query parameters; the answer is drawn over the image.
+// form as query parameters; the answer is drawn over the image. The anonymise button sends the photo to
+// POST /v1/anonymize and offers the covered image for download.
 
-import { ApiError, detect, probeMesh } from "./api.js";
-import { LANDMARKS, drawResult, showCrops } from "./draw.js";
+import { ApiError, anonymize, detect, probeMesh } from "./api.js";
+import { LANDMARKS, drawResult, showCrops, showFaceDetails } from "./draw.js";
 import { describeError } from "./messages.js";
 import { Webcam, webcamUnavailableReason } from "./webcam.js";
 
 const byId = (id) => document.getElementById(id);
 const form = byId("options");
-const meshBox = form.elements.return_mesh;
+// The options (checkboxes, and the landmarks select's "mesh") that need the server's mesh model.
+const meshFields = [...form.querySelectorAll(".needs-mesh")];
 const keyField = byId("api-key");
 const webcamButton = byId("webcam");
 const webcam = new Webcam();
@@ -51,15 +53,14 @@ async function checkMesh() {
   try {
     const { available, reason } = await probeMesh(apiKey);
     meshKnown = true;
-    meshBox.disabled = !available;
-    meshBox.checked &&= available;
+    enableMeshFields(available);
     byId("mesh-status").textContent = available ? "the server can return a dense mesh" : reason;
   } catch (error) {
     if (!(error instanceof ApiError)) {
       throw error;
     }
     meshKnown = false;
-    meshBox.disabled = true;
+    enableMeshFields(false);
     const { headline } = describeError(error, apiKey !== "");
     byId("mesh-status").textContent = `mesh: not known yet (${headline.toLowerCase()})`;
     if (error.code === "unauthorized") {
@@ -67,6 +68,19 @@ async function checkMesh() {
     } else if (error.status === 503) {
       meshRetry = setTimeout(checkMesh, (error.retryAfterSeconds ?? PROBE_RETRY_S) * 1000);
     }
+  }
+}
+
+function enableMeshFields(available) {
+  for (const field of meshFields) {
+    field.disabled = !available;
+    if (!available) {
+      field.checked = false;
+      field.selected = false;
+    }
+  }
+  if (!available) {
+    form.elements.landmarks.value = "detector";
   }
 }
 
@@ -112,6 +126,7 @@ function showResult(bitmap, { result, roundTripMs }) {
   rows.push(timingRow("round trip", roundTripMs));
   byId("timings").tBodies[0].replaceChildren(...rows);
   showCrops(byId("crops"), result.faces);
+  showFaceDetails(byId("face-details"), result.faces);
 }
 
 function clearResult() {
@@ -120,6 +135,7 @@ function clearResult() {
   count.textContent = "no result";
   byId("timings").tBodies[0].replaceChildren();
   byId("crops").replaceChildren();
+  byId("face-details").replaceChildren();
 }
 
 function timingRow(label, ms) {
@@ -180,7 +196,38 @@ function usePhoto(file) {
   }
   stopWebcam();
   photo = file;
+  byId("anonymize").disabled = false;
+  byId("anonymized-download").hidden = true;
   detectPhoto();
+}
+
+/** The photo with its faces covered, shown and offered for download in the photo's own format. */
+async function anonymizePhoto() {
+  if (photo === null) {
+    return;
+  }
+  const request = ++latestRequest;
+  try {
+    const covered = await anonymize(photo, byId("anonymize-mode").value, apiKey);
+    if (request !== latestRequest) {
+      return;
+    }
+    byId("error").hidden = true;
+    const bitmap = await createImageBitmap(covered);
+    showImage(bitmap, null);
+    bitmap.close();
+    const link = byId("anonymized-download");
+    URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(covered);
+    link.download = `anonymized-${photo.name || "photo"}`;
+    link.dataset.bytes = String(covered.size);
+    link.hidden = false;
+  } catch (error) {
+    if (!(error instanceof ApiError)) {
+      throw error;
+    }
+    showApiError(error);
+  }
 }
 
 /** One webcam frame: detect, draw; resolves to whether the webcam should go on. */
@@ -224,6 +271,7 @@ function frameRate(times) {
 
 async function startWebcam() {
   photo = null;
+  byId("anonymize").disabled = true;
   webcamFrames = 0;
   webcamAnswerTimes = [];
   webcamButton.textContent = "Stop webcam";
@@ -270,6 +318,7 @@ function setUp() {
   // Webcam frames pick up the new options by themselves; a photo is sent again.
   form.addEventListener("change", () => detectPhoto());
   form.addEventListener("submit", (event) => event.preventDefault());
+  byId("anonymize").addEventListener("click", () => anonymizePhoto());
 
   keyField.addEventListener("input", () => {
     apiKey = keyField.value;

@@ -1,4 +1,5 @@
-// Drawing an API result over its image: boxes with scores, the five landmarks, mesh points, crops.
+// Drawing an API result over its image: boxes with scores, the five landmarks, mesh points, pose axes, crops,
+// and each face's landmark source, pose and quality figures.
 
 const BOX_COLOUR = "#00e5ff";
 const LABEL_TEXT_COLOUR = "#002b33";
@@ -29,7 +30,80 @@ export function drawResult(canvas, image, result) {
     if (face.landmarks) {
       drawLandmarks(context, face.landmarks, unit);
     }
+    if (face.pose) {
+      drawPoseAxes(context, face, unit);
+    }
   }
+}
+
+// The head's x (to the image's right), y (up) and z (towards the camera) axes, coloured as most 3D tools do.
+export const POSE_AXES = [
+  { axis: [1, 0, 0], colour: "#ff3b30" },
+  { axis: [0, 1, 0], colour: "#34c759" },
+  { axis: [0, 0, 1], colour: "#0a84ff" },
+];
+
+/**
+ * The head's axes from the nose (or the box centre): the API's pose is AFLW2000-3D's Pose_Para, the rotation
+ * Rx(-pitch) Ry(-yaw) Rz(-roll) from the head's frame (y up, z towards the viewer) to the camera's; the image's
+ * y runs down, so the drawn y is the rotated one negated.
+ */
+function drawPoseAxes(context, face, unit) {
+  const [x1, y1, x2, y2] = face.box;
+  const [cx, cy] = face.landmarks?.[2] ?? [(x1 + x2) / 2, (y1 + y2) / 2];
+  const length = 0.5 * (x2 - x1);
+  const rotation = poseRotation(face.pose);
+  context.lineWidth = Math.max(2, Math.round(unit * 1.5));
+  for (const { axis, colour } of POSE_AXES) {
+    const [dx, dy] = rotation.map((row) => row[0] * axis[0] + row[1] * axis[1] + row[2] * axis[2]);
+    context.strokeStyle = colour;
+    context.beginPath();
+    context.moveTo(cx, cy);
+    context.lineTo(cx + length * dx, cy - length * dy);
+    context.stroke();
+  }
+}
+
+function poseRotation({ pitch, yaw, roll }) {
+  const [a, b, c] = [pitch, yaw, roll].map((degrees) => (-degrees * Math.PI) / 180);
+  const rx = [[1, 0, 0], [0, Math.cos(a), -Math.sin(a)], [0, Math.sin(a), Math.cos(a)]];
+  const ry = [[Math.cos(b), 0, Math.sin(b)], [0, 1, 0], [-Math.sin(b), 0, Math.cos(b)]];
+  const rz = [[Math.cos(c), -Math.sin(c), 0], [Math.sin(c), Math.cos(c), 0], [0, 0, 1]];
+  return multiply(rx, multiply(ry, rz));
+}
+
+function multiply(p, q) {
+  return p.map((row) => q[0].map((_, j) => row.reduce((sum, value, k) => sum + value * q[k][j], 0)));
+}
+
+/** Per face: its score, where its landmarks came from, its pose and its quality figures (when returned). */
+export function showFaceDetails(list, faces) {
+  list.replaceChildren(
+    ...faces
+      .filter((face) => face.landmarks_source || face.pose || face.quality)
+      .map((face) => {
+        const item = document.createElement("li");
+        const parts = [`score ${face.score.toFixed(2)}`];
+        if (face.landmarks_source) {
+          parts.push(`landmarks: ${face.landmarks_source}`);
+        }
+        if (face.pose) {
+          const { yaw, pitch, roll } = face.pose;
+          parts.push(`yaw ${yaw.toFixed(1)}°, pitch ${pitch.toFixed(1)}°, roll ${roll.toFixed(1)}°`);
+        }
+        if (face.quality) {
+          const q = face.quality;
+          parts.push(
+            `${q.usable ? "usable" : "not usable"}: sharpness ${q.sharpness.toFixed(3)}, brightness ` +
+              `${q.brightness.toFixed(2)}, eyes ${q.inter_ocular.toFixed(0)} px` +
+              (q.frontalness === undefined ? "" : `, frontalness ${q.frontalness.toFixed(2)}`),
+          );
+          item.dataset.usable = String(q.usable);
+        }
+        item.textContent = parts.join(" · ");
+        return item;
+      }),
+  );
 }
 
 function drawBox(context, face, unit) {

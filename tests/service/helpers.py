@@ -64,6 +64,26 @@ def assert_same_faces(a: dict, b: dict, tolerance: float = 0.05) -> None:
     np.testing.assert_allclose([f["score"] for f in a["faces"]], [f["score"] for f in b["faces"]], atol=1e-3)
 
 
+def service_detector(onnx_model_path, mesh_onnx_path, mesh_refine: int = 0):
+    """The library's Detector on the service's model, runtime, canvas and thresholds, with FaceMesh refined
+    ``mesh_refine`` times."""
+    from facelocal.config import PostprocessConfig
+    from facelocal.detector import Detector
+    from facelocal.preprocess import ResizePolicy
+    from service.settings import Settings
+
+    settings = Settings()
+    postprocess = PostprocessConfig(post_nms_top_k=max(PostprocessConfig.post_nms_top_k, settings.max_faces + 1))
+    return Detector.from_onnx(
+        onnx_model_path,
+        runtime="onnxruntime",
+        mesh_model_path=mesh_onnx_path,
+        resize=ResizePolicy("fit", settings.canvas_size),
+        postprocess=postprocess,
+        mesh_refine=mesh_refine,
+    )
+
+
 def tiny_png(side: int = 8, grey: int = 128) -> bytes:
     """A uniform grey ``side x side`` PNG: nothing to find, all padding on the canvas."""
     return encode(Image.new("L", (side, side), grey), "PNG")

@@ -329,7 +329,7 @@ def test_reflection_lists_and_describes_the_service(grpc_service: Connected) -> 
     descriptor = descriptor_pb2.FileDescriptorProto.FromString(serialized)
     assert descriptor.package == "facelocal.v1"
     methods = {m.name for m in descriptor.service[0].method}
-    assert methods == {"Detect", "DetectBatch", "DetectStream", "ListModels"}
+    assert methods == {"Detect", "DetectBatch", "DetectStream", "ListModels", "Anonymize"}
 
 
 # --- authentication and limits ---------------------------------------------------------------------------------
@@ -403,7 +403,7 @@ def test_message_over_max_body_bytes_is_invalid_argument_not_worth_retrying(
 GARBAGE = b"\x0a\xff\xff\xff\x0f" + b"\x00" * 16
 
 
-@pytest.mark.parametrize("method", ["Detect", "DetectBatch", "ListModels", "DetectStream"])
+@pytest.mark.parametrize("method", ["Detect", "DetectBatch", "ListModels", "Anonymize", "DetectStream"])
 def test_a_message_that_does_not_parse_is_invalid_argument_without_internals(
     grpc_service: Connected, images: dict[str, bytes], method: str
 ) -> None:

@@ -365,7 +365,8 @@ def test_openapi_advertises_only_what_this_server_accepts(http, service) -> None
     detect, batch = spec["paths"]["/v1/detect"]["post"], spec["paths"]["/v1/detect/batch"]["post"]
     for operation in (detect, batch):
         query = {p["name"]: p["schema"] for p in operation["parameters"]}
-        assert query["return_mesh"]["enum"] == [False]
+        assert query["return_mesh"]["enum"] == [False] and query["return_pose"]["enum"] == [False]
+        assert query["landmarks"]["enum"] == ["detector"]
         assert operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["return_mesh"][
             "enum"
         ] == [False]

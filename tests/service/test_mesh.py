@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from service.grpc.gen import facelocal_pb2 as pb
-from tests.service.helpers import JPEG, client, encode, metric, photo, photo_bytes
+from tests.service.helpers import JPEG, client, encode, metric, photo, photo_bytes, service_detector
 
 MESH = {"return_mesh": "true"}
 
@@ -73,20 +73,7 @@ def test_every_face_gets_a_mesh_or_a_reason(selfie):
 @pytest.fixture(scope="module")
 def library(onnx_model_path, mesh_onnx_path):
     """The library's Detector on the service's model, runtime, canvas and thresholds."""
-    from facelocal.config import PostprocessConfig
-    from facelocal.detector import Detector
-    from facelocal.preprocess import ResizePolicy
-    from service.settings import Settings
-
-    settings = Settings()
-    postprocess = PostprocessConfig(post_nms_top_k=max(PostprocessConfig.post_nms_top_k, settings.max_faces + 1))
-    return Detector.from_onnx(
-        onnx_model_path,
-        runtime="onnxruntime",
-        mesh_model_path=mesh_onnx_path,
-        resize=ResizePolicy("fit", settings.canvas_size),
-        postprocess=postprocess,
-    )
+    return service_detector(onnx_model_path, mesh_onnx_path)
 
 
 @pytest.mark.parametrize("tta", ["none", "auto"])
@@ -105,7 +92,7 @@ def test_the_service_gives_the_library_faces_landmarks_and_meshes(http, library,
     assert len(served) == len(expected) >= 1
     assert any("mesh" in face for face in served)
     for got, want in zip(served, expected, strict=True):
-        assert {key for key in got if key != "mesh_skipped"} == set(want)
+        assert {key for key in got if key not in ("mesh_skipped", "landmarks_source")} == set(want)
         for key, value in want.items():
             # The same numbers; the batch the service ran a canvas in may move the last bit of a float.
             np.testing.assert_allclose(got[key], value, atol=0.0100001, err_msg=f"{name} {tta} {key}")

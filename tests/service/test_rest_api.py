@@ -39,7 +39,10 @@ def test_raw_body_finds_the_faces_in_image_pixels(selfie_result) -> None:
     assert set(selfie_result["timings_ms"]) == {"decode", "queue", "inference", "postprocess"}, "no mesh asked for"
     assert all(value >= 0 for value in selfie_result["timings_ms"].values())
     assert "mesh_truncated" not in selfie_result
-    assert all(set(face) == {"box", "score", "landmarks"} for face in selfie_result["faces"])
+    assert all(
+        set(face) == {"box", "score", "landmarks", "landmarks_source"} and face["landmarks_source"] == "detector"
+        for face in selfie_result["faces"]
+    )
 
 
 def test_multipart_and_json_give_the_same_faces_as_raw(http, selfie_result) -> None:
@@ -171,6 +174,7 @@ def test_openapi_documents_every_field_and_error(http) -> None:
     for path, statuses in {
         "/v1/detect": {"400", "401", "413", "415", "422", "503"},
         "/v1/detect/batch": {"400", "413", "415", "422", "503"},
+        "/v1/anonymize": {"400", "401", "413", "415", "422", "503"},
     }.items():
         operation = spec["paths"][path]["post"]
         assert statuses <= set(operation["responses"])
@@ -181,7 +185,7 @@ def test_openapi_documents_every_field_and_error(http) -> None:
     assert {"image/jpeg", "image/png", "image/webp", "image/bmp"} <= set(
         spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"]
     )
-    for name in ("ImageResult", "Face", "Timings", "ErrorBody", "ModelInfo"):
+    for name in ("ImageResult", "Face", "Pose", "Quality", "Timings", "ErrorBody", "ModelInfo"):
         for field, prop in spec["components"]["schemas"][name]["properties"].items():
             assert prop.get("description"), f"{name}.{field} has no description"
     # The core holds crops as PNG bytes; REST documents and sends them as base64 text.
@@ -196,10 +200,23 @@ def test_openapi_documents_every_field_and_error(http) -> None:
         "return_landmarks",
         "return_crops",
         "return_mesh",
+        "landmarks",
+        "return_pose",
+        "return_quality",
         "tta",
         "mesh_min_face",
         "max_size",
     }
+    anonymize = spec["paths"]["/v1/anonymize"]["post"]
+    assert {p["name"] for p in anonymize["parameters"]} == {
+        "mode",
+        "score_threshold",
+        "nms_threshold",
+        "tta",
+        "max_size",
+        "return_regions",
+    }
+    assert {"image/jpeg", "image/png", "application/json"} <= set(anonymize["responses"]["200"]["content"])
     assert query["tta"]["schema"]["enum"] == ["none", "flip", "multiscale", "flip,multiscale", "auto"]
     assert query["max_size"]["schema"]["maximum"] == 1920  # this server's max_size_limit
     assert all(p.get("description") for p in query.values())

@@ -342,3 +342,45 @@ def test_a_full_queue_shows_when_to_retry(server, open_page) -> None:
     expect(page.locator("#error-title")).to_have_text("The server is busy")
     expect(page.locator("#error-detail")).to_have_text(f"{busy.message} (retry after 3 s)")
     expect(page.locator("#error-code")).to_have_text("HTTP 503 · queue_full")
+
+
+def test_landmark_source_pose_quality_and_anonymise_download(
+    serve, open_page, mesh_onnx_path, mesh_weights_path
+) -> None:
+    """With the mesh model: each face's landmark source, pose and quality as the API gives them, pose axes drawn
+    from each posed face's nose, and the anonymised photo offered for download in its own format and size."""
+    server = serve(MESH_MODEL_PATH=str(mesh_onnx_path), FACE_GEOMETRY_PATH=str(mesh_weights_path.parent))
+    options = {"landmarks": "mesh", "return_pose": "true", "return_quality": "true"}
+    faces = api_detect(server.url, selfie_bytes(), **options).json()["faces"]
+
+    page = open_page(server.url + "/").page
+    expect(page.locator("input[name=return_pose]")).to_be_enabled()
+    page.select_option("select[name=landmarks]", "mesh")
+    page.check("input[name=return_pose]")
+    page.check("input[name=return_quality]")
+    upload(page, shared_file("images", "selfie_group.jpg"))
+    details = page.locator("#face-details li")
+    expect(details).to_have_count(len(faces))
+    expect(page.locator("#face-details li[data-usable=true]")).to_have_count(
+        sum(face["quality"]["usable"] for face in faces)
+    )
+    texts = details.all_text_contents()
+    assert sum("landmarks: mesh" in text for text in texts) == sum(f["landmarks_source"] == "mesh" for f in faces)
+    assert sum("yaw" in text for text in texts) == sum("pose" in face for face in faces) > 10
+    # The x axis (red, #ff3b30) leaves each posed face's nose to the right: these faces are near upright.
+    drawn = canvas_pixels(page)
+    posed = [face for face in faces if "pose" in face]
+    right_of_nose = [
+        drawn[int(y) - 3 : int(y) + 4, int(x) + 3 : int(x) + 10] for x, y in (f["landmarks"][2] for f in posed)
+    ]
+    red = [((patch[..., 0] > 230) & (patch[..., 1] < 90) & (patch[..., 2] < 90)).any() for patch in right_of_nose]
+    assert sum(red) >= 0.8 * len(posed)
+
+    page.click("#anonymize")
+    link = page.locator("#anonymized-download")
+    expect(link).to_be_visible()
+    with page.expect_download() as download:
+        link.click()
+    with Image.open(download.value.path()) as covered:
+        assert (covered.format, covered.size) == ("JPEG", (1024, 624))
+        assert np.abs(np.asarray(covered.convert("RGB"), np.int16) - selfie_pixels()).mean() > 1.0

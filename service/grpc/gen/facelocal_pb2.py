@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66\x61\x63\x65local/v1/facelocal.proto\x12\x0c\x66\x61\x63\x65local.v1\"\xb9\x03\n\rDetectOptions\x12\x1c\n\x0fscore_threshold\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1a\n\rnms_threshold\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tmax_faces\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1a\n\rmin_face_size\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10return_landmarks\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x19\n\x0creturn_crops\x18\x06 \x01(\x08H\x05\x88\x01\x01\x12\x18\n\x0breturn_mesh\x18\x07 \x01(\x08H\x06\x88\x01\x01\x12\x10\n\x03tta\x18\x08 \x01(\tH\x07\x88\x01\x01\x12\x1a\n\rmesh_min_face\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x15\n\x08max_size\x18\n \x01(\rH\t\x88\x01\x01\x42\x12\n\x10_score_thresholdB\x10\n\x0e_nms_thresholdB\x0c\n\n_max_facesB\x10\n\x0e_min_face_sizeB\x13\n\x11_return_landmarksB\x0f\n\r_return_cropsB\x0e\n\x0c_return_meshB\x06\n\x04_ttaB\x10\n\x0e_mesh_min_faceB\x0b\n\t_max_size\"`\n\rDetectRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.facelocal.v1.DetectOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xbb\x01\n\x04\x46\x61\x63\x65\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.facelocal.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12&\n\tlandmarks\x18\x03 \x03(\x0b\x32\x13.facelocal.v1.Point\x12\x10\n\x08\x63rop_png\x18\x04 \x01(\x0c\x12\x0c\n\x04mesh\x18\x05 \x03(\x02\x12\x17\n\nmesh_score\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0cmesh_skipped\x18\x07 \x01(\tB\r\n\x0b_mesh_score\"m\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x04 \x01(\x01\x12\x0f\n\x07mesh_ms\x18\x05 \x01(\x01\"\xc8\x01\n\x0e\x44\x65tectResponse\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12!\n\x05\x66\x61\x63\x65s\x18\x04 \x03(\x0b\x32\x12.facelocal.v1.Face\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.facelocal.v1.Timings\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x16\n\x0emesh_truncated\x18\x07 \x01(\x08\x12\x11\n\ttruncated\x18\x08 \x01(\x08\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"f\n\x12\x44\x65tectBatchRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.facelocal.v1.DetectOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"l\n\tBatchItem\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1c.facelocal.v1.DetectResponseH\x00\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.facelocal.v1.ErrorH\x00\x42\t\n\x07outcome\"Q\n\x13\x44\x65tectBatchResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.facelocal.v1.BatchItem\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x8b\x01\n\x14\x44\x65tectStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.facelocal.v1.DetectResponseH\x00\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.facelocal.v1.ErrorH\x00\x42\t\n\x07outcome\"\x13\n\x11ListModelsRequest\"\x9a\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x11\n\thas_dense\x18\x03 \x01(\x08\x12\x13\n\x0b\x63\x61nvas_size\x18\x04 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\r\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x0c\n\x04role\x18\x07 \x01(\t\x12\x11\n\tprecision\x18\x08 \x01(\t\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.facelocal.v1.ModelInfo2\xcd\x02\n\x0c\x46\x61\x63\x65\x44\x65tector\x12\x43\n\x06\x44\x65tect\x12\x1b.facelocal.v1.DetectRequest\x1a\x1c.facelocal.v1.DetectResponse\x12R\n\x0b\x44\x65tectBatch\x12 .facelocal.v1.DetectBatchRequest\x1a!.facelocal.v1.DetectBatchResponse\x12S\n\x0c\x44\x65tectStream\x12\x1b.facelocal.v1.DetectRequest\x1a\".facelocal.v1.DetectStreamResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.facelocal.v1.ListModelsRequest\x1a .facelocal.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66\x61\x63\x65local/v1/facelocal.proto\x12\x0c\x66\x61\x63\x65local.v1\"\xb9\x04\n\rDetectOptions\x12\x1c\n\x0fscore_threshold\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1a\n\rnms_threshold\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tmax_faces\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1a\n\rmin_face_size\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10return_landmarks\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x19\n\x0creturn_crops\x18\x06 \x01(\x08H\x05\x88\x01\x01\x12\x18\n\x0breturn_mesh\x18\x07 \x01(\x08H\x06\x88\x01\x01\x12\x10\n\x03tta\x18\x08 \x01(\tH\x07\x88\x01\x01\x12\x1a\n\rmesh_min_face\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x15\n\x08max_size\x18\n \x01(\rH\t\x88\x01\x01\x12\x16\n\tlandmarks\x18\x0b \x01(\tH\n\x88\x01\x01\x12\x18\n\x0breturn_pose\x18\x0c \x01(\x08H\x0b\x88\x01\x01\x12\x1b\n\x0ereturn_quality\x18\r \x01(\x08H\x0c\x88\x01\x01\x42\x12\n\x10_score_thresholdB\x10\n\x0e_nms_thresholdB\x0c\n\n_max_facesB\x10\n\x0e_min_face_sizeB\x13\n\x11_return_landmarksB\x0f\n\r_return_cropsB\x0e\n\x0c_return_meshB\x06\n\x04_ttaB\x10\n\x0e_mesh_min_faceB\x0b\n\t_max_sizeB\x0c\n\n_landmarksB\x0e\n\x0c_return_poseB\x11\n\x0f_return_quality\"`\n\rDetectRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.facelocal.v1.DetectOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xbe\x02\n\x04\x46\x61\x63\x65\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.facelocal.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12&\n\tlandmarks\x18\x03 \x03(\x0b\x32\x13.facelocal.v1.Point\x12\x10\n\x08\x63rop_png\x18\x04 \x01(\x0c\x12\x0c\n\x04mesh\x18\x05 \x03(\x02\x12\x17\n\nmesh_score\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0cmesh_skipped\x18\x07 \x01(\t\x12\x18\n\x10landmarks_source\x18\x08 \x01(\t\x12%\n\x04pose\x18\t \x01(\x0b\x32\x12.facelocal.v1.PoseH\x01\x88\x01\x01\x12+\n\x07quality\x18\n \x01(\x0b\x32\x15.facelocal.v1.QualityH\x02\x88\x01\x01\x42\r\n\x0b_mesh_scoreB\x07\n\x05_poseB\n\n\x08_quality\"0\n\x04Pose\x12\r\n\x05pitch\x18\x01 \x01(\x02\x12\x0b\n\x03yaw\x18\x02 \x01(\x02\x12\x0c\n\x04roll\x18\x03 \x01(\x02\"\xbd\x01\n\x07Quality\x12\x11\n\tsharpness\x18\x01 \x01(\x02\x12\x12\n\nbrightness\x18\x02 \x01(\x02\x12\x14\n\x0cunderexposed\x18\x03 \x01(\x02\x12\x13\n\x0boverexposed\x18\x04 \x01(\x02\x12\x14\n\x0cinter_ocular\x18\x05 \x01(\x02\x12\x18\n\x0b\x66rontalness\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x10\n\x08has_mesh\x18\x07 \x01(\x08\x12\x0e\n\x06usable\x18\x08 \x01(\x08\x42\x0e\n\x0c_frontalness\"m\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x04 \x01(\x01\x12\x0f\n\x07mesh_ms\x18\x05 \x01(\x01\"\xc8\x01\n\x0e\x44\x65tectResponse\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12!\n\x05\x66\x61\x63\x65s\x18\x04 \x03(\x0b\x32\x12.facelocal.v1.Face\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.facelocal.v1.Timings\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x16\n\x0emesh_truncated\x18\x07 \x01(\x08\x12\x11\n\ttruncated\x18\x08 \x01(\x08\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"f\n\x12\x44\x65tectBatchRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.facelocal.v1.DetectOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"l\n\tBatchItem\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1c.facelocal.v1.DetectResponseH\x00\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.facelocal.v1.ErrorH\x00\x42\t\n\x07outcome\"Q\n\x13\x44\x65tectBatchResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.facelocal.v1.BatchItem\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x8b\x01\n\x14\x44\x65tectStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.facelocal.v1.DetectResponseH\x00\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.facelocal.v1.ErrorH\x00\x42\t\n\x07outcome\"\xcc\x01\n\x10\x41nonymizeOptions\x12\x11\n\x04mode\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1c\n\x0fscore_threshold\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\rnms_threshold\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03tta\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x15\n\x08max_size\x18\x05 \x01(\rH\x04\x88\x01\x01\x42\x07\n\x05_modeB\x12\n\x10_score_thresholdB\x10\n\x0e_nms_thresholdB\x06\n\x04_ttaB\x0b\n\t_max_size\"f\n\x10\x41nonymizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.facelocal.v1.AnonymizeOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"o\n\nFaceRegion\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x1e\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x11.facelocal.v1.Box\x12\r\n\x05score\x18\x03 \x01(\x02\x12$\n\x07polygon\x18\x04 \x03(\x0b\x32\x13.facelocal.v1.Point\"\xa7\x01\n\x11\x41nonymizeResponse\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12)\n\x07regions\x18\x05 \x03(\x0b\x32\x18.facelocal.v1.FaceRegion\x12\x11\n\ttruncated\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"\x13\n\x11ListModelsRequest\"\x9a\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x11\n\thas_dense\x18\x03 \x01(\x08\x12\x13\n\x0b\x63\x61nvas_size\x18\x04 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\r\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x0c\n\x04role\x18\x07 \x01(\t\x12\x11\n\tprecision\x18\x08 \x01(\t\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.facelocal.v1.ModelInfo2\x9b\x03\n\x0c\x46\x61\x63\x65\x44\x65tector\x12\x43\n\x06\x44\x65tect\x12\x1b.facelocal.v1.DetectRequest\x1a\x1c.facelocal.v1.DetectResponse\x12R\n\x0b\x44\x65tectBatch\x12 .facelocal.v1.DetectBatchRequest\x1a!.facelocal.v1.DetectBatchResponse\x12S\n\x0c\x44\x65tectStream\x12\x1b.facelocal.v1.DetectRequest\x1a\".facelocal.v1.DetectStreamResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.facelocal.v1.ListModelsRequest\x1a .facelocal.v1.ListModelsResponse\x12L\n\tAnonymize\x12\x1e.facelocal.v1.AnonymizeRequest\x1a\x1f.facelocal.v1.AnonymizeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,35 +32,47 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'facelocal.v1.facelocal_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DETECTOPTIONS']._serialized_start=47
-  _globals['_DETECTOPTIONS']._serialized_end=488
-  _globals['_DETECTREQUEST']._serialized_start=490
-  _globals['_DETECTREQUEST']._serialized_end=586
-  _globals['_BOX']._serialized_start=588
-  _globals['_BOX']._serialized_end=641
-  _globals['_POINT']._serialized_start=643
-  _globals['_POINT']._serialized_end=672
-  _globals['_FACE']._serialized_start=675
-  _globals['_FACE']._serialized_end=862
-  _globals['_TIMINGS']._serialized_start=864
-  _globals['_TIMINGS']._serialized_end=973
-  _globals['_DETECTRESPONSE']._serialized_start=976
-  _globals['_DETECTRESPONSE']._serialized_end=1176
-  _globals['_ERROR']._serialized_start=1178
-  _globals['_ERROR']._serialized_end=1216
-  _globals['_DETECTBATCHREQUEST']._serialized_start=1218
-  _globals['_DETECTBATCHREQUEST']._serialized_end=1320
-  _globals['_BATCHITEM']._serialized_start=1322
-  _globals['_BATCHITEM']._serialized_end=1430
-  _globals['_DETECTBATCHRESPONSE']._serialized_start=1432
-  _globals['_DETECTBATCHRESPONSE']._serialized_end=1513
-  _globals['_DETECTSTREAMRESPONSE']._serialized_start=1516
-  _globals['_DETECTSTREAMRESPONSE']._serialized_end=1655
-  _globals['_LISTMODELSREQUEST']._serialized_start=1657
-  _globals['_LISTMODELSREQUEST']._serialized_end=1676
-  _globals['_MODELINFO']._serialized_start=1679
-  _globals['_MODELINFO']._serialized_end=1833
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1835
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1896
-  _globals['_FACEDETECTOR']._serialized_start=1899
-  _globals['_FACEDETECTOR']._serialized_end=2232
+  _globals['_DETECTOPTIONS']._serialized_end=616
+  _globals['_DETECTREQUEST']._serialized_start=618
+  _globals['_DETECTREQUEST']._serialized_end=714
+  _globals['_BOX']._serialized_start=716
+  _globals['_BOX']._serialized_end=769
+  _globals['_POINT']._serialized_start=771
+  _globals['_POINT']._serialized_end=800
+  _globals['_FACE']._serialized_start=803
+  _globals['_FACE']._serialized_end=1121
+  _globals['_POSE']._serialized_start=1123
+  _globals['_POSE']._serialized_end=1171
+  _globals['_QUALITY']._serialized_start=1174
+  _globals['_QUALITY']._serialized_end=1363
+  _globals['_TIMINGS']._serialized_start=1365
+  _globals['_TIMINGS']._serialized_end=1474
+  _globals['_DETECTRESPONSE']._serialized_start=1477
+  _globals['_DETECTRESPONSE']._serialized_end=1677
+  _globals['_ERROR']._serialized_start=1679
+  _globals['_ERROR']._serialized_end=1717
+  _globals['_DETECTBATCHREQUEST']._serialized_start=1719
+  _globals['_DETECTBATCHREQUEST']._serialized_end=1821
+  _globals['_BATCHITEM']._serialized_start=1823
+  _globals['_BATCHITEM']._serialized_end=1931
+  _globals['_DETECTBATCHRESPONSE']._serialized_start=1933
+  _globals['_DETECTBATCHRESPONSE']._serialized_end=2014
+  _globals['_DETECTSTREAMRESPONSE']._serialized_start=2017
+  _globals['_DETECTSTREAMRESPONSE']._serialized_end=2156
+  _globals['_ANONYMIZEOPTIONS']._serialized_start=2159
+  _globals['_ANONYMIZEOPTIONS']._serialized_end=2363
+  _globals['_ANONYMIZEREQUEST']._serialized_start=2365
+  _globals['_ANONYMIZEREQUEST']._serialized_end=2467
+  _globals['_FACEREGION']._serialized_start=2469
+  _globals['_FACEREGION']._serialized_end=2580
+  _globals['_ANONYMIZERESPONSE']._serialized_start=2583
+  _globals['_ANONYMIZERESPONSE']._serialized_end=2750
+  _globals['_LISTMODELSREQUEST']._serialized_start=2752
+  _globals['_LISTMODELSREQUEST']._serialized_end=2771
+  _globals['_MODELINFO']._serialized_start=2774
+  _globals['_MODELINFO']._serialized_end=2928
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2930
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2991
+  _globals['_FACEDETECTOR']._serialized_start=2994
+  _globals['_FACEDETECTOR']._serialized_end=3405
 # @@protoc_insertion_point(module_scope)

@@ -54,6 +54,11 @@ class FaceDetectorStub:
                 request_serializer=facelocal_dot_v1_dot_facelocal__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=facelocal_dot_v1_dot_facelocal__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Anonymize = channel.unary_unary(
+                '/facelocal.v1.FaceDetector/Anonymize',
+                request_serializer=facelocal_dot_v1_dot_facelocal__pb2.AnonymizeRequest.SerializeToString,
+                response_deserializer=facelocal_dot_v1_dot_facelocal__pb2.AnonymizeResponse.FromString,
+                _registered_method=True)
 
 
 class FaceDetectorServicer:
@@ -91,6 +96,14 @@ class FaceDetectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Anonymize(self, request, context):
+        """One image with every face blurred or pixelated (POST /v1/anonymize), in the input's format and size, with
+        each face's region.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceDetectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +126,11 @@ def add_FaceDetectorServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=facelocal_dot_v1_dot_facelocal__pb2.ListModelsRequest.FromString,
                     response_serializer=facelocal_dot_v1_dot_facelocal__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Anonymize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Anonymize,
+                    request_deserializer=facelocal_dot_v1_dot_facelocal__pb2.AnonymizeRequest.FromString,
+                    response_serializer=facelocal_dot_v1_dot_facelocal__pb2.AnonymizeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +241,33 @@ class FaceDetector:
             '/facelocal.v1.FaceDetector/ListModels',
             facelocal_dot_v1_dot_facelocal__pb2.ListModelsRequest.SerializeToString,
             facelocal_dot_v1_dot_facelocal__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Anonymize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facelocal.v1.FaceDetector/Anonymize',
+            facelocal_dot_v1_dot_facelocal__pb2.AnonymizeRequest.SerializeToString,
+            facelocal_dot_v1_dot_facelocal__pb2.AnonymizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

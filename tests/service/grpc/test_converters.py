@@ -46,8 +46,8 @@ def test_batch_items_are_results_or_errors() -> None:
 def test_options_from_proto_keep_rest_defaults_and_refuse_bad_values() -> None:
     from service.schemas import DetectOptions
 
-    assert converters.options_from_proto(pb.DetectOptions()) == DetectOptions()
-    assert converters.options_from_proto(pb.DetectOptions(tta="auto", max_size=960)).max_size == 960
+    assert converters.options_from_proto(pb.DetectOptions(), DetectOptions) == DetectOptions()
+    assert converters.options_from_proto(pb.DetectOptions(tta="auto", max_size=960), DetectOptions).max_size == 960
     with pytest.raises(ServiceError) as bad:
-        converters.options_from_proto(pb.DetectOptions(score_threshold=2.0))
+        converters.options_from_proto(pb.DetectOptions(score_threshold=2.0), DetectOptions)
     assert bad.value.http_status == 422
