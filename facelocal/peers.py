@@ -15,6 +15,9 @@ import numpy as np
 
 from facelocal.bench import Pipeline
 
+# The YuNet release the benchmarks compare against, in the shared data (../shared/data/peers/SOURCES.md).
+YUNET_MODEL = "peers/face_detection_yunet_2026may.onnx"
+
 
 @dataclass(frozen=True)
 class YuNetConfig:

@@ -51,7 +51,7 @@ from loadtest import PHOTO, ensure_model, load, start_server  # noqa: E402
 from facelocal.bench import make_jpeg  # noqa: E402
 from facelocal.detector import Detector  # noqa: E402
 from facelocal.imageio import decode_image  # noqa: E402
-from facelocal.peers import DEFAULT_YUNET, yunet_pipeline  # noqa: E402
+from facelocal.peers import YUNET_MODEL, yunet_pipeline  # noqa: E402
 from facelocal.preprocess import ResizePolicy, to_canvas  # noqa: E402
 from service.backends import create_backend  # noqa: E402
 from service.core import DetectionCore  # noqa: E402
@@ -178,7 +178,7 @@ def latency(args: argparse.Namespace, model: Path) -> None:
         )
         for name, _, _, size in SIZES
     }
-    yunet = yunet_pipeline(DEFAULT_YUNET, threads)
+    yunet = yunet_pipeline(PHOTO.parents[1] / YUNET_MODEL, threads)  # beside the photo, in the shared data
     flags = ["--backend", args.backend, "--precision", args.precision, "--intra-op-threads", str(threads)]
     flags += ["--mesh-model-path", "none"]
     servers = {"service": start_server(model, args.max_batch_size, extra=flags)}

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 from facelocal.cli.common import add_calibration_argument, add_mesh_weights_argument, add_model_arguments
+from facelocal.peers import YUNET_MODEL as DEFAULT_YUNET
 
 # In the shared data ($FACELOCAL_DATA) unless --photo / --yunet say otherwise.
 DEFAULT_PHOTO = "images/selfie_group.jpg"
-DEFAULT_YUNET = "peers/face_detection_yunet_2026may.onnx"
 
 
 def _csv(choices: tuple[str, ...] | None = None):
