@@ -19,9 +19,10 @@ logger = logging.getLogger(__name__)
 
 # mallopt parameters (malloc.h).
 _M_MMAP_THRESHOLD = -3
-# Blocks of at least this many bytes get a mapping of their own, given back when freed. Canvases, bodies and
-# decoded images are all larger; the many small objects of a request are not, and stay in the arenas.
-MMAP_THRESHOLD = 1024 * 1024
+# Blocks of at least this many bytes get a mapping of their own, given back when freed: the near-limit bodies and
+# the large photos' pixels. Smaller ones (an HD photo's pixels and canvas, about 6 MB each) stay in the arenas,
+# where they are reused: mapped afresh, each request paid their page faults (README, "Limits and security").
+MMAP_THRESHOLD = 8 * 1024 * 1024
 # How long the service must have been idle before the arenas are trimmed (a trim walks every arena).
 TRIM_AFTER_IDLE_S = 1.0
 
