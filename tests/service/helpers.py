@@ -8,13 +8,17 @@ import io
 import re
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import grpc
 import httpx
 import numpy as np
 from PIL import Image
 
 from facelocal.bench import make_jpeg
 from service.errors import unavailable
+from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from tests.paths import shared_file
 
 # Every request in these tests is bounded: a hang fails the test instead of the suite.
@@ -23,6 +27,13 @@ TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 def client(base_url: str, **kwargs) -> httpx.Client:
     return httpx.Client(base_url=base_url, timeout=TIMEOUT, **kwargs)
+
+
+@contextmanager
+def grpc_stub(target: str) -> Iterator[pb_grpc.FaceDetectorStub]:
+    """A FaceDetector stub on a fresh channel to ``target``, closed afterwards."""
+    with grpc.insecure_channel(target) as channel:
+        yield pb_grpc.FaceDetectorStub(channel)
 
 
 def photo_bytes(name: str = "selfie_group.jpg") -> bytes:

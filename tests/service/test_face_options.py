@@ -15,7 +15,7 @@ from PIL import Image
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from tests.paths import shared_file
-from tests.service.helpers import JPEG, client, encode, photo, photo_bytes, service_detector
+from tests.service.helpers import JPEG, client, encode, grpc_stub, photo, photo_bytes, service_detector
 
 EVERYTHING = {"landmarks": "mesh", "return_pose": "true", "return_quality": "true"}
 PHOTOS = ("selfie_group.jpg", "two_people_hd.jpg", "single_face_closeup.jpg")
@@ -34,9 +34,8 @@ def http(face_service):
 
 @pytest.fixture(scope="module")
 def stub(face_service):
-    channel = grpc.insecure_channel(face_service.grpc_target)
-    yield pb_grpc.FaceDetectorStub(channel)
-    channel.close()
+    with grpc_stub(face_service.grpc_target) as face_stub:
+        yield face_stub
 
 
 def detect(http, name: str, params: dict) -> dict:

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from service.grpc.gen import facelocal_pb2 as pb
-from tests.service.helpers import JPEG, client, encode, metric, photo, photo_bytes, service_detector
+from tests.service.helpers import JPEG, client, encode, grpc_stub, metric, photo, photo_bytes, service_detector
 
 MESH = {"return_mesh": "true"}
 
@@ -34,13 +34,8 @@ def http(mesh_service):
 
 @pytest.fixture(scope="module")
 def stub(mesh_service):
-    import grpc
-
-    from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
-
-    channel = grpc.insecure_channel(mesh_service.grpc_target)
-    yield pb_grpc.FaceDetectorStub(channel)
-    channel.close()
+    with grpc_stub(mesh_service.grpc_target) as mesh_stub:
+        yield mesh_stub
 
 
 @pytest.fixture(scope="module")
