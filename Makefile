@@ -15,7 +15,7 @@ MESH_MODEL ?= artifacts/facemesh.onnx
 MESH_TARGET := $(if $(wildcard $(MESH_WEIGHTS)),$(MESH_MODEL))
 PYTEST_ARGS ?=
 
-.PHONY: setup serve test test-slow lint screenshot model model-int8 model-repository images compose-up compose-down compose-test clean FORCE
+.PHONY: setup serve test test-slow test-train lint screenshot model model-int8 model-repository images compose-up compose-down compose-test clean FORCE
 
 setup: $(VENV)/.installed
 
@@ -74,6 +74,11 @@ screenshot: $(VENV)/.installed $(CHROMIUM)
 
 test-slow: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# The trainer learning the shared photos from scratch (5-9 minutes on 2 cores); outside CI, whose 20 minutes
+# go to the test suites and the compose deployment.
+test-train: $(VENV)/.installed
+	$(BIN)/python -m pytest -m train $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

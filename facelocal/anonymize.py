@@ -2,7 +2,7 @@
 
 Each face is covered on one polygon in image pixels:
 
-- a face with a confident mesh (presence >= :data:`OVAL_MIN_PRESENCE`): the mesh's face oval (MediaPipe's
+- a face with a confident mesh (:func:`facelocal.facemesh.confident_meshes`): the mesh's face oval (MediaPipe's
   ``FACE_OVAL`` silhouette, :data:`FACE_OVAL`), grown by :data:`OVAL_GROWTH` about its centroid, since the oval
   runs along the hairline and the jaw while annotated boxes reach a little further;
 - any other face: the ellipse through the corners of the box scaled by :data:`ELLIPSE_GROWTH` (an ellipse inscribed
@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from facelocal.detections import FaceDetections
+from facelocal.facemesh import confident_meshes
 from facelocal.tta import TTAMode
 
 AnonymizeMode = Literal["blur", "pixelate"]
@@ -30,7 +31,6 @@ FACE_OVAL = (
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 )  # fmt: skip
-OVAL_MIN_PRESENCE = 0.5
 OVAL_GROWTH = 1.4
 ELLIPSE_GROWTH = 1.5
 ELLIPSE_POINTS = 36
@@ -64,9 +64,9 @@ def face_regions(faces: FaceDetections) -> tuple[list[np.ndarray], np.ndarray]:
     angles = np.linspace(0.0, 2.0 * np.pi, ELLIPSE_POINTS, endpoint=False)
     circle = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     regions, kinds = [], []
+    confident = confident_meshes(faces.mesh_scores, len(faces))
     for row in range(len(faces)):
-        score = np.nan if faces.mesh_scores is None else float(faces.mesh_scores[row])
-        if faces.meshes is not None and np.isfinite(score) and score >= OVAL_MIN_PRESENCE:
+        if faces.meshes is not None and confident[row]:
             regions.append(_grown(faces.meshes[row][list(FACE_OVAL), :2].astype(np.float64), OVAL_GROWTH))
             kinds.append("mesh")
         else:

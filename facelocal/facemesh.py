@@ -30,6 +30,10 @@ CROP_SCALE = 1.5
 # Faces whose longer box side is below this many pixels get no mesh by default: FaceMesh's presence score
 # falls below 0.5 for most faces under ~45-60 px, and their meshes are unreliable.
 MESH_MIN_FACE = 48.0
+# A mesh whose presence score reaches this is one FaceMesh is confident in, and only such meshes give a pose, the
+# five points of landmarks=mesh and the anonymiser's face oval: on AFLW2000-3D the meshes below it are mostly
+# profile views whose crop failed (pose MAE 25-40 degrees, 6.7 % of the faces; README, "Head pose").
+CONFIDENT_PRESENCE = 0.5
 TFLITE_SHA256 = "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"
 # The ONNX graph facelocal exports: uint8 RGB crops in, crop-pixel vertices and the presence logit out.
 ONNX_INPUT = "crops"
@@ -152,6 +156,16 @@ def presence_score(logit: np.ndarray | float) -> np.ndarray:
     """Sigmoid of the presence logit: the probability that the crop shows a face."""
     logit = np.asarray(logit, np.float64)
     return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+
+
+def confident_meshes(
+    mesh_scores: np.ndarray | None, count: int, min_presence: float = CONFIDENT_PRESENCE
+) -> np.ndarray:
+    """``(count,)`` bool: the faces whose mesh presence (``(count,)``, NaN without a mesh) is at least
+    ``min_presence``; all False without scores."""
+    if mesh_scores is None:
+        return np.zeros(count, bool)
+    return np.nan_to_num(np.asarray(mesh_scores, np.float64), nan=-np.inf) >= min_presence
 
 
 def five_points(mesh: np.ndarray, depth: bool = False) -> np.ndarray:

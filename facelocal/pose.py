@@ -29,14 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from facelocal.detections import FaceDetections
-from facelocal.facemesh import NUM_VERTICES
+from facelocal.facemesh import CONFIDENT_PRESENCE, NUM_VERTICES, confident_meshes
 
 CANONICAL_MODEL_FILE = "canonical_face_model.obj"
 GEOMETRY_METADATA_FILE = "geometry_pipeline_metadata_landmarks.pbtxt"
 AXES = ("pitch", "yaw", "roll")
-# A face gets a pose only when FaceMesh's presence score reaches this: on AFLW2000-3D faces below it are mostly
-# profile views whose first crop failed (MAE 25-40 degrees), and they are 6.7 % of the faces (README, "Head pose").
-POSE_MIN_PRESENCE = 0.5
 # Mesh passes after the first crop that a pose is measured with (README, "Head pose": 4.20 degrees on the
 # presence-gated faces against 6.63 from the first crop over all): ``eval pose`` and the service both use it.
 POSE_MESH_REFINE = 1
@@ -116,12 +113,12 @@ def head_pose(mesh: np.ndarray, canonical: CanonicalFace, procrustes_weights: bo
     return euler_angles(rotation)
 
 
-def head_poses(faces: FaceDetections, canonical: CanonicalFace, min_presence: float = POSE_MIN_PRESENCE) -> np.ndarray:
+def head_poses(faces: FaceDetections, canonical: CanonicalFace, min_presence: float = CONFIDENT_PRESENCE) -> np.ndarray:
     """``(N, 3)`` float32 ``(pitch, yaw, roll)`` degrees for every face whose mesh presence is at least
     ``min_presence``; NaN rows for the others (no mesh, or a mesh FaceMesh doubts)."""
     poses = np.full((len(faces), 3), np.nan, np.float32)
-    if faces.meshes is None or faces.mesh_scores is None:
+    if faces.meshes is None:
         return poses
-    for row in np.nonzero(np.nan_to_num(faces.mesh_scores, nan=-1.0) >= min_presence)[0]:
+    for row in np.nonzero(confident_meshes(faces.mesh_scores, len(faces), min_presence))[0]:
         poses[row] = head_pose(faces.meshes[row], canonical)
     return poses

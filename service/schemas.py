@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA, ELLIPSE_GROWTH, OVAL_GROWTH, AnonymizeMode
 from facelocal.config import SERVE_POSTPROCESS
-from facelocal.facemesh import MESH_MIN_FACE
-from facelocal.pose import POSE_MESH_REFINE, POSE_MIN_PRESENCE
+from facelocal.facemesh import CONFIDENT_PRESENCE, MESH_MIN_FACE
+from facelocal.pose import POSE_MESH_REFINE
 from facelocal.quality import DEFAULT_THRESHOLDS
 from facelocal.tta import VOTE_IOU, SmallFaceZoom, TTAMode, TTAPlan
 from facelocal.tta_ops import MultiScalePlan
@@ -84,7 +84,7 @@ class DetectOptions(BaseModel):
     return_pose: bool = Field(
         False,
         description="include each meshed face's head pose (pose: pitch, yaw, roll in degrees, AFLW2000-3D's "
-        f"Pose_Para convention) for faces whose mesh presence is at least {POSE_MIN_PRESENCE}; the mesh is then "
+        f"Pose_Para convention) for faces whose mesh presence is at least {CONFIDENT_PRESENCE}; the mesh is then "
         f"cropped again from itself ({POSE_MESH_REFINE} more mesh inference a face, as 'facelocal eval pose' "
         "measures it, 4.2 degrees MAE on AFLW2000-3D); needs the mesh model (422 mesh_unavailable otherwise)",
     )

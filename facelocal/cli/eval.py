@@ -122,7 +122,7 @@ def _add_pose_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-presence",
         type=float,
         default=None,
-        help="pose only faces whose mesh presence reaches this (default: facelocal.pose.POSE_MIN_PRESENCE)",
+        help="pose only faces whose mesh presence reaches this (default: facelocal.facemesh.CONFIDENT_PRESENCE)",
     )
     add_mesh_weights_argument(parser)
 
@@ -449,8 +449,9 @@ def run_pose(args: argparse.Namespace) -> int:
     from facelocal.cli import CommandError
     from facelocal.cli.common import load_mesh_model
     from facelocal.evaluation.pose import POSE_LABELS, evaluate_pose, load_pose_labels
+    from facelocal.facemesh import CONFIDENT_PRESENCE
     from facelocal.models.facemesh import torch_mesh_infer
-    from facelocal.pose import POSE_MIN_PRESENCE, CanonicalFace, head_poses
+    from facelocal.pose import CanonicalFace, head_poses
     from facelocal.weights import file_sha256
 
     args.data = data_path(args.data, DEFAULT_POSE_DATA, "--data")
@@ -464,7 +465,7 @@ def run_pose(args: argparse.Namespace) -> int:
     labels = load_pose_labels(args.data)
     chosen = set(_subset([label.path for label in labels], args))
     labels = [label for label in labels if label.path in chosen]
-    min_presence = POSE_MIN_PRESENCE if args.min_presence is None else args.min_presence
+    min_presence = CONFIDENT_PRESENCE if args.min_presence is None else args.min_presence
     mesh = {"mesh": torch_mesh_infer(mesh_model), "mesh_min_face": 0.0, "mesh_refine": args.mesh_refine}
     detections, seconds_per_image, about = _detect_all(args, {label.path: label.path for label in labels}, **mesh)
     boxes = {path: faces.boxes for path, faces in detections.items()}
@@ -534,8 +535,9 @@ def _write_record(args: argparse.Namespace, about: dict, seconds_per_image: floa
 def run_quality(args: argparse.Namespace) -> int:
     from facelocal.cli import CommandError
     from facelocal.evaluation.coverage import UsableTally
+    from facelocal.facemesh import CONFIDENT_PRESENCE
     from facelocal.imageio import load_image
-    from facelocal.pose import POSE_MIN_PRESENCE, CanonicalFace, head_poses
+    from facelocal.pose import CanonicalFace, head_poses
     from facelocal.quality import DEFAULT_THRESHOLDS, face_quality
 
     ground_truth, paths = _wider_paths(args)
@@ -544,7 +546,7 @@ def run_quality(args: argparse.Namespace) -> int:
         canonical = CanonicalFace.load(mesh_weights.parent)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    min_presence = POSE_MIN_PRESENCE if args.min_presence is None else args.min_presence
+    min_presence = CONFIDENT_PRESENCE if args.min_presence is None else args.min_presence
     detections, seconds_per_image, about = _detect_all(args, paths, **mesh)
     tally = UsableTally()
     for key, faces in detections.items():

@@ -36,7 +36,7 @@ def logged_losses(out: Path) -> np.ndarray:
         return np.array([float(row["total"]) for row in csv.DictReader(handle)])
 
 
-@pytest.mark.slow
+@pytest.mark.train
 def test_training_from_scratch_learns_the_photos(labelled_photos, tmp_path):
     import torch
 
