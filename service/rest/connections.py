@@ -1,11 +1,14 @@
 """HTTP connections before the application sees them: a deadline for each request head, and a cap on connections.
 
-uvicorn (h11) waits for a request head for ever, and a client that sends nothing, or trickles its headers, holds a
+uvicorn waits for a request head for ever, and a client that sends nothing, or trickles its headers, holds a
 file descriptor for as long as it likes; the API key cannot help, as it is read from the head. Here every head must
 be complete ``header_timeout_s`` after the connection opened (or after the previous response on a keep-alive
 connection), else the client gets 408 ``header_timeout`` and the connection is closed. Past ``max_connections``
 open connections, a new one is answered 503 ``too_many_connections`` (``Retry-After``) as soon as its head is
 in, and closed; it too must send its head in time.
+
+The protocol is uvicorn's httptools one (the C parser of Node's llhttp): against its pure-Python h11 protocol it
+takes about 0.7 ms less of the event loop's CPU per request (README, "Speed").
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.errors import ServiceError
 
@@ -45,12 +48,12 @@ async def _too_many_connections(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with the head deadline and the connection cap (pass it as ``Config(http=...)``)."""
+def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the head deadline and the connection cap (pass it as
+    ``Config(http=...)``)."""
 
-    class GuardedH11Protocol(H11Protocol):
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _head_deadline: asyncio.TimerHandle | None = None
-        _cycle_seen: object = None
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -62,17 +65,14 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[H11P
             self._head_arrived()
             super().connection_lost(exc)
 
-        def handle_events(self) -> None:
-            super().handle_events()
-            # A new cycle is made when a request head is complete.
-            if self.cycle is not None and self.cycle is not self._cycle_seen:
-                self._cycle_seen = self.cycle
-                self._head_arrived()
+        def on_headers_complete(self) -> None:
+            self._head_arrived()
+            super().on_headers_complete()
 
         def on_response_complete(self) -> None:
-            # Armed first: the next request on this keep-alive connection may already be buffered (pipelined),
-            # and the call below then handles its head, which disarms the deadline again.
-            if not self.transport.is_closing():
+            # A pipelined request whose head is already in is started by the call below; otherwise the next head
+            # on this keep-alive connection has its deadline from now.
+            if not self.transport.is_closing() and not self.pipeline:
                 self._await_head()
             super().on_response_complete()
 
@@ -87,8 +87,8 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[H11P
 
         def _head_timed_out(self) -> None:
             self._head_deadline = None
-            if not self.transport.is_closing():
+            if not self.transport.is_closing() and not self.pipeline:
                 self.transport.write(HEADER_TIMEOUT)
                 self.transport.close()
 
-    return GuardedH11Protocol
+    return GuardedHttpToolsProtocol

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.service.helpers import client
+from tests.service.helpers import client, vga_jpeg
 
 HEADER_TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 6
@@ -80,6 +80,24 @@ def test_the_deadline_applies_again_after_a_response_on_a_kept_alive_connection(
         response = read_until_closed(sock)
     # The keep-alive timer (5 s) would close silently; the head deadline answers first.
     assert status_and_error(response)[1]["code"] == "header_timeout"
+
+
+def test_a_pipelined_request_is_not_cut_off_by_the_deadline_of_the_next_head(guarded) -> None:
+    # The second request's head is in before the first is answered; its body then comes later than the head
+    # deadline. The deadline is for heads only: both requests get their faces.
+    jpeg = vga_jpeg()
+    head = b"POST /v1/detect HTTP/1.1\r\nhost: x\r\ncontent-type: image/jpeg\r\ncontent-length: %d\r\n\r\n" % len(jpeg)
+    half = len(jpeg) // 2
+    with connect(guarded) as sock:
+        sock.sendall(head + jpeg + head + jpeg[:half])
+        time.sleep(HEADER_TIMEOUT_S * 1.5)
+        sock.sendall(jpeg[half:])
+        received = b""
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline and not (received.count(b"HTTP/1.1 ") >= 2 and received.endswith(b"}")):
+            received += sock.recv(65536)
+    statuses = [int(part.split(b" ")[0]) for part in received.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [200, 200], received[:300]
 
 
 def test_past_max_connections_a_new_connection_gets_503_and_a_freed_slot_serves_again(guarded) -> None:
