@@ -96,8 +96,14 @@ artifacts/model_repository/retinaface/1/model.onnx: $(WEIGHTS) $(GRAPH_SOURCES) 
 artifacts/model_repository/facemesh/1/model.onnx: $(MESH_WEIGHTS) $(GRAPH_SOURCES) model_repository/facemesh/config.pbtxt $(VENV)/.installed
 	$(BIN)/python scripts/prepare_model_repository.py --model facemesh --mesh-weights $(MESH_WEIGHTS) --out $@
 
+# MediaPipe's canonical face for return_pose (facelocal.pose: the .obj and its .pbtxt) and the licence it ships
+# under, from beside the FaceMesh weights, for the API image.
+FACE_GEOMETRY := $(addprefix artifacts/face_geometry/,$(notdir $(wildcard $(addprefix $(dir $(MESH_WEIGHTS)),*.obj *.pbtxt LICENSE*))))
+artifacts/face_geometry/%: $(dir $(MESH_WEIGHTS))%
+	mkdir -p $(@D) && cp $< $@
+
 # Installs Docker and the compose plugin when missing, starts dockerd, builds stand-ins for unreachable bases.
-images: $(MODEL) $(MESH_MODEL) $(TRITON_ONNX)
+images: $(MODEL) $(MESH_MODEL) $(TRITON_ONNX) $(FACE_GEOMETRY)
 	scripts/compose/images.sh
 
 compose-up: images

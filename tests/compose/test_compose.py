@@ -34,6 +34,7 @@ GRPC_AUTH = (("authorization", f"Bearer {API_KEY}"),)
 MIN_IOU = 0.99
 SCORE_TOLERANCE = 1e-3
 MESH_TOLERANCE_PX = 0.5
+POSE_TOLERANCE_DEG = 0.5
 TIMEOUT_S = 30
 # compose's FACELOCAL_TRITON_TIMEOUT_S: a request to a dead Triton must fail within a few of these.
 TRITON_TIMEOUT_S = 2.0
@@ -52,6 +53,7 @@ def reference(deployment: Deployment, start_service):
     models = {
         "model_path": ROOT / "artifacts" / "model.onnx",
         "mesh_model_path": ROOT / "artifacts" / "facemesh.onnx",
+        "face_geometry_path": ROOT / "artifacts" / "face_geometry",
         "intra_op_threads": Settings.model_fields["intra_op_threads"].default,
     }
     if deployment.profile == "embedded":
@@ -140,6 +142,22 @@ def test_return_mesh_serves_the_in_process_mesh(deployment: Deployment, referenc
     meshes = np.array([served["faces"][match[index]]["mesh"] for index in meshed])
     assert meshes.shape == (len(meshed), 468, 3)
     np.testing.assert_allclose(meshes, [expected["faces"][index]["mesh"] for index in meshed], atol=MESH_TOLERANCE_PX)
+
+
+def test_return_pose_serves_the_in_process_pose(deployment: Deployment, reference):
+    # The canonical face is baked into the image: pose and the mesh's points, through Triton's facemesh in the
+    # cpu profile.
+    params = {"landmarks": "mesh", "return_pose": "true"}
+    expected = detect(reference.http_url, "selfie_group.jpg", **params)
+    served = detect(deployment.http_url, "selfie_group.jpg", **params)
+    match = assert_same_faces(expected, boxes(served), np.array([face["score"] for face in served["faces"]]))
+    assert sum("pose" in face for face in expected["faces"]) >= 10, "the group's large faces get a pose"
+    for index, face in enumerate(expected["faces"]):
+        got = served["faces"][match[index]]
+        assert (got["landmarks_source"], "pose" in got) == (face["landmarks_source"], "pose" in face)
+        if "pose" in face:
+            for axis, value in face["pose"].items():
+                assert abs(got["pose"][axis] - value) <= POSE_TOLERANCE_DEG, (axis, got["pose"], face["pose"])
 
 
 def test_page_loads(deployment: Deployment):

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.rest.connections import HEADER_TIMEOUT, _too_many_connections, guarded_protocol
 
@@ -39,5 +39,5 @@ def test_the_over_the_cap_app_answers_503_and_closes() -> None:
     assert json.loads(sent[1]["body"])["error"]["code"] == "too_many_connections"
 
 
-def test_the_protocol_is_uvicorns_h11_protocol() -> None:
-    assert issubclass(guarded_protocol(10.0, 512), H11Protocol)
+def test_the_protocol_is_uvicorns_httptools_protocol() -> None:
+    assert issubclass(guarded_protocol(10.0, 512), HttpToolsProtocol)
