@@ -168,7 +168,8 @@ class DetectionCore:
 
     async def anonymize(self, data: bytes, options: AnonymizeOptions) -> AnonymizedResult:
         """One encoded image with every face covered, in its own format; errors as :meth:`detect`'s."""
-        return await self._admit(partial(self._anonymize_steps, data, options), options.detect_options(), True)
+        detect = options.detect_options(self.max_size_limit)
+        return await self._admit(partial(self._anonymize_steps, data, options, detect), detect, True)
 
     async def _admit(
         self, make_steps: Callable[[Hold], Steps[ResultT]], options: DetectOptions, keeps_image: bool
@@ -273,11 +274,12 @@ class DetectionCore:
             result.crops = [encode_png(align_face(rgb, points)) for points in result.faces.landmarks]
         return result
 
-    def _anonymize_steps(self, data: bytes, options: AnonymizeOptions, pixels: Hold) -> Steps[AnonymizedResult]:
-        """One image's anonymisation: the detection at the options' (high-recall) preset, meshes when this
+    def _anonymize_steps(
+        self, data: bytes, options: AnonymizeOptions, detect: DetectOptions, pixels: Hold
+    ) -> Steps[AnonymizedResult]:
+        """One image's anonymisation: the detection ``detect`` (the options' high-recall preset), meshes when this
         server has the mesh model (faces with a confident one are covered on its oval), the library's
         :func:`facelocal.anonymize.anonymize`, and the pixels written back in the input's format."""
-        detect = options.detect_options()
         rgb, faces, truncated = yield from self._detected(data, detect, pixels, keep_image=True)
         assert rgb is not None
         if self.mesh.ready:

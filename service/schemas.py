@@ -276,17 +276,27 @@ class AnonymizeOptions(BaseModel):
     )
     nms_threshold: NmsThreshold = SERVE_POSTPROCESS.nms_threshold
     tta: TTAMode = Field(ANONYMIZE_TTA, description="test-time augmentation, as /v1/detect's tta (default: auto)")
-    max_size: MaxSize = None
+    max_size: int | None = Field(
+        None,
+        ge=32,
+        description="long side in pixels the image is resized to (never upscaled) before detection; default: the "
+        "server's max_size_limit (GET /v1/models), so most photos are searched at their own resolution, since a "
+        "face missed is a face left uncovered (at /v1/detect's canvas_size a WIDER FACE photo loses its small "
+        "faces); above the limit 422 max_size_too_large",
+    )
     return_regions: bool = Field(
         False,
         description="answer JSON (AnonymizeResult: the image as base64 and each face's region) instead of the bare "
         "image",
     )
 
-    def detect_options(self) -> DetectOptions:
-        """The detection this anonymisation runs."""
+    def detect_options(self, max_size_limit: int) -> DetectOptions:
+        """The detection this anonymisation runs on a server whose largest ``max_size`` is ``max_size_limit``."""
         return DetectOptions(
-            score_threshold=self.score_threshold, nms_threshold=self.nms_threshold, tta=self.tta, max_size=self.max_size
+            score_threshold=self.score_threshold,
+            nms_threshold=self.nms_threshold,
+            tta=self.tta,
+            max_size=self.max_size or max_size_limit,
         )
 
 

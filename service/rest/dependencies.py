@@ -56,7 +56,7 @@ async def refuse_anonymize_before_the_body(
     options: Annotated[AnonymizeOptions, Query()], core: CoreDep
 ) -> AnonymizeOptions:
     """:func:`refuse_before_the_body` for ``POST /v1/anonymize``'s options."""
-    core.validate_options(options.detect_options())
+    core.validate_options(options.detect_options(core.max_size_limit))
     core.check_capacity()
     return options
 

@@ -15,7 +15,7 @@ from PIL import Image
 from service.grpc.gen import facelocal_pb2 as pb
 from service.grpc.gen import facelocal_pb2_grpc as pb_grpc
 from tests.paths import shared_file
-from tests.service.helpers import JPEG, client, encode, grpc_stub, photo, photo_bytes, service_detector
+from tests.service.helpers import JPEG, boxes, client, encode, grpc_stub, photo, photo_bytes, service_detector
 
 EVERYTHING = {"landmarks": "mesh", "return_pose": "true", "return_quality": "true"}
 PHOTOS = ("selfie_group.jpg", "two_people_hd.jpg", "single_face_closeup.jpg")
@@ -214,6 +214,15 @@ def test_anonymize_applies_exif_orientation_and_agrees_over_grpc(http, stub):
     for message, region in zip(response.regions, answered["regions"], strict=True):
         assert message.kind == region["kind"] and message.score == pytest.approx(region["score"], abs=1e-3)
         np.testing.assert_allclose([[p.x, p.y] for p in message.polygon], region["polygon"], atol=0.05)
+
+
+def test_anonymize_searches_the_photo_at_the_servers_max_size_limit(http, face_service):
+    # The preset's detection, asked of /v1/detect at max_size_limit, finds exactly the faces /v1/anonymize covers.
+    limit = face_service.settings.max_size_limit
+    found = detect(http, "selfie_group.jpg", {"score_threshold": "0.1", "tta": "auto", "max_size": str(limit)})
+    regions = http.post("/v1/anonymize", content=photo_bytes(), headers=JPEG, params={"return_regions": "true"}).json()
+    assert len(regions["regions"]) == len(found["faces"]) > 0
+    np.testing.assert_allclose([r["box"] for r in regions["regions"]], boxes(found), atol=0.05)
 
 
 def test_anonymize_modes_defaults_and_errors(http, stub):
