@@ -37,6 +37,10 @@ ELLIPSE_POINTS = 36
 # Detection threshold of the high-recall preset (the service's default is 0.5).
 ANONYMIZE_SCORE_THRESHOLD = 0.1
 ANONYMIZE_TTA: TTAMode = "auto"
+# Longest side the preset searches an image at (never upscaled; the service's max_size_limit caps it): a face
+# missed is a face left uncovered, and fitted to the service's 640 px canvas a WIDER FACE photo loses its small
+# faces. TTA views beyond it are skipped, as everywhere.
+ANONYMIZE_MAX_SIZE = 1920
 # Blur: a Gaussian whose sigma is this share of the region's longer side. Pixelate: this many blocks across it.
 BLUR_SIGMA_SHARE = 0.12
 PIXELATE_BLOCKS = 8

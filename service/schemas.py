@@ -7,7 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA, ELLIPSE_GROWTH, OVAL_GROWTH, AnonymizeMode
+from facelocal.anonymize import (
+    ANONYMIZE_MAX_SIZE,
+    ANONYMIZE_SCORE_THRESHOLD,
+    ANONYMIZE_TTA,
+    ELLIPSE_GROWTH,
+    OVAL_GROWTH,
+    AnonymizeMode,
+)
 from facelocal.config import SERVE_POSTPROCESS
 from facelocal.facemesh import CONFIDENT_PRESENCE, MESH_MIN_FACE
 from facelocal.pose import POSE_MESH_REFINE
@@ -279,10 +286,10 @@ class AnonymizeOptions(BaseModel):
     max_size: int | None = Field(
         None,
         ge=32,
-        description="long side in pixels the image is resized to (never upscaled) before detection; default: the "
-        "server's max_size_limit (GET /v1/models), so most photos are searched at their own resolution, since a "
-        "face missed is a face left uncovered (at /v1/detect's canvas_size a WIDER FACE photo loses its small "
-        "faces); above the limit 422 max_size_too_large",
+        description=f"long side in pixels the image is resized to (never upscaled) before detection; default: "
+        f"{ANONYMIZE_MAX_SIZE}, or the server's max_size_limit (GET /v1/models) if lower, so most photos are searched "
+        "at their own resolution, since a face missed is a face left uncovered (at /v1/detect's canvas_size a WIDER "
+        "FACE photo loses its small faces); above the limit 422 max_size_too_large",
     )
     return_regions: bool = Field(
         False,
@@ -296,7 +303,7 @@ class AnonymizeOptions(BaseModel):
             score_threshold=self.score_threshold,
             nms_threshold=self.nms_threshold,
             tta=self.tta,
-            max_size=self.max_size or max_size_limit,
+            max_size=self.max_size or min(ANONYMIZE_MAX_SIZE, max_size_limit),
         )
 
 

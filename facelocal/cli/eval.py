@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA
+from facelocal.anonymize import ANONYMIZE_MAX_SIZE, ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA
 from facelocal.cli.common import (
     add_calibration_argument,
     add_mesh_weights_argument,
@@ -96,7 +96,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_mesh_weights_argument(anonymize)
     _add_detection_arguments(anonymize)
-    anonymize.set_defaults(func=run_anonymize, score_threshold=ANONYMIZE_SCORE_THRESHOLD, tta=ANONYMIZE_TTA)
+    # The preset /v1/anonymize runs by default, so that the coverage measured is the endpoint's.
+    anonymize.set_defaults(
+        func=run_anonymize,
+        score_threshold=ANONYMIZE_SCORE_THRESHOLD,
+        tta=ANONYMIZE_TTA,
+        resize=f"fit:{ANONYMIZE_MAX_SIZE}",
+    )
 
 
 def _add_wider_arguments(parser: argparse.ArgumentParser) -> None:

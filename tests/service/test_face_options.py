@@ -216,9 +216,11 @@ def test_anonymize_applies_exif_orientation_and_agrees_over_grpc(http, stub):
         np.testing.assert_allclose([[p.x, p.y] for p in message.polygon], region["polygon"], atol=0.05)
 
 
-def test_anonymize_searches_the_photo_at_the_servers_max_size_limit(http, face_service):
-    # The preset's detection, asked of /v1/detect at max_size_limit, finds exactly the faces /v1/anonymize covers.
-    limit = face_service.settings.max_size_limit
+def test_anonymize_searches_the_photo_at_the_presets_max_size(http, face_service):
+    # The preset's detection, asked of /v1/detect, finds exactly the faces /v1/anonymize covers.
+    from facelocal.anonymize import ANONYMIZE_MAX_SIZE
+
+    limit = min(ANONYMIZE_MAX_SIZE, face_service.settings.max_size_limit)
     found = detect(http, "selfie_group.jpg", {"score_threshold": "0.1", "tta": "auto", "max_size": str(limit)})
     regions = http.post("/v1/anonymize", content=photo_bytes(), headers=JPEG, params={"return_regions": "true"}).json()
     assert len(regions["regions"]) == len(found["faces"]) > 0
