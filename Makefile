@@ -70,7 +70,7 @@ test: $(VENV)/.installed $(CHROMIUM)
 
 # The README's picture of the try-it page, from the browser test that checks it.
 screenshot: $(VENV)/.installed $(CHROMIUM)
-	FACELOCAL_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/web -k selfie_group $(PYTEST_ARGS)
+	FACELOCAL_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/web -k landmark_source_pose_quality $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
