@@ -35,7 +35,13 @@ from tests.local.serve import ServeProcess, start_serve
 from tests.paths import shared_file
 
 SERVICE = "facelocal.v1.FaceDetector"
-METHODS = {"Detect": "unary", "DetectBatch": "unary", "ListModels": "unary", "DetectStream": "stream"}
+METHODS = {
+    "Detect": "unary",
+    "DetectBatch": "unary",
+    "ListModels": "unary",
+    "Anonymize": "unary",
+    "DetectStream": "stream",
+}
 # Python internals that must never reach a gRPC client.
 INTERNALS = ("Traceback", "Exception", "Error:", "<class", 'File "')
 
@@ -236,7 +242,10 @@ def main() -> None:
     parser.add_argument("--trickling", type=int, default=50)
     parser.add_argument("--families", default="schemathesis,malformed,grpc,slowloris")
     args = parser.parse_args()
-    server: ServeProcess = start_serve(args.model, "--log-level", "warning")
+    # Every option available (the mesh model beside the detector, MediaPipe's canonical face from the shared
+    # data): a schema-valid request is then refused only for what it sends, not for what the server lacks.
+    geometry = shared_file("weights", "facemesh", "canonical_face_model.obj").parent
+    server: ServeProcess = start_serve(args.model, "--log-level", "warning", "--face-geometry-path", str(geometry))
     grpc_target = server.process.args[server.process.args.index("--grpc-port") + 1]
     report: dict[str, dict] = {}
     try:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from service.rest.connections import HEADER_TOO_LARGE, MAX_HEAD_BYTES
 from tests.service.helpers import client, vga_jpeg
 
 HEADER_TIMEOUT_S = 1.0
@@ -69,6 +70,26 @@ def test_a_trickled_head_is_cut_off_at_the_deadline(guarded) -> None:
         response = read_until_closed(sock)
     assert sent < len(head), "the server waited for the whole trickled head"
     assert status_and_error(response)[1]["code"] == "header_timeout"
+
+
+def test_an_overlong_head_is_refused_with_431_at_once(guarded) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * (MAX_HEAD_BYTES + 1024)
+    with connect(guarded) as sock:
+        started = time.monotonic()
+        try:
+            sock.sendall(head)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = read_until_closed(sock)
+    assert status_and_error(response) == (431, status_and_error(HEADER_TOO_LARGE)[1])
+    assert time.monotonic() - started < HEADER_TIMEOUT_S, "refused as it arrived, not at the deadline"
+
+
+def test_a_large_head_under_the_limit_is_served(guarded) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * (MAX_HEAD_BYTES // 2) + b"\r\n\r\n"
+    with connect(guarded) as sock:
+        sock.sendall(head)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
 
 
 def test_the_deadline_applies_again_after_a_response_on_a_kept_alive_connection(guarded) -> None:

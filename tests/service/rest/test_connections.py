@@ -9,7 +9,7 @@ import json
 import h11
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from service.rest.connections import HEADER_TIMEOUT, _too_many_connections, guarded_protocol
+from service.rest.connections import HEADER_TIMEOUT, HEADER_TOO_LARGE, _too_many_connections, guarded_protocol
 
 
 def parse(response: bytes) -> tuple[h11.Response, dict]:
@@ -25,6 +25,12 @@ def test_the_header_timeout_answer_is_a_closing_408() -> None:
     head, body = parse(HEADER_TIMEOUT)
     assert head.status_code == 408 and (b"connection", b"close") in head.headers
     assert body["error"]["code"] == "header_timeout"
+
+
+def test_the_header_too_large_answer_is_a_closing_431() -> None:
+    head, body = parse(HEADER_TOO_LARGE)
+    assert head.status_code == 431 and (b"connection", b"close") in head.headers
+    assert body["error"]["code"] == "header_too_large"
 
 
 def test_the_over_the_cap_app_answers_503_and_closes() -> None:
