@@ -61,7 +61,10 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[Http
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _head_deadline: asyncio.TimerHandle | None = None
+        # Bytes received since the last head was complete, counted while no body is arriving (a body may go on
+        # after its request was answered, e.g. a 422 sent before the upload ended).
         _head_bytes = 0
+        _in_body = False
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -74,17 +77,22 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[Http
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            awaiting_head = self._head_deadline is not None
-            if awaiting_head:
+            if not self._in_body:
                 self._head_bytes += len(data)
             super().data_received(data)
-            # Still no complete head (the parse above disarms the deadline when one completes), and too much of it.
-            if awaiting_head and self._head_deadline is not None and self._head_bytes > MAX_HEAD_BYTES:
+            # A head completed in this data resets the count; one still incomplete must not grow past the bound.
+            if not self._in_body and self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse(HEADER_TOO_LARGE)
 
         def on_headers_complete(self) -> None:
             self._head_arrived()
+            self._head_bytes = 0
+            self._in_body = True
             super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._in_body = False
+            super().on_message_complete()
 
         def on_response_complete(self) -> None:
             # A pipelined request whose head is already in is started by the call below; otherwise the next head
@@ -95,7 +103,6 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[Http
 
         def _await_head(self) -> None:
             self._head_arrived()
-            self._head_bytes = 0
             self._head_deadline = self.loop.call_later(header_timeout_s, self._head_timed_out)
 
         def _head_arrived(self) -> None:
