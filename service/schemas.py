@@ -283,9 +283,8 @@ class AnonymizeOptions(BaseModel):
     )
     nms_threshold: NmsThreshold = SERVE_POSTPROCESS.nms_threshold
     tta: TTAMode = Field(ANONYMIZE_TTA, description="test-time augmentation, as /v1/detect's tta (default: auto)")
-    max_size: int | None = Field(
+    max_size: MaxSize = Field(
         None,
-        ge=32,
         description=f"long side in pixels the image is resized to (never upscaled) before detection; default: "
         f"{ANONYMIZE_MAX_SIZE}, or the server's max_size_limit (GET /v1/models) if lower, so most photos are searched "
         "at their own resolution, since a face missed is a face left uncovered (at /v1/detect's canvas_size a WIDER "

@@ -20,6 +20,7 @@ from facelocal.cli.common import (
     data_path,
 )
 from facelocal.config import EVAL_POSTPROCESS, SERVE_POSTPROCESS, PostprocessConfig
+from facelocal.facemesh import CONFIDENT_PRESENCE
 from facelocal.pose import POSE_MESH_REFINE
 from facelocal.runtime import PRECISIONS
 from facelocal.tta import TTA_MODES
@@ -127,8 +128,9 @@ def _add_pose_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-presence",
         type=float,
-        default=None,
-        help="pose only faces whose mesh presence reaches this (default: facelocal.facemesh.CONFIDENT_PRESENCE)",
+        default=CONFIDENT_PRESENCE,
+        help="pose only faces whose mesh presence reaches this (default: facelocal.facemesh.CONFIDENT_PRESENCE, "
+        "%(default)s)",
     )
     add_mesh_weights_argument(parser)
 
@@ -455,7 +457,6 @@ def run_pose(args: argparse.Namespace) -> int:
     from facelocal.cli import CommandError
     from facelocal.cli.common import load_mesh_model
     from facelocal.evaluation.pose import POSE_LABELS, evaluate_pose, load_pose_labels
-    from facelocal.facemesh import CONFIDENT_PRESENCE
     from facelocal.models.facemesh import torch_mesh_infer
     from facelocal.pose import CanonicalFace, head_poses
     from facelocal.weights import file_sha256
@@ -471,11 +472,10 @@ def run_pose(args: argparse.Namespace) -> int:
     labels = load_pose_labels(args.data)
     chosen = set(_subset([label.path for label in labels], args))
     labels = [label for label in labels if label.path in chosen]
-    min_presence = CONFIDENT_PRESENCE if args.min_presence is None else args.min_presence
     mesh = {"mesh": torch_mesh_infer(mesh_model), "mesh_min_face": 0.0, "mesh_refine": args.mesh_refine}
     detections, seconds_per_image, about = _detect_all(args, {label.path: label.path for label in labels}, **mesh)
     boxes = {path: faces.boxes for path, faces in detections.items()}
-    poses = {path: head_poses(faces, canonical, min_presence) for path, faces in detections.items()}
+    poses = {path: head_poses(faces, canonical, args.min_presence) for path, faces in detections.items()}
     summary = evaluate_pose(labels, boxes, poses).summary()
     print(
         f"head pose on {summary['faces']} AFLW2000-3D faces: {summary['faces_with_pose']} got a pose "
@@ -491,7 +491,7 @@ def run_pose(args: argparse.Namespace) -> int:
             "mesh_weights": str(mesh_weights),
             "mesh_sha256": file_sha256(mesh_weights),
             "mesh_refine": args.mesh_refine,
-            "min_presence": min_presence,
+            "min_presence": args.min_presence,
             "tta": args.tta,
             "ms_per_image": 1000 * seconds_per_image,
             **summary,
@@ -541,7 +541,6 @@ def _write_record(args: argparse.Namespace, about: dict, seconds_per_image: floa
 def run_quality(args: argparse.Namespace) -> int:
     from facelocal.cli import CommandError
     from facelocal.evaluation.coverage import UsableTally
-    from facelocal.facemesh import CONFIDENT_PRESENCE
     from facelocal.imageio import load_image
     from facelocal.pose import CanonicalFace, head_poses
     from facelocal.quality import DEFAULT_THRESHOLDS, face_quality
@@ -552,11 +551,10 @@ def run_quality(args: argparse.Namespace) -> int:
         canonical = CanonicalFace.load(mesh_weights.parent)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    min_presence = CONFIDENT_PRESENCE if args.min_presence is None else args.min_presence
     detections, seconds_per_image, about = _detect_all(args, paths, **mesh)
     tally = UsableTally()
     for key, faces in detections.items():
-        quality = face_quality(load_image(paths[key]), faces, head_poses(faces, canonical, min_presence))
+        quality = face_quality(load_image(paths[key]), faces, head_poses(faces, canonical, args.min_presence))
         tally.add(ground_truth[key], faces.boxes, quality.usable)
     summary = tally.summary() | {"images": len(paths), "thresholds": asdict(DEFAULT_THRESHOLDS)}
     print(f"usable faces on {len(paths)} WIDER val images ({args.images})")

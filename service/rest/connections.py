@@ -111,7 +111,6 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[Http
                 self._head_deadline = None
 
         def _head_timed_out(self) -> None:
-            self._head_deadline = None
             self._refuse(HEADER_TIMEOUT)
 
         def _refuse(self, response: bytes) -> None:
