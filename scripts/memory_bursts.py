@@ -32,6 +32,9 @@ BURST = 48
 # those are caches a burst reuses, not memory it failed to give back.
 WARM_UP = Settings.model_fields["max_batch_size"].default
 NOISE_SIDE = 6000
+CAMERA_SIZE = (7360, 4912)  # 36 MP, a full-frame camera's
+# Full-size pixels of each kind of upload.
+PIXELS = {"png": NOISE_SIDE**2, "jpeg": CAMERA_SIZE[0] * CAMERA_SIZE[1]}
 # Uploads sit just under the body limit.
 BODY_LIMIT = Settings.model_fields["max_body_bytes"].default
 # How long the process may take to settle after a burst before idle memory is read.
@@ -59,7 +62,7 @@ def noise_png(cache: Path) -> bytes:
 def camera_jpeg() -> bytes:
     """The shared group selfie resized to 7360x4912 (36 MP), quality 90."""
     with Image.open(shared_file("images", "selfie_group.jpg")) as image:
-        large = image.convert("RGB").resize((7360, 4912), Image.BILINEAR)
+        large = image.convert("RGB").resize(CAMERA_SIZE, Image.BILINEAR)
     buffer = io.BytesIO()
     large.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
