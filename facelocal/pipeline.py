@@ -172,6 +172,12 @@ def advance(steps: Steps[T], rows: list[Rows] | None) -> tuple[Inference | None,
         return None, stop.value
 
 
+def stacked(tensors: Sequence[np.ndarray]) -> np.ndarray:
+    """``(B, ...)`` contiguous batch of same-shaped ``tensors``; a lone contiguous one (a canvas, megabytes) is
+    viewed as a batch of one, not copied."""
+    return np.ascontiguousarray(tensors[0][np.newaxis]) if len(tensors) == 1 else np.stack(tensors)
+
+
 def run_batched(
     model: Callable[[np.ndarray], Sequence[np.ndarray]], inputs: Sequence[np.ndarray], max_batch: int
 ) -> list[Rows]:
@@ -184,7 +190,7 @@ def run_batched(
     for indices in groups.values():
         for start in range(0, len(indices), max_batch):
             chunk = indices[start : start + max_batch]
-            outputs = model(np.stack([inputs[i] for i in chunk]))
+            outputs = model(stacked([inputs[i] for i in chunk]))
             for row, index in enumerate(chunk):
                 rows[index] = tuple(output[row] for output in outputs)
     return [rows[index] for index in range(len(inputs))]

@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facelocal.pipeline import stacked
 from service.errors import ServiceError, queue_full, unavailable
 from service.metrics import BatchMetrics
 
 # ``(B, ...)`` stacked inputs to the backend's ``(B, ...)`` output arrays, one row per input.
 InferFunction = Callable[[np.ndarray], Awaitable[Sequence[np.ndarray]]]
+# The same on the calling thread (a backend in this process).
+BlockingInferFunction = Callable[[np.ndarray], Sequence[np.ndarray]]
 
 
 @dataclass
@@ -71,10 +74,12 @@ class MicroBatcher:
         max_queue: int,
         max_in_flight: int = 1,
         name: str = "inference",
+        infer_here: BlockingInferFunction | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
         self._infer_function = infer
+        self._infer_here = infer_here
         self._metrics = metrics
         self._max_batch_size = max_batch_size
         self._max_queue = max_queue
@@ -112,6 +117,29 @@ class MicroBatcher:
         self._metrics.queue_depth.set(len(self._queue))
         self._wake.set()
         return await pending.future
+
+    def run_here(self, tensors: Sequence[np.ndarray]) -> list[BatchOutput] | None:
+        """``tensors`` (one shape, at most a batch) inferred as one batch at once on the calling thread, which the
+        inference blocks: for the core's lone request on an idle server, on the event loop, which would only have
+        waited for it. None where that cannot be (no blocking infer function, inputs queued or a batch running,
+        stopped, several shapes or more than a batch): :meth:`submit` them instead."""
+        if (
+            self._infer_here is None
+            or self._queue
+            or self._running
+            or not self._accepting
+            or not 0 < len(tensors) <= self._max_batch_size
+            or any(tensor.shape != tensors[0].shape for tensor in tensors)
+        ):
+            return None
+        started = time.perf_counter()
+        try:
+            outputs = self._infer_here(stacked(tensors))
+        except ServiceError:
+            raise
+        except Exception as exc:
+            raise self._backend_bug(exc) from exc
+        return self._scattered(outputs, len(tensors), started, [started] * len(tensors))
 
     async def _wait(self) -> None:
         """Until something changes: an input arrives, a batch ends, the batcher stops."""
@@ -152,26 +180,37 @@ class MicroBatcher:
     async def _infer(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         try:
-            outputs = await self._infer_function(np.stack([p.tensor for p in batch]))
+            outputs = await self._infer_function(stacked([p.tensor for p in batch]))
         except ServiceError as exc:
             self._fail(batch, exc)
             return
         except Exception as exc:  # a backend bug must not kill the worker and hang every later request
-            self._fail(batch, unavailable(f"{self._name} failed: {type(exc).__name__}: {exc}"))
+            self._fail(batch, self._backend_bug(exc))
             return
+        results = self._scattered(outputs, len(batch), started, [pending.enqueued for pending in batch])
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():  # the caller may have gone away
+                pending.future.set_result(result)
+
+    def _scattered(
+        self, outputs: Sequence[np.ndarray], size: int, started: float, enqueued: Sequence[float]
+    ) -> list[BatchOutput]:
+        """A finished batch of ``size`` inputs, counted in the metrics: each input's rows and times."""
         inference_ms = (time.perf_counter() - started) * 1000.0
         self._metrics.inferences_total.inc()
-        self._metrics.batch_size.observe(len(batch))
-        for row, pending in enumerate(batch):
-            if not pending.future.done():  # the caller may have gone away
-                pending.future.set_result(
-                    BatchOutput(
-                        tuple(output[row] for output in outputs),
-                        queue_ms=(started - pending.enqueued) * 1000.0,
-                        inference_ms=inference_ms,
-                        batch_size=len(batch),
-                    )
-                )
+        self._metrics.batch_size.observe(size)
+        return [
+            BatchOutput(
+                tuple(output[row] for output in outputs),
+                queue_ms=(started - arrived) * 1000.0,
+                inference_ms=inference_ms,
+                batch_size=size,
+            )
+            for row, arrived in enumerate(enqueued)
+        ]
+
+    def _backend_bug(self, exc: Exception) -> ServiceError:
+        return unavailable(f"{self._name} failed: {type(exc).__name__}: {exc}")
 
     @staticmethod
     def _fail(batch: list[_Pending], error: ServiceError) -> None:

@@ -128,6 +128,7 @@ class MeshStage:
             max_batch_size=self.settings.mesh_max_batch_size,
             max_queue=self.settings.mesh_max_queue,
             max_in_flight=self.backend.batches_in_flight,
+            infer_here=self.backend.infer_here,
         )
         self._mesh_batcher.start()
         try:

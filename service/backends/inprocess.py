@@ -105,9 +105,13 @@ class InProcessBackend:
 
     async def infer(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         """Stacked inputs (the detector's ``(B, 3, H, W)`` uint8 canvases, the mesh's ``(N, 192, 192, 3)`` uint8
-        crops) to the model's outputs, each ``(B, ...)``."""
+        crops) to the model's outputs, each ``(B, ...)``, in the backend's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.infer_here, batch)
+
+    def infer_here(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """:meth:`infer` on the calling thread."""
         try:
-            return tuple(await asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch))
+            return tuple(self._run(batch))
         except RuntimeError as exc:  # ONNX Runtime's and OpenVINO's inference failures are RuntimeErrors
             raise unavailable(f"{RUNTIME_NAMES.get(self.name, self.name)} failed on {self.model_name}: {exc}") from exc
 

@@ -26,6 +26,7 @@ class TritonBackend:
     BATCHES_IN_FLIGHT = 2
     # Triton's model configuration decides it, not this process.
     precision: str | None = None
+    infer_here = None  # a remote server: every inference is a request
 
     def __init__(self, settings: Settings) -> None:
         self._client = TritonClient(settings, settings.triton_model, setup=self._setup)

@@ -17,6 +17,7 @@ class TritonMeshBackend:
 
     name = "triton"
     precision: str | None = None
+    infer_here = None  # a remote server: every inference is a request
 
     def __init__(self, settings: Settings) -> None:
         self._client = TritonClient(settings, settings.triton_mesh_model, setup=self._setup)

@@ -20,6 +20,7 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.core import only_client
 from service.errors import ServiceError
 
 
@@ -88,6 +89,8 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[Http
             self._head_arrived()
             self._head_bytes = 0
             self._in_body = True
+            # The request's task, started below, copies this context.
+            only_client.set(len(self.connections) == 1)
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:

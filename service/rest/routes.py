@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -12,8 +12,6 @@ from service.rest.dependencies import (
     CheckedAnonymizeOptions,
     CheckedOptions,
     CoreDep,
-    refuse_anonymize_before_the_body,
-    refuse_before_the_body,
 )
 from service.rest.inputs import read_image, read_images
 from service.rest.responses import error_responses
@@ -51,7 +49,7 @@ def _request_body(
 
 
 # Routers under /v1 are included with the API-key check when a key is configured (see service.rest.app).
-detect_router = APIRouter(prefix="/v1", tags=["detection"], dependencies=[Depends(refuse_before_the_body)])
+detect_router = APIRouter(prefix="/v1", tags=["detection"])
 
 
 @detect_router.post(
@@ -93,9 +91,7 @@ async def detect_batch(request: Request, core: CoreDep, options: CheckedOptions)
     return batch_response(await core.detect_batch(items, options))
 
 
-anonymize_router = APIRouter(
-    prefix="/v1", tags=["anonymisation"], dependencies=[Depends(refuse_anonymize_before_the_body)]
-)
+anonymize_router = APIRouter(prefix="/v1", tags=["anonymisation"])
 
 
 @anonymize_router.post(

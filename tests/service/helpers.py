@@ -143,6 +143,8 @@ class GatedBackend:
     every batch inferred, warm-up included. Everything else is the inner backend's.
     """
 
+    infer_here = None  # every inference goes through infer, where the gate is
+
     def __init__(self, inner, gated: bool = False) -> None:
         self._inner = inner
         self.gated = gated

@@ -88,6 +88,7 @@ class CountingBackend:
     records batch sizes."""
 
     name, model_name, has_dense, fixed_canvas, precision, batches_in_flight = "fake", "fake", False, None, None, 1
+    infer_here = None  # every inference waits at the gate
 
     def __init__(self, no_faces: bool = False) -> None:
         self.batches: list[int] = []
@@ -218,14 +219,72 @@ def test_core_refuses_work_beyond_queue_plus_batch_before_decoding() -> None:
 
 
 def test_a_lone_request_is_dispatched_without_waiting(start_service) -> None:
-    """A request on an idle backend goes at once: its queue time is the event loop's hop, far under the 5 ms the
-    old fixed batching delay cost every request at low load."""
+    """A request on an idle in-process backend goes at once (the old fixed batching delay cost every request 5 ms
+    at low load). From the only connected client it is inferred on the event loop: no queue at all, still counted
+    as a batch of one. With a second client connected (idle) it goes through the batcher, a thread hop away."""
     service = start_service()
-    with client(service.http_url) as http:
-        queue_ms = [
+
+    def queue_ms(http) -> list[float]:
+        return [
             http.post("/v1/detect", content=vga_jpeg(), headers=JPEG).json()["timings_ms"]["queue"] for _ in range(5)
         ]
-    assert min(queue_ms) < 1.0 and float(np.median(queue_ms)) < 5.0, queue_ms
+
+    with client(service.http_url) as http:
+        before = http.get("/metrics").text
+        alone = queue_ms(http)
+        after = http.get("/metrics").text
+        with client(service.http_url) as other:
+            assert other.get("/healthz").status_code == 200  # a second keep-alive connection, open while idle
+            accompanied = queue_ms(http)
+    assert alone == [0.0] * 5
+    assert metric(after, "facelocal_inferences_total") - metric(before, "facelocal_inferences_total") == 5
+    assert metric(after, "facelocal_batch_size_sum") - metric(before, "facelocal_batch_size_sum") == 5
+    assert all(ms > 0.0 for ms in accompanied) and float(np.median(accompanied)) < 5.0, accompanied
+
+
+def test_run_here_infers_at_once_only_on_an_idle_batcher() -> None:
+    """The core's lone request on an idle in-process backend: inferred on the calling thread as one batch and
+    counted as one. Stopped, a batch running, two shapes, more than a batch or no blocking infer function (a
+    remote backend): None, and the caller submits instead."""
+
+    async def scenario() -> None:
+        backend = CountingBackend()
+        here_batches: list[tuple[int, ...]] = []
+
+        def infer_here(batch: np.ndarray):
+            here_batches.append(batch.shape)
+            if batch.max() < 0:
+                raise RuntimeError("the runtime failed")
+            return (batch.mean(axis=(1, 2, 3)),)
+
+        metrics = ServiceMetrics().detector
+        batcher = MicroBatcher(backend.infer, metrics, max_batch_size=2, max_queue=8, infer_here=infer_here)
+        canvas = np.zeros((3, 8, 8), np.float32)
+        assert batcher.run_here([canvas]) is None
+        batcher.start()
+        outputs = batcher.run_here([np.full((3, 8, 8), 2, np.float32), np.full((3, 8, 8), 3, np.float32)])
+        assert outputs is not None and [float(out.rows[0]) for out in outputs] == [2.0, 3.0]
+        assert all(out.queue_ms == 0.0 and out.batch_size == 2 for out in outputs)
+        assert metrics.inferences_total._value.get() == 1
+        assert batcher.run_here([canvas, np.zeros((3, 8, 16), np.float32)]) is None
+        assert batcher.run_here([canvas] * 3) is None
+        with pytest.raises(ServiceError) as failed:
+            batcher.run_here([np.full((3, 8, 8), -1, np.float32)])
+        assert (failed.value.http_status, failed.value.code) == (503, "backend_unavailable")
+        running = asyncio.create_task(batcher.submit(canvas))
+        while not backend.waiting:
+            await asyncio.sleep(0.001)
+        assert batcher.run_here([canvas]) is None
+        backend.gate.set()
+        await running
+        await batcher.stop()
+        assert here_batches == [(2, 3, 8, 8), (1, 3, 8, 8)]
+        remote = MicroBatcher(backend.infer, metrics, max_batch_size=2, max_queue=8)
+        remote.start()
+        assert remote.run_here([canvas]) is None
+        await remote.stop()
+
+    asyncio.run(scenario())
 
 
 def test_batches_go_as_soon_as_the_backend_has_room_and_arrivals_meanwhile_form_the_next() -> None:
