@@ -1,6 +1,6 @@
 """Make docs/anonymize.jpg, the README's anonymisation picture: a shared photo, its faces found with the
-high-recall preset (threshold 0.1, tta auto) and FaceMesh, blurred, with the regions outlined (green: mesh face
-oval, orange: ellipse from the box).
+high-recall preset (``ANONYMIZE_SCORE_THRESHOLD``, tta auto) and FaceMesh, blurred, with the regions outlined
+(green: the box's ellipse joined with the mesh's face oval, orange: the ellipse alone).
 
     .venv/bin/python scripts/anonymize_picture.py [--image ../shared/data/images/selfie_group.jpg]
 """

@@ -7,7 +7,9 @@ each output array.
 The rule is continuous batching's (and Triton's dynamic batcher's): when the backend has room for another batch,
 the oldest waiting input goes at once with whatever else of its shape is waiting; while the backend is busy,
 arrivals wait and gather into the next batch. Batches grow with load by themselves and a lone request never
-waits for company.
+waits for company. With a backend in this process, the core may go further for a request that is alone on an
+idle server (:meth:`MicroBatcher.run_here`): inferred on the event loop itself, without the hand-offs to the
+backend's thread and back.
 """
 
 from __future__ import annotations

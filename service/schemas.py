@@ -317,8 +317,9 @@ class FaceRegion(BaseModel):
 
     kind: Literal["mesh", "ellipse"] = Field(
         ...,
-        description=f"mesh: FaceMesh's face oval grown {OVAL_GROWTH:g}x (a face with a confident mesh); ellipse: "
-        f"through the box's corners grown {ELLIPSE_GROWTH:g}x",
+        description=f"ellipse: about the box, its semi-axes the box's half sides times {ELLIPSE_GROWTH:g}; mesh (a "
+        f"face with a confident mesh): the convex hull of that ellipse and FaceMesh's face oval grown "
+        f"{OVAL_GROWTH:g}x",
     )
     box: list[float] = Field(..., min_length=4, max_length=4, description="the face's [x1, y1, x2, y2]")
     score: float = Field(..., ge=0.0, le=1.0, description="face probability")

@@ -3,7 +3,8 @@ FaceMesh (:class:`facelocal.facemesh.OnnxFaceMesh`), each behind the same class.
 
 The runtime releases the GIL and runs in a thread of its own, so the event loop keeps serving while a batch is
 computed. One thread and one batch at a time (``batches_in_flight = 1``): the runtime already spreads a batch
-over every core (``intra_op_threads``; the mesh over its workers).
+over every core (``intra_op_threads``; the mesh over its workers). ``infer_here`` runs it on the caller's thread
+instead, for the core's lone request on an idle server, where the event loop has nothing else to do.
 """
 
 from __future__ import annotations

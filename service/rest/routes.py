@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA
 from service.errors import unavailable
 from service.images import MEDIA_TYPES
 from service.rest.dependencies import (
@@ -115,8 +116,9 @@ anonymize_router = APIRouter(prefix="/v1", tags=["anonymisation"])
         "image",
         {"type": "string", "format": "binary", "description": "the image file"},
         "The image as /v1/detect takes it: multipart field 'image', a raw body, or JSON {'image': '<base64>', "
-        "...options}. Faces are found at a high-recall preset (score_threshold 0.1, tta auto) and, with the mesh "
-        "model, covered on the face oval of a confident mesh, else on an ellipse grown from the box.",
+        f"...options}}. Faces are found at a high-recall preset (score_threshold {ANONYMIZE_SCORE_THRESHOLD:g}, tta "
+        f"{ANONYMIZE_TTA}) and covered on an ellipse grown from the box, joined, with the mesh model, with the "
+        "face oval of a confident mesh.",
         raw_types=tuple(MEDIA_TYPES),
     ),
 )

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from facelocal.anonymize import ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA
 from facelocal.evaluation.coverage import CoverageTally, box_coverage
 from facelocal.evaluation.widerface import GroundTruthImage
 from tests.paths import shared_file
@@ -48,7 +49,7 @@ def test_eval_anonymize_covers_the_faces_it_finds(tmp_path, wider_args):
     out = tmp_path / "anonymize.json"
     assert main(["eval", "anonymize", *wider_args, "--limit", "6", "--sample", "stride", "--json", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert record["tta"] == "auto" and record["postprocess"]["score_threshold"] == 0.1
+    assert record["tta"] == ANONYMIZE_TTA and record["postprocess"]["score_threshold"] == ANONYMIZE_SCORE_THRESHOLD
     assert record["faces"]["hard"] >= 10 and record["regions"]["mesh"] >= 1
     assert min(record["covered_share"].values()) >= 0.75
     assert 0.0 < record["non_face_pixels_changed"] < 0.2

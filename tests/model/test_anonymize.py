@@ -44,7 +44,7 @@ def test_every_face_is_covered_and_nothing_else_changes(mesh_detector, photos, m
         assert detail(result.image) < detail(rgb) / 4
     else:  # blocks of one colour: 8 across a face
         assert colours(result.image) < colours(rgb) / 10
-    assert result.mask.mean() < 0.25  # a group photo: the faces are a small part of it
+    assert result.mask.mean() < 0.35  # a group selfie: the faces and their hair, not the whole photo
 
 
 def test_meshed_faces_are_covered_on_their_face_oval(mesh_detector, photos):

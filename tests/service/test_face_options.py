@@ -218,10 +218,11 @@ def test_anonymize_applies_exif_orientation_and_agrees_over_grpc(http, stub):
 
 def test_anonymize_searches_the_photo_at_the_presets_max_size(http, face_service):
     # The preset's detection, asked of /v1/detect, finds exactly the faces /v1/anonymize covers.
-    from facelocal.anonymize import ANONYMIZE_MAX_SIZE
+    from facelocal.anonymize import ANONYMIZE_MAX_SIZE, ANONYMIZE_SCORE_THRESHOLD, ANONYMIZE_TTA
 
     limit = min(ANONYMIZE_MAX_SIZE, face_service.settings.max_size_limit)
-    found = detect(http, "selfie_group.jpg", {"score_threshold": "0.1", "tta": "auto", "max_size": str(limit)})
+    preset = {"score_threshold": str(ANONYMIZE_SCORE_THRESHOLD), "tta": ANONYMIZE_TTA, "max_size": str(limit)}
+    found = detect(http, "selfie_group.jpg", preset)
     regions = http.post("/v1/anonymize", content=photo_bytes(), headers=JPEG, params={"return_regions": "true"}).json()
     assert len(regions["regions"]) == len(found["faces"]) > 0
     np.testing.assert_allclose([r["box"] for r in regions["regions"]], boxes(found), atol=0.05)
