@@ -120,13 +120,19 @@ class MicroBatcher:
         self._wake.set()
         return await pending.future
 
+    @property
+    def runs_here(self) -> bool:
+        """Whether :meth:`run_here` can run at all: the backend is in this process (it has a blocking infer
+        function)."""
+        return self._infer_here is not None
+
     def run_here(self, tensors: Sequence[np.ndarray]) -> list[BatchOutput] | None:
         """``tensors`` (one shape, at most a batch) inferred as one batch at once on the calling thread, which the
         inference blocks: for the core's lone request on an idle server, on the event loop, which would only have
         waited for it. None where that cannot be (no blocking infer function, inputs queued or a batch running,
         stopped, several shapes or more than a batch): :meth:`submit` them instead."""
         if (
-            self._infer_here is None
+            self._infer_here is None  # not runs_here, spelled so that the type checker knows
             or self._queue
             or self._running
             or not self._accepting

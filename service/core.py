@@ -348,10 +348,11 @@ class DetectionCore:
         """Each input of ``inference`` through its model's batcher; submitted together, they usually share one
         batch."""
         batcher = self.batcher if inference.model == "detector" else self.mesh.batcher
-        if self._admitted == 1 and only_client.get():
+        if self._admitted == 1 and only_client.get() and batcher.runs_here:
             # A lone image (as for its decode in _run) of the only client, on an idle in-process backend, infers on
             # the event loop: two thread hand-offs fewer. The loop first runs what is ready, so that a request
-            # already read reaches admission and this image is submitted to batch with it instead.
+            # already read reaches admission and this image is submitted to batch with it instead. (A remote
+            # backend is left out before that yield: it would only delay the request.)
             await asyncio.sleep(0)
             if self._admitted == 1 and (outputs := batcher.run_here(inference.inputs)) is not None:
                 return outputs

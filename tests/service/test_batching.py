@@ -279,9 +279,10 @@ def test_run_here_infers_at_once_only_on_an_idle_batcher() -> None:
         await running
         await batcher.stop()
         assert here_batches == [(2, 3, 8, 8), (1, 3, 8, 8)]
+        assert batcher.runs_here
         remote = MicroBatcher(backend.infer, metrics, max_batch_size=2, max_queue=8)
         remote.start()
-        assert remote.run_here([canvas]) is None
+        assert not remote.runs_here and remote.run_here([canvas]) is None
         await remote.stop()
 
     asyncio.run(scenario())
