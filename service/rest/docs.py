@@ -8,6 +8,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from swagger_ui_bundle import swagger_ui_path
 
 from service.core import DetectionCore
@@ -39,6 +40,19 @@ def install_docs(app: FastAPI, core: DetectionCore) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict]:
+    """OpenAPI query parameters for the fields of ``model`` (a flat model of scalars), as FastAPI writes those of
+    ``Annotated[model, Query()]``: for routes that parse the query themselves
+    (:func:`service.rest.dependencies.query_options`)."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": field}
+        | ({"description": field["description"]} if "description" in field else {})
+        for name, field in schema["properties"].items()
+    ]
 
 
 def server_limits(core: DetectionCore) -> dict[str, dict]:

@@ -14,15 +14,18 @@ from service.rest.dependencies import (
     CheckedOptions,
     CoreDep,
 )
+from service.rest.docs import query_parameters
 from service.rest.inputs import read_image, read_images
 from service.rest.responses import error_responses
 from service.rest.shaping import anonymized_response, batch_response, result_response
 from service.schemas import (
     AnonymizeJSONRequest,
+    AnonymizeOptions,
     AnonymizeResult,
     BatchJSONRequest,
     BatchResponse,
     DetectJSONRequest,
+    DetectOptions,
     HealthStatus,
     ImageResult,
     ModelList,
@@ -31,10 +34,16 @@ from service.schemas import (
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
-def _request_body(
-    json_model, multipart_field: str, multipart_schema: dict, description: str, raw_types: tuple[str, ...] = ()
+def _request(
+    options_model,
+    json_model,
+    multipart_field: str,
+    multipart_schema: dict,
+    description: str,
+    raw_types: tuple[str, ...] = (),
 ) -> dict:
-    """The OpenAPI requestBody for routes that read the body themselves (several content types)."""
+    """The OpenAPI query parameters and requestBody of routes that read both themselves: the options of
+    ``options_model`` from the query, and the body in several content types."""
     content = {
         "multipart/form-data": {
             "schema": {
@@ -46,7 +55,10 @@ def _request_body(
         "application/json": {"schema": json_model.model_json_schema()},
         **{raw: _BINARY for raw in raw_types},
     }
-    return {"requestBody": {"required": True, "description": description, "content": content}}
+    return {
+        "parameters": query_parameters(options_model),
+        "requestBody": {"required": True, "description": description, "content": content},
+    }
 
 
 # Routers under /v1 are included with the API-key check when a key is configured (see service.rest.app).
@@ -59,7 +71,8 @@ detect_router = APIRouter(prefix="/v1", tags=["detection"])
     response_model_exclude_none=True,
     summary="Detect faces in one image",
     responses=error_responses(400, 401, 408, 413, 415, 422, 503),
-    openapi_extra=_request_body(
+    openapi_extra=_request(
+        DetectOptions,
         DetectJSONRequest,
         "image",
         {"type": "string", "format": "binary", "description": "the image file"},
@@ -79,7 +92,8 @@ async def detect(request: Request, core: CoreDep, options: CheckedOptions) -> JS
     response_model_exclude_none=True,
     summary="Detect faces in several images",
     responses=error_responses(400, 401, 408, 413, 415, 422, 503),
-    openapi_extra=_request_body(
+    openapi_extra=_request(
+        DetectOptions,
         BatchJSONRequest,
         "images",
         {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1, "description": "image files"},
@@ -111,7 +125,8 @@ anonymize_router = APIRouter(prefix="/v1", tags=["anonymisation"])
         },
         **error_responses(400, 401, 408, 413, 415, 422, 503),
     },
-    openapi_extra=_request_body(
+    openapi_extra=_request(
+        AnonymizeOptions,
         AnonymizeJSONRequest,
         "image",
         {"type": "string", "format": "binary", "description": "the image file"},

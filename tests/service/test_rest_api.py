@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 
 import numpy as np
 import pytest
+from fastapi import FastAPI, Query
 
+from service.rest.docs import query_parameters
+from service.schemas import AnonymizeOptions, DetectOptions
 from tests.service.helpers import assert_same_faces, boxes, photo_bytes
 
 SELFIE_FACES = 26  # faces above 0.5 in selfie_group.jpg with the release weights on the 640 canvas
@@ -145,6 +149,32 @@ def test_invalid_options_are_422_json(http, params) -> None:
     response = http.post("/v1/detect", content=photo_bytes(), headers={"content-type": "image/jpeg"}, params=params)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_error"
+    (name,) = params
+    assert response.json()["error"]["message"].startswith(f"{name}: "), "the message names the parameter"
+
+
+def test_a_repeated_query_parameter_counts_with_its_last_value(http) -> None:
+    response = http.post(
+        "/v1/detect?max_faces=1&max_faces=3", content=photo_bytes(), headers={"content-type": "image/jpeg"}
+    )
+    assert response.status_code == 200 and len(response.json()["faces"]) == 3
+
+
+@pytest.mark.parametrize("model", [DetectOptions, AnonymizeOptions])
+def test_query_parameters_are_documented_as_fastapi_documents_a_query_model(model) -> None:
+    """The routes parse their options with one pydantic call instead of FastAPI's ``Query()`` model (faster); the
+    OpenAPI document must still say what FastAPI would say for that model."""
+
+    async def declared(options) -> None: ...
+
+    async def parsed_by_hand() -> None: ...
+
+    declared.__annotations__["options"] = Annotated[model, Query()]
+    app = FastAPI()
+    app.post("/declared")(declared)
+    app.post("/by-hand", openapi_extra={"parameters": query_parameters(model)})(parsed_by_hand)
+    paths = app.openapi()["paths"]
+    assert paths["/by-hand"]["post"]["parameters"] == paths["/declared"]["post"]["parameters"]
 
 
 def test_health_models_and_unknown_routes(http) -> None:
