@@ -24,9 +24,12 @@ inference thread (``--threads 1``):
 * ``library``: :class:`facelocal.detector.Detector` in this process on the same model and bytes (decode, canvas,
   forward, faces);
 * ``yunet``: OpenCV's YuNet (:mod:`facelocal.peers`) on the full-size image, decode included;
-* ``service``: ``POST /v1/detect`` over HTTP (keep-alive) to ``facelocal serve`` at its defaults;
-* ``before`` (with ``--before DIR``): the same to a server run from the checkout ``DIR`` (``git archive REV``),
-  at that version's defaults (``max_delay_ms`` 5).
+* ``service``: ``POST /v1/detect`` over HTTP (keep-alive) to ``facelocal serve`` at its defaults, posted by a lean
+  client (:class:`LeanClient`: a socket and the C parser uvicorn reads requests with) that parses the JSON;
+* ``http.client``: the same requests by the standard library's client, whose Python header parsing adds about
+  0.2 ms a request (the client's cost, not the service's; shown so that the two can be told apart);
+* ``before`` (with ``--before DIR``): the same as ``service`` to a server run from the checkout ``DIR``
+  (``git archive REV``), at that version's defaults.
 
     python scripts/bench_service.py --latency --threads 1 [--rounds 5] [--requests 20]
 """
@@ -35,12 +38,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
+import json
 import os
+import select
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httptools
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,14 +170,78 @@ async def bench(args: argparse.Namespace, settings: Settings, server: ServeProce
 
 # Latency mode: (name, width, height, max_size).
 SIZES = (("VGA", 640, 480, 640), ("HD", 1280, 720, 1920))
-LATENCY_MODES = ("library", "yunet", "service")
+LATENCY_MODES = ("library", "yunet", "service", "http.client")
+
+
+class LeanClient:
+    """A blocking keep-alive HTTP/1.1 client for one server: a request is one ``sendall``, the answer is read by
+    httptools' C parser. It costs the measurement little, as wrk or h2load would, where ``http.client`` parses
+    the answer's head in Python (``email.parser``)."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.address = (host, int(port))
+        self.socket = self._connect()
+
+    def _connect(self) -> socket.socket:
+        connection = socket.create_connection(self.address, timeout=30)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
+
+    def post(self, target: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """``POST target``: the status and the body of the answer."""
+        if select.select([self.socket], [], [], 0)[0]:
+            # An idle connection has nothing to read unless the server ended it (its 408 for a head that did not
+            # come in time, then the close): open a new one, as http.client does.
+            self.socket.close()
+            self.socket = self._connect()
+        host, port = self.address
+        head = f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+        self.socket.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        answer = _Answer()
+        parser = httptools.HttpResponseParser(answer)
+        while not answer.complete:
+            data = self.socket.recv(1 << 16)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            parser.feed_data(data)
+        return parser.get_status_code(), b"".join(answer.body)
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+class _Answer:
+    """httptools' callbacks for one response: its body, and whether it is complete."""
+
+    def __init__(self) -> None:
+        self.body: list[bytes] = []
+        self.complete = False
+
+    def on_body(self, data: bytes) -> None:
+        self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class StandardClient:
+    """:class:`LeanClient`'s interface over the standard library's ``http.client``."""
+
+    def __init__(self, url: str) -> None:
+        self.connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+
+    def post(self, target: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        self.connection.request("POST", target, body, {"content-type": content_type})
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 def latency(args: argparse.Namespace, model: Path) -> None:
     """Milliseconds per image at concurrency 1: the library, YuNet and the service over HTTP, interleaved."""
-    import http.client
-    import json
-
     threads = args.threads or 1
     jpegs = {name: make_jpeg(PHOTO, width, height) for name, width, height, _ in SIZES}
     libraries = {
@@ -181,23 +253,23 @@ def latency(args: argparse.Namespace, model: Path) -> None:
     yunet = yunet_pipeline(PHOTO.parents[1] / YUNET_MODEL, threads)  # beside the photo, in the shared data
     flags = ["--backend", args.backend, "--precision", args.precision, "--intra-op-threads", str(threads)]
     flags += ["--mesh-model-path", "none"]
-    servers = {"service": start_server(model, args.max_batch_size, extra=flags)}
+    # A server per client: a lone request runs on the event loop only when its connection is the only one open.
+    servers = {mode: start_server(model, args.max_batch_size, extra=flags) for mode in ("service", "http.client")}
     if args.before is not None:
         # The other checkout at its own defaults (its max_delay_ms of 5 included).
         servers["before"] = start_server(model, args.max_batch_size, extra=flags, root=args.before)
-    connections = {
-        mode: http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=30)
-        for mode, server in servers.items()
+    clients: dict[str, LeanClient | StandardClient] = {
+        "service": LeanClient(servers["service"].url),
+        "http.client": StandardClient(servers["http.client"].url),
     }
+    if args.before is not None:
+        clients["before"] = LeanClient(servers["before"].url)
     modes = (*LATENCY_MODES, *(("before",) if args.before is not None else ()))
 
     def post(mode: str, jpeg: bytes, size: int) -> dict:
-        connection = connections[mode]
-        connection.request("POST", f"/v1/detect?max_size={size}", jpeg, {"content-type": "image/jpeg"})
-        response = connection.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{mode} answered {response.status}: {body[:200]!r}")
+        status, body = clients[mode].post(f"/v1/detect?max_size={size}", jpeg, "image/jpeg")
+        if status != 200:
+            raise RuntimeError(f"{mode} answered {status}: {body[:200]!r}")
         return json.loads(body)
 
     def run(mode: str, name: str, size: int) -> int:
@@ -225,8 +297,8 @@ def latency(args: argparse.Namespace, model: Path) -> None:
                         times[(name, mode)].append((time.perf_counter() - started) * 1000.0)
                 queues[name].append(post("service", jpegs[name], size)["timings_ms"]["queue"])
     finally:
-        for connection in connections.values():
-            connection.close()
+        for client in clients.values():
+            client.close()
         for server in servers.values():
             server.stop()
 
@@ -234,7 +306,7 @@ def latency(args: argparse.Namespace, model: Path) -> None:
         f"\nconcurrency 1, JPEG bytes to faces; backend {args.backend} (precision {args.precision}), {threads} "
         f"inference thread(s); {args.rounds} interleaved rounds of {args.requests} requests per mode and size"
     )
-    print(f"{'size':5} {'mode':8} {'median ms':>9} {'p90 ms':>7} {'faces':>5}  {'/ library':>9} {'/ yunet':>7}")
+    print(f"{'size':5} {'mode':11} {'median ms':>9} {'p90 ms':>7} {'faces':>5}  {'/ library':>9} {'/ yunet':>7}")
     for name, *_ in SIZES:
         library = float(np.median(times[(name, "library")]))
         peer = float(np.median(times[(name, "yunet")]))
@@ -242,7 +314,7 @@ def latency(args: argparse.Namespace, model: Path) -> None:
             values = times[(name, mode)]
             median = float(np.median(values))
             print(
-                f"{name:5} {mode:8} {median:>9.2f} {np.percentile(values, 90):>7.2f} {faces[(name, mode)]:>5}  "
+                f"{name:5} {mode:11} {median:>9.2f} {np.percentile(values, 90):>7.2f} {faces[(name, mode)]:>5}  "
                 f"{median / library:>9.2f} {median / peer:>7.2f}"
             )
         print(f"{name:5} service timings_ms.queue, median of {len(queues[name])}: {np.median(queues[name]):.3f} ms")
