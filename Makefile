@@ -47,9 +47,10 @@ $(MODEL).args: FORCE
 $(MESH_MODEL): $(MESH_WEIGHTS) $(GRAPH_SOURCES) $(VENV)/.installed
 	$(BIN)/facelocal export onnx --mesh --mesh-weights $(MESH_WEIGHTS) --out $(MESH_MODEL)
 
-# With the mesh, return_pose finds MediaPipe's canonical face beside the FaceMesh weights.
+# With the mesh, return_pose finds MediaPipe's canonical face beside the FaceMesh weights. With the int8 file
+# (make model-int8), precision auto times it beside fp32 and bf16 at start-up.
 serve: $(MODEL) $(MESH_TARGET)
-	$(BIN)/facelocal serve --model-path $(MODEL) $(if $(MESH_TARGET),--mesh-model-path $(MESH_MODEL) --face-geometry-path $(dir $(MESH_WEIGHTS)))
+	$(BIN)/facelocal serve --model-path $(MODEL) $(if $(MESH_TARGET),--mesh-model-path $(MESH_MODEL) --face-geometry-path $(dir $(MESH_WEIGHTS))) $(if $(wildcard $(MODEL_INT8)),--int8-model-path $(MODEL_INT8))
 
 # Style and correctness checks the tests do not make: ruff's lint rules and its formatting (pyproject.toml).
 lint: $(VENV)/.installed

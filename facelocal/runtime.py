@@ -71,30 +71,35 @@ def openvino_native_bf16() -> bool:
     return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
 
 
-def precision_candidates(runtime: str, stored: str) -> tuple[str, ...]:
+def precision_candidates(runtime: str, stored: str, int8_file: bool = False) -> tuple[str, ...]:
     """What ``auto`` may run a file that stores ``stored`` at on ``runtime``: each holds the accuracy gate (within
     0.5 AP of fp32 on the WIDER val sample; README, "Speed"). An int8 file runs only as int8; an fp32 file as fp32
-    or, on OpenVINO, bf16."""
+    or, on OpenVINO, bf16, or int8 when its quantised export is given too (``int8_file``; the gate was measured on
+    OpenVINO, so there only)."""
     if stored == "int8":
         return ("int8",)
-    return ("fp32", "bf16") if runtime == "openvino" else ("fp32",)
+    if runtime != "openvino":
+        return ("fp32",)
+    return ("fp32", "bf16", "int8") if int8_file else ("fp32", "bf16")
 
 
 # (candidates) -> milliseconds a forward takes at each, measured by the caller (see :func:`load_exported`).
 PrecisionTimer = Callable[[Sequence[str]], dict[str, float]]
 
 
-def resolve_precision(runtime: str, requested: str | None, stored: str, timer: PrecisionTimer | None = None) -> str:
+def resolve_precision(
+    runtime: str, requested: str | None, stored: str, timer: PrecisionTimer | None = None, int8_file: bool = False
+) -> str:
     """The precision to run a file that stores ``stored`` (fp32 or int8) with, or ``ValueError`` if it cannot be
     honoured.
 
     ``None`` asks for what the file stores; ``auto`` for the fastest of :func:`precision_candidates`: by
     ``timer``'s measurement where there is a choice, or without one by the CPU's features (bf16 on OpenVINO where
-    the CPU computes it natively, else fp32). int8 needs a quantised file (``facelocal export int8``), and a
-    quantised file runs only as int8; bf16 needs OpenVINO.
+    the CPU computes it natively, else fp32). int8 needs a quantised file (``facelocal export int8``: the file
+    itself, or beside an fp32 one, ``int8_file``), and a quantised file runs only as int8; bf16 needs OpenVINO.
     """
     if requested == "auto":
-        candidates = precision_candidates(runtime, stored)
+        candidates = precision_candidates(runtime, stored, int8_file)
         if len(candidates) == 1:
             requested = candidates[0]
         elif timer is not None:
@@ -105,7 +110,7 @@ def resolve_precision(runtime: str, requested: str | None, stored: str, timer: P
     precision = requested or stored
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use auto or one of {', '.join(PRECISIONS)}")
-    if (precision == "int8") != (stored == "int8"):
+    if (precision == "int8") != (stored == "int8") and not (precision == "int8" and int8_file):
         raise ValueError(
             f"the model file stores {stored} weights and cannot run as {precision}: "
             + ("quantise it with 'facelocal export int8'" if precision == "int8" else "use an fp32 export")
@@ -308,27 +313,33 @@ def load_exported(
     threads: int = 0,
     precision: str | None = None,
     compile_in_background: bool = False,
+    int8_path: str | Path | None = None,
 ) -> ExportedModel:
     """An exported file on ``runtime`` at ``precision`` (None: as stored), checked by :func:`resolve_precision`.
 
-    ``auto`` with a choice (an fp32 file on OpenVINO: fp32 or bf16) compiles each candidate and times a forward
-    of each on the model's canvas (:data:`AUTO_TIMING_CANVAS` where any size runs), in turns, then keeps the
-    fastest: about a second at start-up, and the right answer on CPUs whose features do not tell (AVX512-BF16
-    without AMX, say). ``compile_in_background``: see :class:`OpenVinoForward` (set after the timing, which wants
-    the compiled models at once)."""
+    ``auto`` with a choice (an fp32 file on OpenVINO: fp32 or bf16, and int8 from ``int8_path``, the same weights'
+    ``facelocal export int8``) compiles each candidate and times a forward of each on the model's canvas
+    (:data:`AUTO_TIMING_CANVAS` where any size runs), in turns, then keeps the fastest: about a second at start-up,
+    and the right answer on CPUs whose features do not tell (AVX512-BF16 without AMX, or VNNI without bf16, say).
+    ``compile_in_background``: see :class:`OpenVinoForward` (set after the timing, which wants the compiled models
+    at once)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     metadata, (height, width) = _metadata_and_canvas(model_path)
     fixed = height if isinstance(height, int) and height == width else None
+    stored = metadata.get(PRECISION_KEY, "fp32")
+    if int8_path is not None:
+        _check_int8_file(int8_path, metadata, (height, width))
     forwards: dict[str, Forward] = {}
 
     def build(precision: str) -> Forward:
         if precision not in forwards:
+            path = int8_path if precision == "int8" and stored != "int8" and int8_path is not None else model_path
             # With the default output names OpenVINO returns the detector's three outputs.
             forwards[precision] = (
-                cast(Forward, OpenVinoForward(model_path, threads, precision))
+                cast(Forward, OpenVinoForward(path, threads, precision))
                 if runtime == "openvino"
-                else onnxruntime_forward(model_path, threads)
+                else onnxruntime_forward(path, threads)
             )
         return forwards[precision]
 
@@ -339,11 +350,25 @@ def load_exported(
         timings.update(time_forwards({name: build(name) for name in candidates}, (1, 3, *canvas)))
         return timings
 
-    precision = resolve_precision(runtime, precision, metadata.get(PRECISION_KEY, "fp32"), timer)
+    precision = resolve_precision(runtime, precision, stored, timer, int8_file=int8_path is not None)
     forward = build(precision)
     if isinstance(forward, OpenVinoForward):
         forward.compile_in_background = compile_in_background
     return ExportedModel(forward, runtime, precision, metadata, fixed, timings)
+
+
+def _check_int8_file(path: str | Path, metadata: dict[str, str], canvas: tuple[int | str | None, ...]) -> None:
+    """``ValueError`` unless ``path`` is the int8 export (``facelocal export int8``) of the model whose metadata and
+    input dimensions are given, as far as the files tell (the same metadata but the precision, the same canvas):
+    auto would otherwise time, and may serve, another network."""
+    int8_metadata, int8_canvas = _metadata_and_canvas(path)
+    if int8_metadata.get(PRECISION_KEY) != "int8":
+        raise ValueError(f"{path} is not a quantised file: make it with 'facelocal export int8'")
+    for key in sorted((set(metadata) | set(int8_metadata)) - {PRECISION_KEY}):
+        if int8_metadata.get(key) != metadata.get(key):
+            raise ValueError(f"{path} is not the int8 export of the served model ({key} differs)")
+    if int8_canvas != canvas:
+        raise ValueError(f"{path} takes a {int8_canvas} canvas, the served model {canvas}")
 
 
 def exported_forward(

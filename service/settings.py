@@ -27,11 +27,17 @@ class Settings(BaseSettings):
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
         description="arithmetic of the in-process backends (auto: an int8 file as int8; an fp32 file on openvino as "
-        "fp32 or bf16, whichever a forward timed at start-up finds faster; GET /v1/models shows the choice); int8 "
-        "needs a 'facelocal export int8' file",
+        "fp32, bf16 or, given int8_model_path, int8, whichever a forward timed at start-up finds fastest; GET "
+        "/v1/models shows the choice); int8 needs a 'facelocal export int8' file (model_path or int8_model_path)",
     )
     model_path: Path = Field(
         Path("artifacts/model.onnx"), description="ONNX model for the onnxruntime and openvino backends"
+    )
+    int8_model_path: Path | None = Field(
+        None,
+        description="the int8 export of model_path ('facelocal export int8', make model-int8) for openvino: "
+        "precision auto then times it beside fp32 and bf16, and int8 may be asked for; must exist when set; empty or "
+        "'none': none",
     )
     model_name: str | None = Field(None, description="reported model name; default: read from the ONNX metadata")
     triton_url: str = Field("127.0.0.1:8001", description="Triton server address (host:port)")
@@ -130,9 +136,9 @@ class Settings(BaseSettings):
         0, ge=0, description="threads the in-process mesh backend spreads a batch's crops over (0: every core)"
     )
 
-    @field_validator("mesh_model_path", mode="before")
+    @field_validator("mesh_model_path", "int8_model_path", mode="before")
     @classmethod
-    def _no_mesh(cls, value):
+    def _no_file(cls, value):
         return None if isinstance(value, (str, Path)) and str(value).strip().lower() in ("", "none") else value
 
     @field_validator("api_key")

@@ -58,6 +58,16 @@ def onnx_model_path(tmp_path_factory: pytest.TempPathFactory, weights_path: Path
 
 
 @pytest.fixture(scope="session")
+def quick_int8_model_path(tmp_path_factory: pytest.TempPathFactory, onnx_model_path: Path) -> Path:
+    """``onnx_model_path`` quantised as ``facelocal export int8`` does, but calibrated on the six shared photos
+    only, for speed (a few seconds; the shipped calibration is in the slow tests)."""
+    from facelocal.quantize import calibration_images, quantize_int8
+
+    images = calibration_images([shared_file("images", "selfie_group.jpg").parent])
+    return quantize_int8(onnx_model_path, tmp_path_factory.mktemp("int8") / "quick.onnx", images)
+
+
+@pytest.fixture(scope="session")
 def mesh_weights_path() -> Path:
     """MediaPipe's FaceMesh v1 model (face_landmark.tflite) from shared/data."""
     return shared_file("weights", "facemesh", "face_landmark.tflite")

@@ -20,6 +20,7 @@ from facelocal.runtime import (
     PRECISION_KEY,
     OpenVinoForward,
     exported_forward,
+    load_exported,
     model_metadata,
     openvino_native_bf16,
     precision_candidates,
@@ -103,6 +104,12 @@ def test_precision_rules() -> None:
     assert resolve_precision("openvino", "auto", "fp32", lambda names: {"fp32": 9.0, "bf16": 5.0}) == "bf16"
     assert resolve_precision("onnxruntime", "auto", "fp32", lambda names: pytest.fail("timed")) == "fp32"
     assert precision_candidates("openvino", "int8") == ("int8",)
+    # Beside an fp32 file, its int8 export joins the candidates on OpenVINO (where the AP gate was measured).
+    assert precision_candidates("openvino", "fp32", int8_file=True) == ("fp32", "bf16", "int8")
+    assert precision_candidates("onnxruntime", "fp32", int8_file=True) == ("fp32",)
+    timings = {"fp32": 9.0, "bf16": 7.0, "int8": 5.0}
+    assert resolve_precision("openvino", "auto", "fp32", lambda names: timings, int8_file=True) == "int8"
+    assert resolve_precision("openvino", "int8", "fp32", int8_file=True) == "int8"
     for runtime, requested, stored, message in [
         ("openvino", "int8", "fp32", "facelocal export int8"),
         ("openvino", "fp32", "int8", "fp32 export"),
@@ -185,11 +192,12 @@ def _quantized_convs(path) -> set[str]:
     return {n.name for n in graph.node if n.op_type == "Conv" and n.input[0] in dequantized}
 
 
-def test_int8_quantisation_keeps_the_chosen_layers_fp32_and_is_deterministic(onnx_model_path, tmp_path) -> None:
-    """On a small calibration set (the six photos) for speed: the shipped set is in the slow tests."""
+def test_int8_quantisation_keeps_the_chosen_layers_fp32_and_is_deterministic(
+    onnx_model_path, quick_int8_model_path, tmp_path
+) -> None:
+    first = quick_int8_model_path
     images = calibration_images([shared_file("images", "selfie_group.jpg").parent])
     assert [p.name for p in images] == sorted(PHOTOS)
-    first = quantize_int8(onnx_model_path, tmp_path / "a.onnx", images)
     second = quantize_int8(onnx_model_path, tmp_path / "b.onnx", images)
     assert first.read_bytes() == second.read_bytes()
     assert model_metadata(first)[PRECISION_KEY] == "int8"
@@ -202,6 +210,27 @@ def test_int8_quantisation_keeps_the_chosen_layers_fp32_and_is_deterministic(onn
     assert KEEP_FP32 == QuantizeConfig().keep_fp32
     int8 = exported_forward(first, "openvino")(np.zeros((1, 3, 64, 64), np.uint8))
     assert [a.shape for a in int8] == [(1, 168, 4), (1, 168), (1, 168, 10)]
+
+
+def test_auto_times_the_int8_export_beside_the_fp32_file(onnx_model_path, quick_int8_model_path, tmp_path) -> None:
+    auto = load_exported(onnx_model_path, "openvino", threads=1, precision="auto", int8_path=quick_int8_model_path)
+    assert set(auto.precision_ms) == {"fp32", "bf16", "int8"}
+    assert auto.precision == min(auto.precision_ms, key=auto.precision_ms.__getitem__)
+    assert auto.metadata == model_metadata(onnx_model_path), "the served model's own metadata"
+    # Asked for int8, it runs the quantised file.
+    batch = np.stack([to_canvas(load_image(shared_file("images", "selfie_group.jpg")))])
+    int8 = load_exported(onnx_model_path, "openvino", threads=1, precision="int8", int8_path=quick_int8_model_path)
+    assert int8.precision == "int8"
+    for got, want in zip(int8.forward(batch), exported_forward(quick_int8_model_path, "openvino", 1)(batch), strict=True):
+        np.testing.assert_array_equal(got, want)
+    # A file that is not int8, or the int8 export of another model, is refused before anything is timed.
+    with pytest.raises(ValueError, match="not a quantised file"):
+        load_exported(onnx_model_path, "openvino", precision="auto", int8_path=onnx_model_path)
+    other = onnx.load(str(quick_int8_model_path))
+    next(entry for entry in other.metadata_props if entry.key == "facelocal.config").value = "resnet50"
+    onnx.save(other, str(tmp_path / "other.onnx"))
+    with pytest.raises(ValueError, match=r"not the int8 export of the served model \(facelocal.config differs\)"):
+        load_exported(onnx_model_path, "openvino", precision="auto", int8_path=tmp_path / "other.onnx")
 
 
 @pytest.fixture(scope="session")

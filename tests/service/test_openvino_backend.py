@@ -49,6 +49,19 @@ def test_auto_runs_an_fp32_file_at_the_precision_it_timed_fastest(onnx_model_pat
     assert (backend.model_name, backend.has_dense, backend.fixed_canvas) == ("mobilenet0.25", False, None)
 
 
+def test_auto_also_times_the_int8_export_when_given(onnx_model_path, quick_int8_model_path, caplog) -> None:
+    settings = Settings(backend="openvino", model_path=onnx_model_path, int8_model_path=quick_int8_model_path)
+    with caplog.at_level("INFO", logger="service.backends.inprocess"):
+        backend = create_backend(settings)
+    assert set(backend.precision_ms) == {"fp32", "bf16", "int8"}
+    assert backend.precision == min(backend.precision_ms, key=backend.precision_ms.__getitem__)
+    assert ", int8 " in caplog.text
+    missing = Settings(backend="openvino", model_path=onnx_model_path, int8_model_path=onnx_model_path.parent / "no")
+    with pytest.raises(FileNotFoundError, match="facelocal export int8"):
+        create_backend(missing)
+    assert Settings(int8_model_path="none").int8_model_path is None
+
+
 def test_models_show_the_precision(start_service) -> None:
     running = start_service(backend="openvino", precision="fp32")
     with client(running.http_url) as http:
