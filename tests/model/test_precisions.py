@@ -221,7 +221,8 @@ def test_auto_times_the_int8_export_beside_the_fp32_file(onnx_model_path, quick_
     batch = np.stack([to_canvas(load_image(shared_file("images", "selfie_group.jpg")))])
     int8 = load_exported(onnx_model_path, "openvino", threads=1, precision="int8", int8_path=quick_int8_model_path)
     assert int8.precision == "int8"
-    for got, want in zip(int8.forward(batch), exported_forward(quick_int8_model_path, "openvino", 1)(batch), strict=True):
+    quantised = exported_forward(quick_int8_model_path, "openvino", threads=1)
+    for got, want in zip(int8.forward(batch), quantised(batch), strict=True):
         np.testing.assert_array_equal(got, want)
     # A file that is not int8, or the int8 export of another model, is refused before anything is timed.
     with pytest.raises(ValueError, match="not a quantised file"):
