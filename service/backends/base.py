@@ -55,7 +55,8 @@ class InferenceBackend(Protocol):
         ...
 
 
-def require_model_file(path: Path) -> None:
-    """``FileNotFoundError`` naming the export command when an in-process backend's model file is missing."""
+def require_model_file(path: Path, export: str = "facelocal export onnx") -> None:
+    """``FileNotFoundError`` naming the ``export`` command that makes it when an in-process backend's model file is
+    missing."""
     if not path.is_file():
-        raise FileNotFoundError(f"model file {path} not found; export it with 'facelocal export onnx --out {path}'")
+        raise FileNotFoundError(f"model file {path} not found; export it with '{export} --out {path}'")

@@ -68,11 +68,8 @@ class InProcessBackend:
         """The exported detector (``facelocal export onnx`` or ``int8``) at ``settings.precision``; a precision
         the file cannot run at stops the start with ``ValueError``."""
         require_model_file(settings.model_path)
-        if settings.int8_model_path is not None and not settings.int8_model_path.is_file():
-            raise FileNotFoundError(
-                f"int8 model file {settings.int8_model_path} not found; make it with 'facelocal export int8 --out "
-                f"{settings.int8_model_path}' (make model-int8)"
-            )
+        if settings.int8_model_path is not None:
+            require_model_file(settings.int8_model_path, export="facelocal export int8")
         # A compile for a new canvas shape must not hold up the request that asks for it (or those behind it).
         model = load_exported(
             settings.model_path,

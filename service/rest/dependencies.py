@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from service.auth import require_bearer
 from service.core import DetectionCore
 from service.errors import format_validation_errors, validation_error
+from service.rest.inputs import OptionsT
 from service.schemas import AnonymizeOptions, DetectOptions
 from service.settings import Settings
-
-OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 # Declares the bearer scheme in the OpenAPI document; auto_error=False: a missing header is our 401 JSON error.
 _bearer = HTTPBearer(auto_error=False, description="'Authorization: Bearer <key>' with the server's API key")
